@@ -1,0 +1,16 @@
+"""The typer apps, one per pipeline stage. Command modules attach to them on import."""
+
+from __future__ import annotations
+
+import typer
+
+_settings = dict(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+app = typer.Typer(help="pigeon: predict where on Earth a photo was taken (PIGEON / PIGEOTTO).", **_settings)
+data_app = typer.Typer(help="Manifests: ingest photos, import benchmarks, enrich, captions, demo data.", **_settings)
+cells_app = typer.Typer(help="Geocells: build, plot, export, stats.", **_settings)
+backbones_app = typer.Typer(help="Image backbones: list and inspect.", **_settings)
+
+app.add_typer(data_app, name="data")
+app.add_typer(cells_app, name="cells")
+app.add_typer(backbones_app, name="backbones")

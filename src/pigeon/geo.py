@@ -1,0 +1,142 @@
+"""Geodesy core: great-circle distances, spherical means, coordinate checks, GeoGuessr score.
+
+Convention, used everywhere in pigeon: coordinates are ``(lat, lon)`` in degrees on
+WGS84 (EPSG:4326); latitude in [-90, 90], longitude in [-180, 180]; distances are
+great-circle kilometres on a sphere of radius :data:`EARTH_RADIUS_KM`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pigeon.errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+#: Sphere radius in km. The PIGEON reference code uses the WGS84 *equatorial* radius
+#: (6378.137 km), not the mean radius (6371.0088 km); we keep it so that km figures are
+#: comparable with the paper's (they differ by 0.11 %).
+EARTH_RADIUS_KM = 6378.137
+
+#: GeoGuessr's score decay constant in km: ``score = round(5000 * exp(-d / 1492.7))``.
+GEOGUESSR_DECAY_KM = 1492.7
+
+#: The paper's radii: street, city, region, country, continent (km).
+RADII_KM = (1, 25, 200, 750, 2500)
+
+
+def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Great-circle distance in km between points, broadcasting like numpy.
+
+    Args:
+        lat1, lon1, lat2, lon2: degrees; any broadcastable shapes.
+
+    Returns:
+        float64 array of the broadcast shape, km.
+    """
+    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def pairwise_haversine_km(a, b) -> np.ndarray:
+    """Distances between every row of ``a`` (n, 2) and every row of ``b`` (m, 2), (lat, lon) degrees.
+
+    Returns:
+        (n, m) float64, km.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 2)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 2)
+    return haversine_km(a[:, None, 0], a[:, None, 1], b[None, :, 0], b[None, :, 1])
+
+
+def haversine_km_torch(lat1: torch.Tensor, lon1: torch.Tensor, lat2: torch.Tensor, lon2: torch.Tensor) -> torch.Tensor:
+    """Differentiable great-circle distance in km for torch tensors (degrees, broadcasting)."""
+    import torch
+
+    lat1, lon1, lat2, lon2 = (torch.deg2rad(t) for t in (lat1, lon1, lat2, lon2))
+    a = torch.sin((lat2 - lat1) / 2) ** 2 + torch.cos(lat1) * torch.cos(lat2) * torch.sin((lon2 - lon1) / 2) ** 2
+    # clamp below 1 so the gradient of asin(sqrt(a)) stays finite at antipodes and at a == 0
+    return 2 * EARTH_RADIUS_KM * torch.asin(torch.sqrt(a.clamp(1e-12, 1.0 - 1e-12)))
+
+
+def latlon_to_xyz(lat, lon) -> np.ndarray:
+    """Unit vectors (..., 3) for (lat, lon) in degrees."""
+    lat, lon = np.radians(np.asarray(lat, dtype=np.float64)), np.radians(np.asarray(lon, dtype=np.float64))
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)
+
+
+def xyz_to_latlon(xyz) -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) degrees of vectors (..., 3); the vectors need not be unit length."""
+    xyz = np.asarray(xyz, dtype=np.float64)
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    return np.degrees(np.arctan2(z, np.hypot(x, y))), np.degrees(np.arctan2(y, x))
+
+
+def spherical_mean(lat, lon, weights=None) -> tuple[float, float]:
+    """The (lat, lon) of the normalised mean unit vector: a centroid that is right across the dateline.
+
+    For a degenerate set (e.g. two antipodes) the result is arbitrary but finite.
+    """
+    xyz = latlon_to_xyz(lat, lon).reshape(-1, 3)
+    if len(xyz) == 0:
+        raise InputError("spherical_mean of an empty set of points; pass at least one point")
+    w = np.ones(len(xyz)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    mean = (xyz * w[:, None]).sum(axis=0)
+    if np.linalg.norm(mean) < 1e-12:
+        mean = xyz[0]
+    mlat, mlon = xyz_to_latlon(mean)
+    return float(mlat), float(mlon)
+
+
+def wrap_lon(lon) -> np.ndarray:
+    """Wrap longitudes into [-180, 180)."""
+    return (np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0
+
+
+def destination_point(lat, lon, bearing_deg, distance_km) -> tuple[np.ndarray, np.ndarray]:
+    """Point reached from (lat, lon) after ``distance_km`` along the initial ``bearing_deg`` (from north)."""
+    lat1, lon1 = np.radians(np.asarray(lat, dtype=np.float64)), np.radians(np.asarray(lon, dtype=np.float64))
+    brg = np.radians(np.asarray(bearing_deg, dtype=np.float64))
+    delta = np.asarray(distance_km, dtype=np.float64) / EARTH_RADIUS_KM
+    lat2 = np.arcsin(np.sin(lat1) * np.cos(delta) + np.cos(lat1) * np.sin(delta) * np.cos(brg))
+    lon2 = lon1 + np.arctan2(np.sin(brg) * np.sin(delta) * np.cos(lat1), np.cos(delta) - np.sin(lat1) * np.sin(lat2))
+    return np.degrees(lat2), wrap_lon(np.degrees(lon2))
+
+
+def initial_bearing(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Initial great-circle bearing in degrees [0, 360) from point 1 to point 2."""
+    p1, l1, p2, l2 = (np.radians(np.asarray(v, dtype=np.float64)) for v in (lat1, lon1, lat2, lon2))
+    y = np.sin(l2 - l1) * np.cos(p2)
+    x = np.cos(p1) * np.sin(p2) - np.sin(p1) * np.cos(p2) * np.cos(l2 - l1)
+    return np.degrees(np.arctan2(y, x)) % 360.0
+
+
+def geoguessr_score(distance_km) -> np.ndarray:
+    """GeoGuessr points for a guess ``distance_km`` away: ``round(5000 * exp(-d / 1492.7))``."""
+    d = np.asarray(distance_km, dtype=np.float64)
+    return np.round(5000.0 * np.exp(-d / GEOGUESSR_DECAY_KM)).astype(np.int64)
+
+
+def check_coords(lat, lon, where: str = "coordinates") -> tuple[np.ndarray, np.ndarray]:
+    """Validate latitudes and longitudes; return them as float64 1-d arrays.
+
+    Raises:
+        InputError: naming the first bad row, its value and the valid range.
+    """
+    lat = np.atleast_1d(np.asarray(lat, dtype=np.float64)).reshape(-1)
+    lon = np.atleast_1d(np.asarray(lon, dtype=np.float64)).reshape(-1)
+    if lat.shape != lon.shape:
+        raise InputError(f"{where}: {lat.size} latitudes but {lon.size} longitudes")
+    for name, values, bound in (("lat", lat, 90.0), ("lon", lon, 180.0)):
+        bad = ~np.isfinite(values) | (np.abs(values) > bound)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise InputError(
+                f"{where}: {name} must be a finite number in [-{bound:g}, {bound:g}]; "
+                f"row {rows[0]} has {values[rows[0]]!r}" + (f" ({rows.size} bad rows)" if rows.size > 1 else "")
+            )
+    return lat, lon

@@ -1,0 +1,58 @@
+"""Shared fixtures. Everything runs offline on CPU."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def invoke(*args: str) -> CliResult:
+    """Run ``pigeon ARGS`` in-process through the real entry point (with its error handling)."""
+    from pigeon.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = sys.argv
+    sys.argv = ["pigeon", *map(str, args)]
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = argv
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli():
+    """``cli("data", "ingest", ...)`` -> CliResult(exit_code, stdout, stderr)."""
+    return invoke
+
+
+def assert_clean_error(result: CliResult, *needles: str) -> None:
+    """A user error: non-zero exit, a one-line message, no traceback, mentioning ``needles``."""
+    assert result.exit_code != 0, result
+    text = result.stderr.strip()
+    assert "Traceback" not in text and "Traceback" not in result.stdout, text
+    assert text.startswith("error:"), text
+    assert len(text.splitlines()) == 1, text
+    for needle in needles:
+        assert needle.lower() in text.lower(), (needle, text)
