@@ -81,6 +81,11 @@ def _parse_image(value):
     return value
 
 
+def _plain(value):
+    """A numpy scalar as the Python value, so messages read ``95.0`` rather than ``np.float64(95.0)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def validate_manifest(df: pd.DataFrame, where: str = "manifest", require_coords: bool = True) -> pd.DataFrame:
     """Check columns and values; report every bad row in one :class:`InputError`.
 
@@ -113,7 +118,8 @@ def validate_manifest(df: pd.DataFrame, where: str = "manifest", require_coords:
             if not require_coords:
                 bad &= df[name].notna().to_numpy()
             for row in np.flatnonzero(bad)[:_MAX_LISTED]:
-                problems.append(f"row {row} {name}: {df[name].iat[row]!r} is not in [-{bound:g}, {bound:g}]")
+                value = _plain(df[name].iat[row])
+                problems.append(f"row {row} {name}: {value!r} is not in [-{bound:g}, {bound:g}]")
             df[name] = values
     if "split" in df.columns:
         bad = ~df["split"].isin(SPLITS) & df["split"].notna()
@@ -137,6 +143,8 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     require_coords = "lat" in df.columns and df["lat"].notna().all()
     df = validate_manifest(df, where=str(path), require_coords=require_coords)
     df.attrs = {}
+    if df["image"].map(lambda v: isinstance(v, list)).any():  # Parquet needs one type per column
+        df["image"] = df["image"].map(lambda v: v if isinstance(v, list) else [v])
     return write_table(df, path)
 
 

@@ -1,0 +1,150 @@
+"""Geolocation metrics: accuracy within the paper's radii, error statistics, GeoGuessr score, country accuracy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pigeon.errors import InputError
+from pigeon.geo import RADII_KM, geoguessr_score, haversine_km
+
+#: The keys of ``metrics.json``, in order.
+METRIC_KEYS = ("n", *(f"acc_{r}km" for r in RADII_KM), "median_km", "mean_km", "geoscore_mean", "country_acc")
+_MAX_LISTED = 5
+
+
+def _listed(items) -> str:
+    items = list(items)
+    text = ", ".join(map(str, items[:_MAX_LISTED]))
+    return text + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+
+
+def _clean(df: pd.DataFrame, what: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Columns ``id, lat, lon`` (any case) plus ``optional`` ones, with every bad coordinate in one error."""
+    columns = {str(c).lower(): c for c in df.columns}
+    missing = [c for c in ("id", "lat", "lon") if c not in columns]
+    if missing:
+        raise InputError(f"{what}: missing column(s) {', '.join(missing)}; it needs id, lat, lon "
+                         f"(has {', '.join(map(str, df.columns)) or 'none'})")
+    keep = [c for c in ("id", "lat", "lon", *optional) if c in columns]
+    out = pd.DataFrame({c: df[columns[c]].to_numpy() for c in keep})
+    if len(out) == 0:
+        raise InputError(f"{what}: no rows; it needs at least one")
+    out["id"] = out["id"].astype(str)
+    bad = []
+    for name, bound in (("lat", 90.0), ("lon", 180.0)):
+        raw = out[name].astype(object)  # Python scalars, so messages show 91, not np.int64(91)
+        out[name] = pd.to_numeric(raw, errors="coerce").astype(np.float64)
+        rows = np.flatnonzero(~np.isfinite(out[name]) | (out[name].abs() > bound))
+        bad += [f"row {r} (id {out['id'].iat[r]!r}) {name}={raw.iat[r]!r}" for r in rows]
+    if bad:
+        raise InputError(f"{what}: {len(bad)} coordinate(s) not finite or out of range "
+                         f"(lat in [-90, 90], lon in [-180, 180]): {_listed(bad)}")
+    return out
+
+
+def _top1(pred: pd.DataFrame) -> pd.DataFrame:
+    """Validated rank-1 predictions, one row per id."""
+    pred = _clean(pred, "predictions", optional=("rank", "prob"))
+    if "rank" in pred.columns:
+        rank = pd.to_numeric(pred["rank"], errors="coerce")
+        bad = np.flatnonzero(~(rank >= 1) | (rank % 1 != 0))
+        if bad.size:
+            rows = (f"row {r} rank={pred['rank'].astype(object).iat[r]!r}" for r in bad)
+            raise InputError(f"predictions: rank must be a whole number >= 1 (1 = top); bad rows: {_listed(rows)}")
+        dup = pred.duplicated(["id", "rank"], keep=False).to_numpy()
+        top = pred[rank.to_numpy() == 1]
+        no_top = pd.Index(pred["id"].unique()).difference(top["id"])
+        if len(no_top):
+            raise InputError(f"predictions: {len(no_top)} id(s) have no rank-1 row: {_listed(map(repr, no_top))}")
+    else:
+        dup = pred.duplicated("id", keep=False).to_numpy()
+        top = pred
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        raise InputError(f"predictions: duplicate id(s) {_listed(repr(i) for i in pred['id'].iloc[rows].unique())} "
+                         f"(rows {_listed(rows)}); give one row per id, or several with distinct rank")
+    return top[["id", "lat", "lon"]].reset_index(drop=True)
+
+
+def match_predictions(pred_df: pd.DataFrame, truth_df: pd.DataFrame) -> pd.DataFrame:
+    """Join top-1 predictions to the truth on ``id`` and measure each error.
+
+    Args:
+        pred_df: ``id, lat, lon`` (top-1), optionally several rows per id with ``rank`` (1 = top) and ``prob``.
+        truth_df: ``id, lat, lon`` for every evaluated image, e.g. a manifest.
+
+    Returns:
+        DataFrame in truth order: ``id, lat, lon`` (truth), ``pred_lat, pred_lon``, ``distance_km``.
+
+    Raises:
+        InputError: missing columns, bad coordinates, duplicate ids, or ids present on one side only
+            (every offending row is named).
+    """
+    pred = _top1(pred_df)
+    truth = _clean(truth_df, "truth")
+    dup = truth["id"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise InputError(f"truth: duplicate id(s) {_listed(repr(i) for i in truth['id'][dup].unique())} "
+                         f"(rows {_listed(np.flatnonzero(dup))}); ids must be unique")
+    extra = pd.Index(pred["id"]).difference(truth["id"])
+    if len(extra):
+        raise InputError(f"predictions: {len(extra)} id(s) not in the truth: {_listed(map(repr, extra))}; "
+                         "evaluate against the manifest the predictions were made for")
+    unpredicted = pd.Index(truth["id"]).difference(pred["id"])
+    if len(unpredicted):
+        raise InputError(f"predictions: {len(unpredicted)} truth id(s) have no prediction: "
+                         f"{_listed(map(repr, unpredicted))}; predict them, or select the evaluated split "
+                         "(pigeon evaluate --split test)")
+    joined = truth.merge(pred.rename(columns={"lat": "pred_lat", "lon": "pred_lon"}), on="id", how="left")
+    joined["distance_km"] = haversine_km(joined["lat"], joined["lon"], joined["pred_lat"], joined["pred_lon"])
+    return joined
+
+
+def country_accuracy(true_lat, true_lon, pred_lat, pred_lon) -> float | None:
+    """Share of guesses inside the true location's country (truths in no country are left out).
+
+    Uses :func:`pigeon.geography.country_of`, so both sides get the same coastal tolerance.
+
+    Args:
+        true_lat, true_lon, pred_lat, pred_lon: degrees, shape (n,).
+
+    Returns:
+        A fraction in [0, 1]; None when country lookup is unavailable or no truth lies in a country.
+    """
+    try:
+        from pigeon.geography import country_of
+    except ImportError:
+        return None
+    truth = country_of(true_lat, true_lon)
+    known = np.array([c is not None for c in truth], dtype=bool)
+    if not known.any():
+        return None
+    guess = country_of(np.asarray(pred_lat)[known], np.asarray(pred_lon)[known])
+    return float(np.mean(guess == truth[known]))
+
+
+def summarize(joined: pd.DataFrame) -> dict:
+    """The :data:`METRIC_KEYS` dict for a table from :func:`match_predictions`."""
+    d = joined["distance_km"].to_numpy(dtype=np.float64)
+    metrics: dict = {"n": int(d.size)}
+    metrics.update({f"acc_{r}km": float(np.mean(d < r)) for r in RADII_KM})
+    metrics.update(median_km=float(np.median(d)), mean_km=float(np.mean(d)),
+                   geoscore_mean=float(np.mean(geoguessr_score(d))))
+    metrics["country_acc"] = country_accuracy(joined["lat"], joined["lon"], joined["pred_lat"], joined["pred_lon"])
+    return metrics
+
+
+def compute_metrics(pred_df: pd.DataFrame, truth_df: pd.DataFrame) -> dict:
+    """Evaluate top-1 predictions against the truth.
+
+    Args:
+        pred_df: ``id, lat, lon`` (degrees), optionally ``rank`` (1 = top) and ``prob``.
+        truth_df: ``id, lat, lon`` (degrees) of every evaluated image.
+
+    Returns:
+        ``{"n", "acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km", "median_km", "mean_km",
+        "geoscore_mean", "country_acc"}``: accuracies are the fractions with distance strictly below the
+        radius; km are great-circle; ``country_acc`` is None without country lookup.
+    """
+    return summarize(match_predictions(pred_df, truth_df))
