@@ -1,1 +1,102 @@
-"""(commands being written)"""
+"""``pigeon cells build|plot|stats|export``: make and inspect geocells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pigeon.cli._app import cells_app
+from pigeon.errors import InputError
+
+
+def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4:
+        raise InputError(f"--bbox {text!r}: write LAT_MIN,LON_MIN,LAT_MAX,LON_MAX, e.g. --bbox 35,-10,60,30")
+    return values  # type: ignore[return-value]
+
+
+@cells_app.command("build")
+def build_command(
+    manifest: Path = typer.Argument(..., help="Manifest (.parquet or .csv) with lat/lon."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder (cells.parquet + meta.json)."),
+    method: str = typer.Option("semantic", help="semantic (admin areas + OPTICS/Voronoi) or naive (rectangles)."),
+    preset: str = typer.Option("streetview", help="Sizes and OPTICS rounds: streetview (30/60) or photo (1000/2000)."),
+    min_size: int = typer.Option(None, "--min-size", help="Fewest training points per cell (default: from --preset)."),
+    max_size: int = typer.Option(None, "--max-size", help="Most training points per cell (default: from --preset)."),
+    boundaries: Path = typer.Option(
+        None, help="GADM 4.1 GeoPackage, or GeoParquet/GeoJSON areas (default: offline GeoNames-derived admin-2)."),
+    split: str = typer.Option(None, help="Rows to use (default: train if the manifest has a split column, else all)."),
+    seed: int = typer.Option(0, help="Random seed (fusion order, samples of large cells)."),
+) -> None:
+    """Build geocells from the training points of a manifest."""
+    from pigeon.cells import GeoCells
+    from pigeon.data import read_manifest, select_split
+
+    df = read_manifest(manifest)
+    if split is None and "split" in df.columns:
+        split = "train"
+    df = select_split(df, split)
+    cells = GeoCells.build(df["lat"].to_numpy(), df["lon"].to_numpy(), method=method, min_size=min_size,
+                           max_size=max_size, preset=preset, boundaries=boundaries, seed=seed)
+    cells.save(out)
+    cfg = cells.meta["config"]
+    typer.echo(f"{len(cells)} {method} cells from {len(df)} points in {cfg['build_seconds']:.1f} s "
+               f"({len(cfg['undersized_cells'])} below {cfg['min_size']}, {len(cfg['oversized_cells'])} above "
+               f"{cfg['max_size']}) -> {out}")
+
+
+@cells_app.command("plot")
+def plot_command(
+    cells_dir: Path = typer.Argument(..., help="Geocells folder (from 'pigeon cells build')."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output PNG."),
+    bbox: str = typer.Option(None, help="Zoom: LAT_MIN,LON_MIN,LAT_MAX,LON_MAX degrees."),
+) -> None:
+    """Draw the cells on a world map, one colour per cell."""
+    from pigeon.cells import GeoCells, plot_cells
+
+    plot_cells(GeoCells.load(cells_dir), out, bbox=_parse_bbox(bbox))
+    typer.echo(f"wrote {out}")
+
+
+@cells_app.command("stats")
+def stats_command(
+    cells_dir: Path = typer.Argument(..., help="Geocells folder (from 'pigeon cells build')."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Cell count, size distribution (training points) and area distribution (km²)."""
+    import json
+
+    from pigeon.cells import GeoCells, cell_stats
+
+    stats = cell_stats(GeoCells.load(cells_dir))
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    typer.echo(f"{stats['n_cells']} {stats['method']} cells, {stats['n_train']} training points, "
+               f"{stats['countries']} countries")
+    typer.echo(f"sizes {stats['min_size']}-{stats['max_size']}: {stats['below_min_size']} below, "
+               f"{stats['above_max_size']} above; {stats['multipart_cells']} multi-part cells")
+    typer.echo(f"{'':10}" + "".join(f"{q:>14}" for q in ("min", "p10", "median", "p90", "max")))
+    for name, key in (("points", "size"), ("km²", "area_km2")):
+        d = stats[key]
+        typer.echo(f"{name:10}" + "".join(f"{d[q]:>14,.1f}" for q in ("min", "p10", "median", "p90", "max")))
+
+
+@cells_app.command("export")
+def export_command(
+    cells_dir: Path = typer.Argument(..., help="Geocells folder (from 'pigeon cells build')."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output GeoJSON."),
+) -> None:
+    """Export the cells as GeoJSON for GIS tools."""
+    from pigeon.cells import GeoCells, export_geojson
+
+    cells = GeoCells.load(cells_dir)
+    export_geojson(cells, out)
+    typer.echo(f"exported {len(cells)} cells -> {out}")

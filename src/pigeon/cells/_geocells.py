@@ -1,0 +1,276 @@
+"""The :class:`GeoCells` object: build, save, load, assign points, centroids and distances."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import shapely
+
+from pigeon._io import atomic_path, provenance, read_json, write_json
+from pigeon.cells._config import PRESETS
+from pigeon.cells._naive import naive_boxes
+from pigeon.cells._semantic import check_areas, fuse_small, initial_cells
+from pigeon.cells._spatial import locate_points
+from pigeon.cells._split import split_oversized
+from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
+from pigeon.geo import check_coords, latlon_to_xyz, pairwise_haversine_km, xyz_to_latlon
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+METHODS = ("semantic", "naive")
+TABLE_COLUMNS = ("cell_id", "country", "admin1", "admin2", "centroid_lat", "centroid_lon", "n_train", "geometry")
+CELLS_FILE, META_FILE = "cells.parquet", "meta.json"
+_BUILD_HINT = "build it with 'pigeon cells build MANIFEST -o DIR'"
+
+
+class GeoCells:
+    """Geocells: the classes of a geolocation head, with shapes, names and training-point centroids.
+
+    Row ``i`` of :attr:`table` is class ``i``. Build with :meth:`build`, persist with :meth:`save` /
+    :meth:`load` (``cells.parquet`` GeoParquet + ``meta.json``).
+
+    Attributes:
+        meta: provenance and build parameters (``meta.json``).
+        train_labels: (n,) cell of each training point after :meth:`build`; None after :meth:`load`.
+    """
+
+    def __init__(self, table: gpd.GeoDataFrame, meta: dict[str, Any] | None = None,
+                 train_labels: np.ndarray | None = None) -> None:
+        missing = [c for c in TABLE_COLUMNS if c not in table.columns]
+        if missing:
+            raise InputError(f"geocell table lacks column(s) {', '.join(missing)}; rebuild with 'pigeon cells build'")
+        self._table = table.reset_index(drop=True)
+        self.meta = meta or {}
+        self.train_labels = train_labels
+
+    # construction -------------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, lat, lon, method: str = "semantic", min_size: int | None = None, max_size: int | None = None, *,
+              preset: str = "streetview", optics_params: Sequence[tuple[int, float]] | None = None,
+              areas: gpd.GeoDataFrame | None = None, boundaries: str | os.PathLike | None = None,
+              seed: int = 0, balance: bool = True) -> GeoCells:
+        """Build geocells from training coordinates.
+
+        Args:
+            lat, lon: (n,) training coordinates, degrees.
+            method: ``"semantic"`` (admin areas, fused and split with OPTICS + Voronoi) or ``"naive"``
+                (rectangles split at the midpoint of their longer side; uses only ``max_size``).
+            min_size, max_size: training points per cell; default from ``preset``.
+            preset: ``"streetview"`` (30/60 and the street-view OPTICS rounds, PIGEON) or ``"photo"``
+                (1000/2000 and the photo rounds, PIGEOTTO); see :data:`pigeon.cells.PRESETS`.
+            optics_params: OPTICS ``(min_samples, xi)`` rounds overriding the preset's.
+            areas: finest admin areas (GeoDataFrame with country, admin1, admin2, geometry in EPSG:4326).
+                Default: read from ``boundaries``, else the offline ``pigeon.geography.admin_areas(2)``.
+                Semantic cells use them as shapes; naive cells only for names.
+            boundaries: a GADM 4.1 GeoPackage, or a GeoParquet / GeoJSON of areas with the columns above.
+            seed: seeds the fusion order and the samples of very large cells; the result is deterministic.
+            balance: after the OPTICS rounds, cut cells still above ``max_size`` at their median.
+
+        Returns:
+            The cells, with :attr:`train_labels` set.
+
+        Raises:
+            InputError: bad coordinates, too few points, inconsistent sizes, unreadable boundaries.
+        """
+        if method not in METHODS:
+            raise UnknownNameError("geocell method", method, METHODS)
+        if preset not in PRESETS:
+            raise UnknownNameError("geocell preset", preset, PRESETS)
+        cfg = PRESETS[preset]
+        min_size = cfg.min_size if min_size is None else int(min_size)
+        max_size = cfg.max_size if max_size is None else int(max_size)
+        optics = [(int(m), float(x)) for m, x in (cfg.optics_params if optics_params is None else optics_params)]
+        lat, lon = check_coords(lat, lon, "training points")
+        _check_sizes(len(lat), min_size, max_size)
+        start = time.perf_counter()
+        source = "areas argument" if areas is not None else (str(boundaries) if boundaries is not None else None)
+        if method == "semantic" or source is not None:
+            areas = check_areas(areas if areas is not None else read_areas(boundaries))
+            source = source or "pigeon.geography.admin_areas(2), derived from GeoNames"
+        if method == "naive":
+            geoms, labels = _naive(lat, lon, max_size)
+            names = None
+        else:
+            geoms, labels, names = _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance)
+        table, labels = _table(geoms, labels, lat, lon, names, areas)
+        sizes = table["n_train"].to_numpy()
+        config = {
+            "method": method, "preset": preset, "min_size": min_size, "max_size": max_size,
+            "optics_params": optics if method == "semantic" else None, "balance": balance, "seed": seed,
+            "boundaries": source, "n_train": int(len(lat)), "n_cells": int(len(table)),
+            "undersized_cells": np.flatnonzero(sizes < min_size).tolist(),
+            "oversized_cells": np.flatnonzero(sizes > max_size).tolist(),
+            "build_seconds": round(time.perf_counter() - start, 3),
+        }
+        return cls(table, provenance("geocells", config), labels)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> GeoCells:
+        """Load cells saved by :meth:`save` from a folder."""
+        import geopandas as gpd
+
+        path = Path(path)
+        file = path / CELLS_FILE
+        if not file.is_file():
+            raise ArtifactNotFoundError(file, _BUILD_HINT)
+        try:
+            table = gpd.read_parquet(file)
+        except Exception as exc:  # pyarrow/geopandas raise several types for a corrupt or non-geo file
+            raise InputError(f"cannot read {file} as GeoParquet ({type(exc).__name__}); {_BUILD_HINT}") from None
+        return cls(table, read_json(path / META_FILE, _BUILD_HINT))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``cells.parquet`` (GeoParquet) and ``meta.json`` into folder ``path``, atomically."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path / CELLS_FILE) as tmp:
+            self._table.to_parquet(tmp, index=False)
+        write_json(path / META_FILE, self.meta)
+        return path
+
+    # access -------------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __repr__(self) -> str:
+        method = self.meta.get("config", {}).get("method", "?")
+        return f"GeoCells(n={len(self)}, method={method!r})"
+
+    @property
+    def table(self) -> gpd.GeoDataFrame:
+        """GeoDataFrame (EPSG:4326), one row per cell: cell_id, country, admin1, admin2, centroid_lat,
+        centroid_lon, n_train, geometry."""
+        return self._table
+
+    @property
+    def centroids(self) -> np.ndarray:
+        """(n_cells, 2) ``(lat, lon)`` degrees: the spherical mean of each cell's training points."""
+        return self._table[["centroid_lat", "centroid_lon"]].to_numpy(dtype=np.float64)
+
+    def assign(self, lat, lon) -> np.ndarray:
+        """Cell of each point: the cell polygon that covers it, else the nearest cell (sea, borders).
+
+        Args:
+            lat, lon: (n,) degrees.
+
+        Returns:
+            (n,) int64 cell indices.
+        """
+        lat, lon = check_coords(lat, lon, "points to assign")
+        return locate_points(lat, lon, self._table.geometry.to_numpy())
+
+    def distances_km(self, lat, lon) -> np.ndarray:
+        """(n_points, n_cells) great-circle km from each point to each cell centroid (label smoothing input)."""
+        lat, lon = check_coords(lat, lon, "points")
+        return pairwise_haversine_km(np.column_stack([lat, lon]), self.centroids)
+
+
+def read_areas(boundaries: str | os.PathLike | None) -> gpd.GeoDataFrame:
+    """The finest admin areas from ``boundaries`` (GADM GeoPackage, GeoParquet or GeoJSON) or the offline default.
+
+    For a GADM GeoPackage, countries without admin-2 areas fall back to admin-1, then to the country.
+    """
+    import geopandas as gpd
+
+    from pigeon.geography import admin_areas
+
+    if boundaries is None:
+        return admin_areas(2)
+    path = Path(boundaries)
+    if not path.is_file():
+        raise ArtifactNotFoundError(path, "pass a GADM 4.1 GeoPackage or a GeoParquet/GeoJSON of admin areas")
+    if path.suffix.lower() in (".parquet", ".geoparquet", ".geojson", ".json"):
+        try:
+            return gpd.read_parquet(path) if "parquet" in path.suffix.lower() else gpd.read_file(path)
+        except Exception as exc:  # GDAL/pyarrow errors vary by file
+            raise InputError(f"cannot read admin areas from {path} ({type(exc).__name__}); "
+                             "pass a GeoParquet/GeoJSON with country/admin1/admin2 columns") from None
+    levels = [admin_areas(level, boundaries=path) for level in (2, 1, 0)]
+    parts, seen = [], set()
+    for level in levels:
+        code = level["country"].fillna("")
+        parts.append(level[~code.isin(seen)])
+        seen |= set(code)
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
+
+
+def _check_sizes(n: int, min_size: int, max_size: int) -> None:
+    if n == 0:
+        raise InputError("no training points to build geocells from; check the manifest and --split")
+    if min_size < 1 or max_size < 1:
+        raise InputError(f"cell sizes must be >= 1, got min_size={min_size}, max_size={max_size}")
+    if max_size < min_size:
+        raise InputError(f"max_size ({max_size}) is below min_size ({min_size}); use e.g. max_size = 2 x min_size")
+    if n < min_size:
+        raise InputError(f"only {n} training points, fewer than min_size={min_size}; lower --min-size or add data")
+
+
+def _naive(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.ndarray, np.ndarray]:
+    boxes, labels = naive_boxes(lat, lon, max_size)
+    return shapely.box(boxes[:, 1], boxes[:, 0], boxes[:, 3], boxes[:, 2]), labels
+
+
+def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance):
+    """Shapes, point labels and (country, admin1, admin2) of semantic cells."""
+    area_cell, point_area = initial_cells(lat, lon, areas)
+    sizes = np.bincount(area_cell[point_area], minlength=len(areas))
+    area_cell, _ = fuse_small(area_cell, sizes, areas, min_size, seed)
+    kept = np.flatnonzero(area_cell >= 0)
+    by_cell = pd.Series(kept).groupby(area_cell[kept]).indices
+    cells = np.asarray(sorted(by_cell))
+    area_geoms = areas.geometry.to_numpy()
+    geoms = [shapely.union_all(area_geoms[kept[by_cell[c]]]) for c in cells]
+    point_cell = np.searchsorted(cells, area_cell[point_area])
+    by_point = pd.Series(np.arange(len(lat))).groupby(point_cell).indices
+    members = [by_point[i] for i in range(len(cells))]
+    geoms, members, origin = split_oversized(geoms, members, lat, lon, min_size=min_size, max_size=max_size,
+                                             optics_params=optics, seed=seed, balance=balance)
+    labels = np.empty(len(lat), dtype=np.int64)
+    for i, idx in enumerate(members):
+        labels[idx] = i
+    src = cells[origin]
+    names = areas[["country", "admin1", "admin2"]].iloc[src].reset_index(drop=True)
+    return np.asarray(geoms, dtype=object), labels, names
+
+
+def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarray,
+           names: pd.DataFrame | None, areas: gpd.GeoDataFrame | None) -> tuple[gpd.GeoDataFrame, np.ndarray]:
+    """The cell table in a stable order (country, admin-1, admin-2, centroid) and the relabelled points."""
+    import geopandas as gpd
+
+    k = len(geoms)
+    xyz = latlon_to_xyz(lat, lon)
+    sums = np.stack([np.bincount(labels, weights=xyz[:, j], minlength=k) for j in range(3)], axis=1)
+    clat, clon = xyz_to_latlon(sums)
+    if names is None:
+        names = _names_at(clat, clon, areas)
+    table = pd.DataFrame({
+        "country": names["country"].to_numpy(dtype=object), "admin1": names["admin1"].to_numpy(dtype=object),
+        "admin2": names["admin2"].to_numpy(dtype=object), "centroid_lat": clat, "centroid_lon": clon,
+        "n_train": np.bincount(labels, minlength=k).astype(np.int64),
+    })
+    table = table.where(table.notna(), None)
+    key = table[["country", "admin1", "admin2"]].fillna("").astype(str).assign(lat=-clat, lon=clon)
+    order = key.sort_values(list(key.columns), kind="stable").index.to_numpy()
+    rank = np.empty(k, dtype=np.int64)
+    rank[order] = np.arange(k)
+    table = table.iloc[order].reset_index(drop=True)
+    table.insert(0, "cell_id", np.arange(k, dtype=np.int64))
+    return gpd.GeoDataFrame(table, geometry=np.asarray(geoms, dtype=object)[order], crs="EPSG:4326"), rank[labels]
+
+
+def _names_at(lat: np.ndarray, lon: np.ndarray, areas: gpd.GeoDataFrame | None) -> pd.DataFrame:
+    """Country, admin-1, admin-2 at the centroids: from ``areas`` when given, else reverse geocoding."""
+    if areas is not None:
+        idx = locate_points(lat, lon, areas.geometry.to_numpy())
+        return areas[["country", "admin1", "admin2"]].iloc[idx].reset_index(drop=True)
+    from pigeon.geography import locate
+
+    return locate(lat, lon)[["country", "admin1", "admin2"]]

@@ -1,0 +1,88 @@
+"""Inspecting geocells: a coloured map, summary statistics and a GeoJSON export."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pigeon._io import atomic_path
+from pigeon.errors import InputError
+
+if TYPE_CHECKING:
+    from pigeon.cells._geocells import GeoCells
+
+#: An equal-area CRS (NSIDC EASE-Grid 2.0 Global) for cell areas in km².
+EQUAL_AREA_CRS = "EPSG:6933"
+
+
+def plot_cells(cells: GeoCells, path: str | os.PathLike,
+               bbox: tuple[float, float, float, float] | None = None, seed: int = 0) -> Path:
+    """Draw the cells on a world map, each in a random colour, with their centroids; write a PNG.
+
+    Args:
+        cells: the geocells.
+        path: output PNG.
+        bbox: ``(lat_min, lon_min, lat_max, lon_max)`` degrees to zoom on; default the whole world.
+        seed: seed of the colour shuffle.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pigeon.plotting import world_map
+
+    if bbox is not None and not (-90 <= bbox[0] < bbox[2] <= 90 and -180 <= bbox[1] < bbox[3] <= 180):
+        raise InputError(f"bbox {bbox} must be lat_min,lon_min,lat_max,lon_max with min < max within the globe")
+    fig, ax = plt.subplots(figsize=(14, 7.5), dpi=150)
+    try:
+        world_map(ax, bbox)
+        colours = plt.get_cmap("tab20")(np.random.default_rng(seed).integers(0, 20, len(cells)))
+        colours[:, 3] = 0.75
+        cells.table.plot(ax=ax, color=colours, edgecolor="#333333", linewidth=0.15, zorder=1)
+        cent = cells.centroids
+        ax.scatter(cent[:, 1], cent[:, 0], s=0.6, c="black", linewidths=0, zorder=2)
+        if bbox is not None:
+            ax.set_xlim(bbox[1], bbox[3])
+            ax.set_ylim(bbox[0], bbox[2])
+        method = cells.meta.get("config", {}).get("method", "")
+        ax.set_title(f"{len(cells)} {method} geocells, {int(cells.table['n_train'].sum())} training points")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def cell_stats(cells: GeoCells) -> dict[str, Any]:
+    """Counts and the distributions of cell sizes (training points) and areas (km², equal-area CRS)."""
+    table = cells.table
+    sizes = table["n_train"].to_numpy(dtype=np.float64)
+    area = table.geometry.to_crs(EQUAL_AREA_CRS).area.to_numpy() / 1e6
+    cfg = cells.meta.get("config", {})
+
+    def dist(x: np.ndarray) -> dict[str, float]:
+        q = np.percentile(x, [0, 10, 50, 90, 100]) if len(x) else [np.nan] * 5
+        return {"min": q[0], "p10": q[1], "median": q[2], "p90": q[3], "max": q[4],
+                "mean": float(np.mean(x)) if len(x) else np.nan}
+
+    return {
+        "n_cells": len(cells), "n_train": int(sizes.sum()), "method": cfg.get("method"),
+        "min_size": cfg.get("min_size"), "max_size": cfg.get("max_size"),
+        "countries": int(table["country"].nunique()),
+        "below_min_size": int((sizes < cfg["min_size"]).sum()) if "min_size" in cfg else None,
+        "above_max_size": int((sizes > cfg["max_size"]).sum()) if "max_size" in cfg else None,
+        "multipart_cells": int((table.geometry.geom_type == "MultiPolygon").sum()),
+        "size": {k: float(v) for k, v in dist(sizes).items()},
+        "area_km2": {k: float(v) for k, v in dist(area).items()},
+    }
+
+
+def export_geojson(cells: GeoCells, path: str | os.PathLike) -> Path:
+    """Write the cell table as a GeoJSON FeatureCollection (EPSG:4326) for GIS tools."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(cells.table.to_json(drop_id=True))
+    return Path(path)

@@ -1,0 +1,163 @@
+"""Semantic geocells from admin areas: one cell per populated area, fused up to ``min_size`` within a country.
+
+Follows the reference (``geocell_creation.py``, ``cell_collection.py``): points take the id of the finest admin
+area that covers them (the nearest area when none does); empty areas join the cell whose area centroid is
+nearest within the same country, so cells tile the land of every country that has training points; small cells
+are fused with neighbours of the same country until they reach ``min_size`` (see :func:`fuse_small`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import shapely
+from scipy.spatial import cKDTree
+
+from pigeon.cells._spatial import locate_points, unit_xyz_km
+from pigeon.errors import InputError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+AREA_COLUMNS = ("country", "admin1", "admin2", "geometry")
+#: Areas closer than this (degrees, ~1 km) are neighbours: it bridges slivers between GADM polygons.
+TOUCH_DEG = 0.01
+
+
+def check_areas(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Validate admin areas: the columns of ``pigeon.geography.admin_areas``, EPSG:4326, valid polygons."""
+    missing = [c for c in AREA_COLUMNS if c not in areas.columns]
+    if missing:
+        raise InputError(f"admin areas lack column(s) {', '.join(missing)}; "
+                         "pass pigeon.geography.admin_areas(level) or a table with country/admin1/admin2/geometry")
+    if areas.crs is not None and not areas.crs.equals("EPSG:4326"):
+        areas = areas.to_crs("EPSG:4326")
+    geoms = shapely.make_valid(np.asarray(areas.geometry.to_numpy(), dtype=object))
+    geoms = shapely.get_parts(geoms, return_index=True)
+    keep = shapely.get_type_id(geoms[0]) == 3  # polygons only: make_valid may add lines and points
+    parts, rows = geoms[0][keep], geoms[1][keep]
+    poly = pd.Series(parts).groupby(rows).agg(lambda s: shapely.union_all(s.to_numpy()))
+    out = areas.iloc[poly.index].copy()
+    out = out.set_geometry(np.asarray(poly.to_numpy(), dtype=object), crs="EPSG:4326")
+    if len(out) == 0:
+        raise InputError("the admin areas hold no polygons; check the boundary file")
+    return out.reset_index(drop=True)
+
+
+def initial_cells(lat: np.ndarray, lon: np.ndarray, areas: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """One cell per area that holds training points; empty areas attached to the nearest one (same country).
+
+    Returns:
+        ``area_cell`` (m,) int64: the cell (= index of its populated area) each area belongs to, -1 for
+        areas of countries without training points; ``point_area`` (n,) int64 area of each point.
+    """
+    geoms = areas.geometry.to_numpy()
+    point_area = locate_points(lat, lon, geoms)
+    counts = np.bincount(point_area, minlength=len(areas))
+    centre = shapely.point_on_surface(geoms)
+    xyz = unit_xyz_km(shapely.get_y(centre), shapely.get_x(centre))
+    area_cell = np.full(len(areas), -1, dtype=np.int64)
+    for rows in _country_groups(areas).values():
+        full, empty = rows[counts[rows] > 0], rows[counts[rows] == 0]
+        if len(full) == 0:
+            continue
+        area_cell[full] = full
+        if len(empty):
+            area_cell[empty] = full[cKDTree(xyz[full]).query(xyz[empty])[1]]
+    return area_cell, point_area
+
+
+def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame, min_size: int,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Fuse cells below ``min_size`` with neighbours of the same country (reference ``CellCollection.__fuse``).
+
+    A random small cell (seeded) merges into the **largest** neighbour of the first non-empty tier:
+    (a) small cells of the same admin-1, (b) any cell of the same admin-1, (c) small cells of the country,
+    (d) any cell of the country; neighbours are cells whose areas touch (within :data:`TOUCH_DEG`), then,
+    if none touches, cells within the cell's own bounding-box diagonal (the reference's shape scaled x2).
+    A cell with no neighbour at all (an isolated island) stays small. Fusion never crosses a border.
+
+    Args:
+        area_cell: (m,) cell of each area (-1: no cell), as from :func:`initial_cells`.
+        sizes: (m,) training points per cell, indexed by cell id.
+        areas: the admin areas (country, admin1).
+        min_size: smallest cell size to reach.
+        seed: random order of the fusions.
+
+    Returns:
+        ``area_cell`` after fusion and the ids of the cells left below ``min_size``.
+    """
+    geoms = areas.geometry.to_numpy()
+    country = areas["country"].fillna("").to_numpy(dtype=object)
+    admin1 = areas["admin1"].fillna("").to_numpy(dtype=object)
+    sizes = sizes.astype(np.int64).copy()
+    owner = np.arange(len(areas))  # owner[c] == c for live cells
+    members = {c: list(np.flatnonzero(area_cell == c)) for c in np.unique(area_cell[area_cell >= 0])}
+    adj = _touching(area_cell, geoms, country)
+    tree = shapely.STRtree(geoms)
+
+    def find(c: int) -> int:
+        while owner[c] != c:
+            owner[c] = owner[owner[c]]
+            c = owner[c]
+        return c
+
+    def pick(c: int, candidates: set) -> int | None:
+        tiers = (lambda d: sizes[d] < min_size and admin1[d] == admin1[c], lambda d: admin1[d] == admin1[c],
+                 lambda d: sizes[d] < min_size, lambda d: True)
+        for tier in tiers:
+            found = [d for d in candidates if tier(d)]
+            if found:
+                return max(found, key=lambda d: (sizes[d], -d))
+        return None
+
+    def nearby(c: int) -> set:
+        xmin, ymin = shapely.bounds(geoms[members[c]])[:, :2].min(0)
+        xmax, ymax = shapely.bounds(geoms[members[c]])[:, 2:].max(0)
+        hits = tree.query(geoms[members[c]], predicate="dwithin", distance=float(np.hypot(xmax - xmin, ymax - ymin)))[1]
+        hits = hits[(area_cell[hits] >= 0) & (country[hits] == country[c])]
+        return {find(int(area_cell[h])) for h in hits} - {c}
+
+    rng = np.random.default_rng(seed)
+    pool = sorted(c for c in members if sizes[c] < min_size)
+    stuck = []
+    while pool:
+        c = pool.pop(int(rng.integers(len(pool))))
+        if find(c) != c or sizes[c] >= min_size:
+            continue
+        target = pick(c, adj[c]) if adj[c] else pick(c, nearby(c))
+        if target is None:
+            stuck.append(c)
+            continue
+        owner[c] = target
+        sizes[target] += sizes[c]
+        members[target].extend(members.pop(c))
+        for d in adj.pop(c):
+            adj[d].discard(c)
+            if d != target:
+                adj[d].add(target)
+                adj[target].add(d)
+        if sizes[target] < min_size and target not in pool:
+            pool.append(target)
+    fused = np.where(area_cell >= 0, [find(int(c)) if c >= 0 else -1 for c in area_cell], -1)
+    return fused.astype(np.int64), np.asarray(sorted(find(c) for c in stuck if sizes[find(c)] < min_size))
+
+
+def _country_groups(areas: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
+    """Row positions of the areas of each country."""
+    country = areas["country"].fillna("").to_numpy(dtype=object)
+    return pd.Series(country).groupby(country).indices
+
+
+def _touching(area_cell: np.ndarray, geoms: np.ndarray, country: np.ndarray) -> dict[int, set]:
+    """Neighbouring cells within the same country: cell id -> set of cell ids."""
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=TOUCH_DEG)
+    ok = (a != b) & (area_cell[a] >= 0) & (area_cell[b] >= 0) & (country[a] == country[b])
+    ca, cb = area_cell[a[ok]], area_cell[b[ok]]
+    adj: dict[int, set] = {int(c): set() for c in np.unique(area_cell[area_cell >= 0])}
+    for x, y in set(zip(ca.tolist(), cb.tolist())):
+        if x != y:
+            adj[x].add(y)
+    return adj
