@@ -1,0 +1,24 @@
+"""Image backbones by name: the paper's CLIP, StreetCLIP, any CLIP folder, and an offline default.
+
+>>> from pigeon import backbones
+>>> bb = backbones.load(backbones.DEFAULT_BACKBONE)      # EfficientNet-Lite0, ImageNet weights, offline
+>>> bb.embed(["a.jpg", "b.jpg"]).shape                    # float32 (N, D)
+(2, 1280)
+"""
+
+from pigeon.backbones._base import Backbone
+from pigeon.backbones._config import BackboneCfg
+from pigeon.backbones._registry import (
+    DEFAULT_BACKBONE, PretrainedEntry, backbone_cfg, list_backbones, load, pretrained_entry, register_backbone,
+    register_pretrained, resolve_device, resolve_dtype, split_name,
+)
+from pigeon.backbones._transforms import ImageTransform
+
+# importing the loader modules registers their schemes
+from pigeon.backbones import clip, efficientnet, external  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "DEFAULT_BACKBONE", "Backbone", "BackboneCfg", "ImageTransform", "PretrainedEntry", "backbone_cfg",
+    "list_backbones", "load", "pretrained_entry", "register_backbone", "register_pretrained",
+    "resolve_device", "resolve_dtype", "split_name",
+]

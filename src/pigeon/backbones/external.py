@@ -1,0 +1,87 @@
+"""Backbones from optional libraries with local checkpoints: ``open_clip:<arch>:<ckpt>``, ``timm:<name>:<ckpt>``.
+
+Neither library is a pigeon dependency (both need torchvision); without them these names raise
+:class:`~pigeon.errors.MissingDependencyError` with the pip line.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from pigeon.backbones._base import Backbone
+from pigeon.backbones._config import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD, BackboneCfg
+from pigeon.backbones._registry import register_backbone
+from pigeon.errors import ArtifactNotFoundError, InputError, MissingDependencyError
+
+
+class WrappedBackbone(Backbone):
+    """A pooled image encoder from another library, with the module to fine-tune named explicitly."""
+
+    def __init__(self, name: str, cfg: BackboneCfg, encoder: nn.Module, tail: nn.Module) -> None:
+        super().__init__(name, cfg)
+        self.encoder = encoder
+        self._tail = [tail]  # a list, so the tail is not registered twice as a submodule
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.encoder(pixels)
+
+    def last_block(self) -> nn.Module:
+        return self._tail[0]
+
+
+@register_backbone("open_clip")
+def load_open_clip(spec: str) -> WrappedBackbone:
+    """``open_clip:<arch>:<checkpoint file>``: the visual tower's pooled, projected embedding."""
+    arch, ckpt = _split(spec, "open_clip", "ARCH")
+    open_clip = _require("open_clip", "open_clip_torch", "open_clip backbones")
+    model = open_clip.create_model(arch, pretrained=str(_checkpoint(ckpt)))
+    visual = model.visual
+    pre = getattr(visual, "preprocess_cfg", {}) or {}
+    size = visual.image_size if isinstance(visual.image_size, int) else visual.image_size[0]
+    cfg = BackboneCfg(source=str(ckpt), embed_dim=int(visual.output_dim), image_size=int(size),
+                      mean=tuple(pre.get("mean", CLIP_MEAN)), std=tuple(pre.get("std", CLIP_STD)),
+                      interpolation=pre.get("interpolation", "bicubic"), license="see the checkpoint's source",
+                      pooling="open_clip visual tower output (pooled, projected)")
+    tail = visual.transformer.resblocks[-1] if hasattr(visual, "transformer") else visual
+    return WrappedBackbone(f"open_clip:{spec}", cfg, visual, tail)
+
+
+@register_backbone("timm")
+def load_timm(spec: str) -> WrappedBackbone:
+    """``timm:<model name>:<checkpoint file>``: timm's pooled features (``num_classes=0``)."""
+    arch, ckpt = _split(spec, "timm", "NAME")
+    timm = _require("timm", "timm", "timm backbones")
+    model = timm.create_model(arch, pretrained=False, num_classes=0, checkpoint_path=str(_checkpoint(ckpt)))
+    pre = model.pretrained_cfg
+    cfg = BackboneCfg(source=str(ckpt), embed_dim=int(model.num_features), image_size=int(pre["input_size"][-1]),
+                      mean=tuple(pre.get("mean", IMAGENET_MEAN)), std=tuple(pre.get("std", IMAGENET_STD)),
+                      interpolation=pre.get("interpolation", "bicubic"), license=pre.get("license", "unknown"),
+                      crop_pct=float(pre.get("crop_pct", 1.0)), pooling="timm global pool (num_classes=0)")
+    blocks = getattr(model, "blocks", None) or getattr(model, "stages", None)
+    return WrappedBackbone(f"timm:{spec}", cfg, model, blocks[-1] if blocks is not None else model)
+
+
+def _split(spec: str, scheme: str, what: str) -> tuple[str, str]:
+    arch, sep, ckpt = spec.partition(":")
+    if not (arch and sep and ckpt):
+        raise InputError(f"{scheme} backbones are named {scheme}:{what}:CHECKPOINT (a local weights file); "
+                         f"got {scheme}:{spec}")
+    return arch, ckpt
+
+
+def _require(module: str, package: str, purpose: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(package, purpose=purpose) from None
+
+
+def _checkpoint(path: str) -> Path:
+    if not Path(path).is_file():
+        raise ArtifactNotFoundError(path, "pass the path of a local checkpoint file")
+    return Path(path)

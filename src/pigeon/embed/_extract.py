@@ -1,0 +1,218 @@
+"""``embed_manifest``: embed every image of a manifest into a resumable, sharded store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from pigeon._io import atomic_path, provenance, read_json, write_json
+from pigeon._progress import progress
+from pigeon.backbones import Backbone, load
+from pigeon.data.manifest import image_views, validate_manifest
+from pigeon.embed._store import (
+    FAILED, FAILED_COLUMNS, INDEX, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
+)
+from pigeon.errors import InputError, PigeonError
+from pigeon.images import get_max_pixels, set_max_pixels
+
+#: settings whose change makes existing shards unusable for a resumed run
+_RESUME_KEYS = ("backbone", "manifest_sha256", "shard_size", "dim")
+
+
+def default_workers() -> int:
+    """Decoding worker processes: one per spare CPU core, at most 8."""
+    return min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
+def _init_worker(max_pixels: int | None, _worker_id: int) -> None:
+    """Worker set-up: the parent's image-size limit (also under spawn) and one thread per decoder."""
+    set_max_pixels(max_pixels)
+    torch.set_num_threads(1)
+
+
+class _ViewDataset(Dataset):
+    """Flat list of image paths -> ``(index, pixels or None, error)``; bad images never raise."""
+
+    def __init__(self, paths: list[Path], transform: Callable[[Path], torch.Tensor]) -> None:
+        self.paths = paths
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
+        try:
+            return i, self.transform(self.paths[i]), ""
+        except PigeonError as exc:
+            return i, None, str(exc)
+        except Exception as exc:  # a decoder bug must not kill a day-long job: report and skip
+            return i, None, f"{self.paths[i]}: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _collate(batch: list[tuple[int, torch.Tensor | None, str]]
+             ) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
+    """Stack the readable images; keep ``(index, error)`` for the others."""
+    ok = [(i, x) for i, x, _ in batch if x is not None]
+    pixels = torch.stack([x for _, x in ok]) if ok else None
+    return [i for i, _ in ok], pixels, [(i, err) for i, x, err in batch if x is None]
+
+
+def manifest_sha256(df: pd.DataFrame) -> str:
+    """Hash of the (id, image) pairs: identifies the manifest rows a store was made from."""
+    pairs = [[str(i), v if isinstance(v, str) else list(v)] for i, v in zip(df["id"], df["image"])]
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+
+
+def embed_manifest(
+    df: pd.DataFrame,
+    backbone: Backbone | str,
+    out_dir: str | os.PathLike,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    shard_size: int = 4096,
+    overwrite: bool = False,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> Embeddings:
+    """Embed every view of every manifest row and store per-view and view-averaged float16 vectors.
+
+    Rerunning after an interruption continues from the last complete shard. Unreadable images are listed in
+    ``failed.csv`` and skipped; a row whose views all fail has no embedding.
+
+    Args:
+        df: a manifest (``id``, ``image`` as a path or a list of view paths); ``df.attrs["root"]`` resolves
+            relative paths.
+        backbone: a loaded :class:`~pigeon.backbones.Backbone` or a registry name.
+        out_dir: the embeddings folder to create or resume.
+        batch_size: images per forward pass.
+        num_workers: decoding processes (0: decode in this process); default :func:`default_workers`.
+        shard_size: manifest rows per shard (the unit of resumption).
+        overwrite: delete an existing store made with other settings instead of refusing.
+        device: where to load ``backbone`` when given by name (None: CUDA if available).
+        dtype: parameter dtype when ``backbone`` is given by name.
+
+    Returns:
+        The finished store, opened with :meth:`Embeddings.load`.
+    """
+    if batch_size < 1 or shard_size < 1:
+        raise InputError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
+    num_workers = default_workers() if num_workers is None else num_workers
+    if num_workers < 0:
+        raise InputError(f"num_workers must be >= 0, got {num_workers}")
+    root = df.attrs.get("root", ".")
+    df = validate_manifest(df, require_coords=False)
+    if isinstance(backbone, str):
+        backbone = load(backbone, device=device, dtype=dtype)
+    out = Path(out_dir)
+    config = {"backbone": backbone.name, "backbone_cfg": backbone.cfg.to_dict(), "dim": backbone.embed_dim,
+              "manifest_sha256": manifest_sha256(df), "shard_size": shard_size, "n_rows": len(df),
+              "dtype": "float16", "batch_size": batch_size}
+    if _prepare(out, config, overwrite):
+        return Embeddings.load(out)
+
+    ids = df["id"].tolist()
+    views = image_views(df, root)
+    shards = [range(k * shard_size, min(len(ids), (k + 1) * shard_size))
+              for k in range(math.ceil(len(ids) / shard_size))]
+    todo = [k for k in range(len(shards)) if not shard_path(out, k).is_file()]
+    items: list[tuple[int, int]] = []  # (row, view) per image to embed
+    batches: list[list[int]] = []  # a batch never spans two shards, so results do not depend on resumption
+    batch_shard: list[int] = []
+    for k in todo:
+        start = len(items)
+        items += [(r, v) for r in shards[k] for v in range(len(views[r]))]
+        for b in range(start, len(items), batch_size):
+            batches.append(list(range(b, min(b + batch_size, len(items)))))
+            batch_shard.append(k)
+    dataset = _ViewDataset([views[r][v] for r, v in items], backbone.transform)
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=_collate,
+                        worker_init_fn=partial(_init_worker, get_max_pixels()),
+                        pin_memory=backbone.device.type == "cuda")
+    features: dict[int, np.ndarray] = {}
+    errors: dict[int, str] = {}
+    remaining = {k: sum(len(views[r]) for r in shards[k]) for k in todo}
+    with progress() as bar:
+        task = bar.add_task(f"embed ({backbone.name})", total=len(items), info="")
+        t0 = time.perf_counter()
+        for k, (idx, pixels, failed) in zip(batch_shard, loader):
+            if pixels is not None:
+                features.update(zip(idx, backbone.embed_pixels(pixels)))
+            errors.update(failed)
+            remaining[k] -= len(idx) + len(failed)
+            bar.advance(task, len(idx) + len(failed))
+            bar.update(task, info=f"{bar.tasks[task].completed / (time.perf_counter() - t0):.1f} img/s")
+            if remaining[k] == 0:
+                _flush(out, k, shards[k], ids, views, items, features, errors, backbone.embed_dim)
+    return _finish(out, config, len(shards))
+
+
+def _flush(out: Path, k: int, rows: range, ids: list[str], views: list[list[Path]], items: list[tuple[int, int]],
+           features: dict[int, np.ndarray], errors: dict[int, str], dim: int) -> None:
+    """Write shard ``k`` from the collected features and forget them."""
+    per_row: dict[int, list[np.ndarray]] = {r: [] for r in rows}
+    failed = []
+    for i in sorted(j for j in list(features) + list(errors) if items[j][0] in per_row):
+        r, v = items[i]
+        if i in features:
+            per_row[r].append(features.pop(i))
+        else:
+            failed.append([ids[r], v, str(views[r][v]), errors.pop(i)])
+    vectors = [np.stack(per_row[r]) if per_row[r] else np.zeros((0, dim), np.float32) for r in rows]
+    write_shard(shard_path(out, k), [ids[r] for r in rows], vectors, failed, dim)
+
+
+def _prepare(out: Path, config: dict[str, Any], overwrite: bool) -> bool:
+    """Check an existing store against ``config`` (or clear it); True when it is already complete."""
+    if (out / META).is_file():
+        meta = read_json(out / META)
+        old = meta.get("config", {})
+        changed = [k for k in _RESUME_KEYS if old.get(k) != config[k]]
+        if changed and not overwrite:
+            raise InputError(f"{out} holds embeddings made with a different {', '.join(changed)}; "
+                             "pass another output folder or --overwrite")
+        if changed:
+            for name in (META, INDEX, FAILED):
+                (out / name).unlink(missing_ok=True)
+            shutil.rmtree(out / SHARDS, ignore_errors=True)
+        elif meta.get("complete"):
+            return True
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out} exists and is not an embeddings folder; pass an empty or new output folder")
+    for stale in (out / SHARDS).glob(".*.tmp"):  # half-written shards of a killed run
+        stale.unlink()
+    write_json(out / META, {**provenance("embeddings", config), "complete": False, "dim": config["dim"]})
+    return False
+
+
+def _finish(out: Path, config: dict[str, Any], n_shards: int) -> Embeddings:
+    """Build the index and failure report from the shards, then mark the store complete."""
+    index, failed = [], []
+    for k in range(n_shards):
+        meta = read_shard_metadata(shard_path(out, k))
+        n = np.asarray(meta["n_views"], dtype=np.int64)
+        index.append(pd.DataFrame({"id": meta["ids"], "shard": k, "offset": np.arange(len(n)),
+                                   "view_offset": np.cumsum(n) - n, "n_views": n}))
+        failed += meta["failed"]
+    index = pd.concat(index, ignore_index=True)
+    with atomic_path(out / INDEX) as tmp:
+        index.to_parquet(tmp, index=False)
+    with atomic_path(out / FAILED) as tmp:
+        pd.DataFrame(failed, columns=FAILED_COLUMNS).to_csv(tmp, index=False)
+    n_failed_rows = config["n_rows"] - len(index)
+    write_json(out / META, {**provenance("embeddings", config), "complete": True, "dim": config["dim"],
+                            "n_embedded": len(index), "n_views": int(index["n_views"].sum()),
+                            "n_failed_images": len(failed), "n_failed_rows": n_failed_rows})
+    return Embeddings.load(out)
