@@ -1,1 +1,106 @@
-"""(commands being written)"""
+"""``pigeon predict``: geolocate images, or every row of a manifest, with a trained model folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from pigeon.cli._app import app
+from pigeon.errors import InputError
+
+
+@app.command("predict")
+def predict_command(
+    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo')."),
+    images: list[Path] = typer.Argument(None, help="Image files; see --views for multi-view locations."),
+    views: int = typer.Option(1, "--views", help="Consecutive IMAGEs that are the views of one location (e.g. 4)."),
+    top_k: int = typer.Option(5, "--top-k", help="Candidate cells to list per location."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    probability_map: Path = typer.Option(None, "--probability-map", help="Write every cell's probability as "
+                                         "GeoJSON (one location only)."),
+    manifest: Path = typer.Option(None, "--manifest", help="Predict every row of this manifest instead of IMAGEs."),
+    split: str = typer.Option(None, "--split", help="With --manifest: only rows of this split (e.g. test)."),
+    embeddings: Path = typer.Option(None, "--embeddings", help="With --manifest: read cached embeddings made "
+                                    "with the model's backbone instead of embedding the images."),
+    out: Path = typer.Option(None, "--out", "-o", help="With --manifest: predictions file (.csv or .parquet)."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+) -> None:
+    """Predict where photos were taken: the guess, top-k cells with places, confidence and climate/geodata.
+
+    Examples:
+      pigeon predict model/ photo.jpg --top-k 5 --probability-map map.geojson
+      pigeon predict model/ n.jpg e.jpg s.jpg w.jpg --views 4 --json
+      pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv
+    """
+    from pigeon.model import Geolocator
+
+    if manifest is None and not images:
+        raise InputError("nothing to predict; pass IMAGE paths or --manifest MANIFEST")
+    if manifest is not None and images:
+        raise InputError("pass either IMAGE paths or --manifest, not both")
+    if top_k < 1:
+        raise InputError(f"--top-k must be >= 1, got {top_k}")
+    if manifest is not None:
+        if out is None:
+            raise InputError("--manifest needs an output file: add -o predictions.csv")
+        geo = Geolocator.from_pretrained(model, device=device)
+        _predict_manifest(geo, manifest, split, embeddings, out, top_k)
+        return
+    if views < 1 or len(images) % views:
+        raise InputError(f"got {len(images)} image(s), not a multiple of --views {views}; pass {views} views "
+                         "for every location")
+    locations = [[str(p) for p in images[i:i + views]] for i in range(0, len(images), views)]
+    if probability_map is not None and len(locations) != 1:
+        raise InputError(f"--probability-map needs exactly one location, got {len(locations)}; "
+                         "predict the images one location at a time")
+    geo = Geolocator.from_pretrained(model, device=device)
+    preds = geo.predict(locations, top_k=top_k)
+    if probability_map is not None:
+        from pigeon._io import write_json
+
+        write_json(probability_map, preds[0].to_geojson())
+    if as_json:
+        typer.echo(json.dumps([{"images": loc, **p.to_dict()} for loc, p in zip(locations, preds)], indent=2))
+    else:
+        _print_table(locations, preds)
+    if probability_map is not None:
+        typer.echo(f"probability map of {geo.n_cells} cells -> {probability_map}", err=True)
+
+
+def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path | None, out: Path, top_k: int) -> None:
+    from pigeon.data import read_manifest, select_split, write_table
+    from pigeon.embed import Embeddings
+    from pigeon.model import predict_manifest
+
+    df = select_split(read_manifest(manifest, require_coords=False), split)
+    emb = Embeddings.load(embeddings) if embeddings is not None else None
+    table = predict_manifest(geo, df, emb, top_k=top_k)
+    write_table(table, out)
+    typer.echo(f"predicted {len(df)} location(s), top {top_k} each -> {out}")
+
+
+def _print_table(locations, preds) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for loc, pred in zip(locations, preds):
+        table = Table(title=", ".join(Path(p).name for p in loc), title_justify="left")
+        for col in ("rank", "prob", "lat", "lon", "country", "region", "cell"):
+            table.add_column(col, justify="right" if col in ("rank", "prob", "lat", "lon", "cell") else "left")
+        for rank, c in enumerate(pred.top_k, start=1):
+            table.add_row(str(rank), f"{c.prob:.3f}", f"{c.lat:.4f}", f"{c.lon:.4f}", c.country or "-",
+                          c.admin1 or "-", str(c.cell))
+        console.print(table)
+        if pred.aux:
+            console.print("  " + "; ".join(_aux_text(k, v) for k, v in pred.aux.items()))
+
+
+def _aux_text(name: str, value) -> str:
+    if name == "climate":
+        return f"climate {value['class']} ({value['prob']:.2f})"
+    if name == "month":
+        return f"month {value['month']} ({value['prob']:.2f})"
+    return f"{name} {value:.1f}"

@@ -1,0 +1,167 @@
+"""Targets of the auxiliary heads (climate, month, geodata regression) and their standardiser.
+
+PIGEON trains, beside the geocell head, linear heads on the same embedding for the Köppen-Geiger class,
+the month and six regression targets. The regression targets get the reference's transform: add an offset,
+take ``log`` (all but mean temperature), then standardise with a mean and std saved as JSON.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pigeon._io import read_json, write_json
+from pigeon.errors import InputError
+
+#: Regression columns in the reference's order, with (offset, log) of its transform.
+REGRESSION_TRANSFORMS: dict[str, tuple[float, bool]] = {
+    "elevation_m": (408.0, True),
+    "pop_density": (1.0, True),
+    "temp_mean_c": (0.0, False),
+    "temp_range_c": (1.0, True),
+    "precip_mm": (1.0, True),
+    "precip_range_mm": (1.0, True),
+}
+N_MONTHS = 12
+#: Smallest value ``log`` is applied to (after the offset), so e.g. the Dead Sea shore stays finite.
+_LOG_FLOOR = 1e-3
+
+
+def koppen_classes() -> tuple[str, ...]:
+    """The canonical Köppen-Geiger class table (:data:`pigeon.geography.KOPPEN_CLASSES` order)."""
+    from pigeon.geography._rasters import KOPPEN_CLASSES
+
+    return tuple(KOPPEN_CLASSES)
+
+
+@dataclass
+class AuxTargets:
+    """Auxiliary labels for N samples; a missing label is -1 (classes) or NaN (regression).
+
+    Attributes:
+        climate: (N,) int64 index into ``climate_classes``, or None when the data has no ``koppen`` column.
+        climate_classes: class names of the climate head.
+        month: (N,) int64 month index 0..11, or None.
+        regression: (N, R) float64 raw values in the columns' units, or None.
+        regression_columns: names of the R regression columns.
+    """
+
+    climate: np.ndarray | None = None
+    climate_classes: tuple[str, ...] = ()
+    month: np.ndarray | None = None
+    regression: np.ndarray | None = None
+    regression_columns: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return sum(v is not None for v in (self.climate, self.month, self.regression))
+
+    def subset(self, rows: np.ndarray) -> AuxTargets:
+        """The targets of ``rows`` (an index array or boolean mask)."""
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return AuxTargets(pick(self.climate), self.climate_classes, pick(self.month), pick(self.regression),
+                          self.regression_columns)
+
+
+def aux_targets(df: pd.DataFrame) -> AuxTargets:
+    """Auxiliary labels from the columns a manifest has (``koppen``, ``month`` or ``taken_at``, geodata).
+
+    A head is only made for a column with at least one known value; unknown Köppen codes become -1.
+    """
+    out = AuxTargets()
+    if "koppen" in df.columns and df["koppen"].notna().any():
+        classes = koppen_classes()
+        lookup = {c: i for i, c in enumerate(classes)}
+        out.climate = np.array([lookup.get(v, -1) if isinstance(v, str) else -1 for v in df["koppen"]], np.int64)
+        out.climate_classes = classes if (out.climate >= 0).any() else ()
+        out.climate = out.climate if out.climate_classes else None
+    months = _months(df)
+    if months is not None and (months >= 0).any():
+        out.month = months
+    columns = [c for c in REGRESSION_TRANSFORMS
+               if c in df.columns and pd.to_numeric(df[c], errors="coerce").notna().any()]
+    if columns:
+        out.regression = np.column_stack([pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64) for c in columns])
+        out.regression_columns = tuple(columns)
+    return out
+
+
+def _months(df: pd.DataFrame) -> np.ndarray | None:
+    """Month index 0..11 (-1 unknown) from a ``month`` column (1..12) or a ``taken_at`` timestamp."""
+    if "month" in df.columns:
+        m = pd.to_numeric(df["month"], errors="coerce").to_numpy(np.float64)
+    elif "taken_at" in df.columns:
+        m = pd.to_datetime(df["taken_at"], errors="coerce", utc=True).dt.month.to_numpy(np.float64)
+    else:
+        return None
+    ok = np.isfinite(m) & (m >= 1) & (m <= N_MONTHS)
+    return np.where(ok, np.nan_to_num(m) - 1, -1).astype(np.int64)
+
+
+@dataclass
+class Standardiser:
+    """The reference's regression transform: ``z = (f(x + offset) - mean) / std`` with ``f = log`` or identity.
+
+    Attributes:
+        columns: names of the R columns.
+        mean, std: (R,) statistics of the transformed training values (NaNs ignored).
+    """
+
+    columns: tuple[str, ...]
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    std: np.ndarray = field(default_factory=lambda: np.ones(0))
+
+    @classmethod
+    def fit(cls, columns: tuple[str, ...], values: np.ndarray) -> Standardiser:
+        """Statistics from raw training values ``(N, R)`` (NaN = unknown)."""
+        self = cls(tuple(columns), np.zeros(len(columns)), np.ones(len(columns)))
+        t = self._forward(values)
+        with np.errstate(invalid="ignore"):
+            mean, std = np.nanmean(t, axis=0), np.nanstd(t, axis=0)
+        self.mean = np.nan_to_num(mean)
+        self.std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+        return self
+
+    def _forward(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, np.float64).reshape(-1, len(self.columns)).copy()
+        for j, col in enumerate(self.columns):
+            offset, log = REGRESSION_TRANSFORMS[col]
+            values[:, j] += offset
+            if log:
+                values[:, j] = np.log(np.maximum(values[:, j], _LOG_FLOOR))
+        return values
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """Raw values (N, R) in the columns' units -> standardised (N, R); NaN stays NaN."""
+        return (self._forward(values) - self.mean) / self.std
+
+    def inverse_transform(self, z: np.ndarray) -> np.ndarray:
+        """Standardised (N, R) -> values in the columns' units."""
+        t = np.asarray(z, np.float64).reshape(-1, len(self.columns)) * self.std + self.mean
+        for j, col in enumerate(self.columns):
+            offset, log = REGRESSION_TRANSFORMS[col]
+            t[:, j] = (np.exp(t[:, j]) if log else t[:, j]) - offset
+        return t
+
+    def to_dict(self) -> dict[str, Any]:
+        transforms = {c: dict(zip(("offset", "log"), REGRESSION_TRANSFORMS[c])) for c in self.columns}
+        return {"columns": list(self.columns), "transforms": transforms,
+                "mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Standardiser:
+        unknown = [c for c in d["columns"] if c not in REGRESSION_TRANSFORMS]
+        if unknown:
+            raise InputError(f"standardiser has unknown column(s) {unknown}; retrain the model with 'pigeon train'")
+        return cls(tuple(d["columns"]), np.asarray(d["mean"], np.float64), np.asarray(d["std"], np.float64))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Standardiser:
+        return cls.from_dict(read_json(path, hint="the model folder is incomplete; retrain it with 'pigeon train'"))

@@ -1,0 +1,122 @@
+"""``pigeon train``: fit the geolocator's heads from a manifest, its geocells and its embeddings store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pigeon._io import write_json
+from pigeon.errors import InputError
+from pigeon.model._aux import aux_targets
+from pigeon.model._fit import CHECKPOINT_DIR, TrainConfig, fit_head
+from pigeon.model._geolocator import CONFIG, Geolocator
+from pigeon.model._plots import plot_curves
+
+METRICS = "metrics.json"
+CURVES = "curves.png"
+
+
+def load_inputs(manifest, cells, embeddings):
+    """Accept paths or loaded objects for the three inputs of :func:`train`."""
+    from pigeon.data import read_manifest
+    from pigeon.embed import Embeddings
+
+    df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
+    emb = embeddings if hasattr(embeddings, "get_views") else Embeddings.load(embeddings)
+    if not hasattr(cells, "centroids"):
+        from pigeon.cells import GeoCells
+
+        cells = GeoCells.load(cells)
+    return df, cells, emb
+
+
+def location_embeddings(emb, ids: np.ndarray, views: str = "mean") -> np.ndarray:
+    """(N, D) float32 embeddings of ``ids``: the mean of their views, or only the first view."""
+    if views == "mean":
+        return emb.get(ids)
+    return np.stack([v[0] for v in emb.get_views(ids)]).astype(np.float32)
+
+
+def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Training rows and validation rows (None: hold some training rows out)."""
+    if "split" not in df.columns:
+        return df, None
+    train_df = df[df["split"] == "train"]
+    if train_df.empty:
+        raise InputError("the manifest has no rows with split 'train'; add a split column with "
+                         "'pigeon data ingest --split' or remove it to train on every row")
+    val_df = df[df["split"] == "val"]
+    return train_df, (val_df if len(val_df) else None)
+
+
+def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir: str | os.PathLike,
+          config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False) -> Geolocator:
+    """Train a geolocator on cached embeddings and write its model folder.
+
+    Args:
+        manifest: manifest path or DataFrame; rows with ``split == "train"`` train (all rows without a split
+            column), ``"val"`` rows choose the epoch (else ``config.val_fraction`` of the training rows).
+            Auxiliary heads are made for the enrichment columns it has (``koppen``, ``month``/``taken_at``,
+            ``elevation_m``, ``pop_density``, ``temp_*``, ``precip_*``).
+        cells: a :class:`pigeon.cells.GeoCells` or its folder.
+        embeddings: a :class:`pigeon.embed.Embeddings` or its folder (rows that failed to embed are skipped).
+        out_dir: the model folder to write.
+        config: a :class:`TrainConfig`.
+        resume: continue an interrupted run from ``out_dir/checkpoint``.
+        overwrite: replace an existing model folder.
+
+    Returns:
+        The trained :class:`Geolocator` (also saved in ``out_dir``).
+    """
+    config = (config or TrainConfig()).validate()
+    out_dir = Path(out_dir)
+    if not resume and not overwrite and ((out_dir / CONFIG).exists() or (out_dir / CHECKPOINT_DIR).exists()):
+        raise InputError(f"{out_dir} already holds a model; pass --overwrite to replace it or --resume to continue")
+    df, cells, emb = load_inputs(manifest, cells, embeddings)
+    train_df, val_df = split_rows(df)
+    train_df = _embedded(train_df, emb, "training")
+    val = None
+    if val_df is not None:
+        val_df = _embedded(val_df, emb, "validation")
+        val = _arrays(val_df, cells, emb, config.views)
+    X, coords, labels = _arrays(train_df, cells, emb, config.views)
+    aux = aux_targets(train_df)
+    result = fit_head(X, coords, labels, cells.centroids, aux=aux, val=val, config=config,
+                      out_dir=out_dir, resume=resume)
+
+    model_config: dict[str, Any] = {
+        "kind": "geolocator",
+        "backbone": emb.backbone,
+        "backbone_cfg": emb.meta.get("config", {}).get("backbone_cfg"),
+        "embed_dim": int(X.shape[1]),
+        "cells": {"n_cells": len(cells), **{k: v for k, v in getattr(cells, "meta", {}).get("config", {}).items()
+                                            if k in ("method", "preset", "min_size", "max_size")}},
+        "climate_classes": list(aux.climate_classes) if result.head.climate is not None else [],
+        "train": config.to_dict(),
+        "data": {"n_train": result.n_train, "n_val": result.n_val,
+                 "views_per_location": float(np.mean(emb.n_views))},
+    }
+    geo = Geolocator(result.head, cells, model_config, result.standardiser)
+    geo.save_pretrained(out_dir)
+    write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
+                                   "best": result.best, "final": result.history[-1]})
+    plot_curves(result.history, out_dir / CURVES)
+    return geo
+
+
+def _embedded(df: pd.DataFrame, emb, what: str) -> pd.DataFrame:
+    """Rows that have an embedding; an error when none do."""
+    keep = df[df["id"].map(lambda i: i in emb)]
+    if keep.empty:
+        raise InputError(f"none of the {len(df)} {what} rows has an embedding in {emb.root} (see failed.csv "
+                         "there); run 'pigeon embed' on this manifest")
+    return keep
+
+
+def _arrays(df: pd.DataFrame, cells, emb, views: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    coords = df[["lat", "lon"]].to_numpy(np.float64)
+    return location_embeddings(emb, df["id"].to_numpy(), views), coords, cells.assign(coords[:, 0], coords[:, 1])
