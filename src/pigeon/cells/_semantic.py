@@ -96,7 +96,8 @@ def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame
     owner = np.arange(len(areas))  # owner[c] == c for live cells
     members = {c: list(np.flatnonzero(area_cell == c)) for c in np.unique(area_cell[area_cell >= 0])}
     adj = _touching(area_cell, geoms, country)
-    tree = shapely.STRtree(geoms)
+    occupied = np.flatnonzero(area_cell >= 0)  # only areas holding points can be fusion targets
+    tree = shapely.STRtree(geoms[occupied])
 
     def find(c: int) -> int:
         while owner[c] != c:
@@ -116,8 +117,12 @@ def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame
     def nearby(c: int) -> set:
         xmin, ymin = shapely.bounds(geoms[members[c]])[:, :2].min(0)
         xmax, ymax = shapely.bounds(geoms[members[c]])[:, 2:].max(0)
-        hits = tree.query(geoms[members[c]], predicate="dwithin", distance=float(np.hypot(xmax - xmin, ymax - ymin)))[1]
-        hits = hits[(area_cell[hits] >= 0) & (country[hits] == country[c])]
+        reach = float(np.hypot(xmax - xmin, ymax - ymin))
+        # envelope query first, then the exact (costly) distance test only for areas of the same country
+        hits = occupied[tree.query(shapely.box(xmin - reach, ymin - reach, xmax + reach, ymax + reach))]
+        hits = hits[country[hits] == country[c]]
+        within = shapely.STRtree(geoms[members[c]]).query(geoms[hits], predicate="dwithin", distance=reach)[0]
+        hits = hits[np.unique(within)]
         return {find(int(area_cell[h])) for h in hits} - {c}
 
     rng = np.random.default_rng(seed)
