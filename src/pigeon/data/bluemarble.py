@@ -18,7 +18,7 @@ import functools
 import hashlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -105,24 +105,36 @@ def _lit_pixels() -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     return row, col, weight[row, col], (h, w)
 
 
-def _draw_uniform(n: int, lat_range: tuple[float, float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points uniform over the land area between the latitudes (rejection sampling on the sphere)."""
-    z_lo, z_hi = np.sin(np.radians(lat_range))
+def _rejection_sample(n: int, draw: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]], factor: int
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Call ``draw(size) -> (lat, lon, keep)`` until ``n`` points are kept; None if it keeps too few."""
     lats, lons, have = [], [], 0
     for _ in range(_MAX_DRAWS):
         if have >= n:
             break
-        size = max(64, 4 * (n - have))
-        lat = np.degrees(np.arcsin(rng.uniform(z_lo, z_hi, size)))
-        lon = rng.uniform(-180.0, 180.0, size)
-        keep = on_land(lat, lon)
+        lat, lon, keep = draw(max(64, factor * (n - have)))
         lats.append(lat[keep])
         lons.append(lon[keep])
         have += int(keep.sum())
     if have < n:
+        return None
+    return np.concatenate(lats)[:n], np.concatenate(lons)[:n]
+
+
+def _draw_uniform(n: int, lat_range: tuple[float, float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points uniform over the land area between the latitudes (rejection sampling on the sphere)."""
+    z_lo, z_hi = np.sin(np.radians(lat_range))
+
+    def draw(size: int):
+        lat = np.degrees(np.arcsin(rng.uniform(z_lo, z_hi, size)))
+        lon = rng.uniform(-180.0, 180.0, size)
+        return lat, lon, on_land(lat, lon)
+
+    points = _rejection_sample(n, draw, factor=4)
+    if points is None:
         raise InputError(f"found no land between latitudes {lat_range[0]:g} and {lat_range[1]:g}; "
                          "widen lat_range (--south/--north)")
-    return np.concatenate(lats)[:n], np.concatenate(lons)[:n]
+    return points
 
 
 def _draw_populated(n: int, lat_range: tuple[float, float], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -135,22 +147,18 @@ def _draw_populated(n: int, lat_range: tuple[float, float], rng: np.random.Gener
                          "widen lat_range (--south/--north) or set populated_fraction=0 (--populated 0)")
     row, col = row[inside], col[inside]
     cdf = np.cumsum(weight[inside])
-    lats, lons, have = [], [], 0
-    for _ in range(_MAX_DRAWS):
-        if have >= n:
-            break
-        size = max(64, 2 * (n - have))
+
+    def draw(size: int):
         pick = np.minimum(np.searchsorted(cdf, rng.uniform(0.0, cdf[-1], size), side="right"), cdf.size - 1)
         lat = 90.0 - (row[pick] + rng.random(size)) / h * 180.0  # a uniform point inside the chosen pixel
         lon = (col[pick] + rng.random(size)) / w * 360.0 - 180.0
-        keep = on_land(lat, lon) & (lat >= lat_range[0]) & (lat <= lat_range[1])
-        lats.append(lat[keep])
-        lons.append(lon[keep])
-        have += int(keep.sum())
-    if have < n:
+        return lat, lon, on_land(lat, lon) & (lat >= lat_range[0]) & (lat <= lat_range[1])
+
+    points = _rejection_sample(n, draw, factor=2)
+    if points is None:
         raise InputError(f"too little lit land between latitudes {lat_range[0]:g} and {lat_range[1]:g}; "
                          "widen lat_range (--south/--north) or set populated_fraction=0 (--populated 0)")
-    return np.concatenate(lats)[:n], np.concatenate(lons)[:n]
+    return points
 
 
 def sample_locations(
