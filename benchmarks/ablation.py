@@ -45,25 +45,11 @@ SHOWN = ("median_km", "mean_km", "acc_25km", "acc_200km", "acc_750km", "acc_2500
 
 
 def prepare(workdir: Path, n: int, seed: int) -> tuple[pd.DataFrame, object]:
-    """The enriched 4-view dataset and its embeddings, made once and reused."""
-    from pigeon.backbones import DEFAULT_BACKBONE
-    from pigeon.data import read_manifest, write_manifest
-    from pigeon.data.bluemarble import make_bluemarble_dataset
-    from pigeon.embed import Embeddings, embed_manifest
-    from pigeon.geography import enrich
+    """The enriched 4-view dataset and its embeddings, made once and reused (the demo's own stages)."""
+    from pigeon.demo import demo_dataset, demo_embeddings
 
-    data = workdir / "data"
-    enriched = data / "manifest_enriched.parquet"
-    if not enriched.is_file():
-        df = make_bluemarble_dataset(data, n=n, views=4, seed=seed, overwrite=True)
-        write_manifest(enrich(df), enriched)
-    df = read_manifest(enriched)
-    emb_dir = workdir / "emb"
-    try:
-        emb = Embeddings.load(emb_dir)
-    except Exception:  # not made yet (or incomplete): (re)run, it resumes
-        emb = embed_manifest(df, DEFAULT_BACKBONE, emb_dir)
-    return df, emb
+    df = demo_dataset(workdir / "data", n=n, views=4, seed=seed)
+    return df, demo_embeddings(df, workdir / "emb")
 
 
 def build_cells(train: pd.DataFrame, min_size: int, max_size: int, workdir: Path):

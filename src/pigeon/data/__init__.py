@@ -1,6 +1,7 @@
 """Data stage: manifests of geotagged images, ingestion, benchmark import, enrichment, captions."""
 
 from pigeon.data.benchmarks import FORMATS, import_benchmark
+from pigeon.data.bluemarble import make_bluemarble_dataset
 from pigeon.data.ingest import IngestResult, PhotoInfo, ingest_photos, read_photo_info
 from pigeon.data.manifest import (
     REQUIRED_COLUMNS, SPLITS, image_views, read_manifest, read_table, select_split,
@@ -9,6 +10,6 @@ from pigeon.data.manifest import (
 
 __all__ = [
     "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "IngestResult", "PhotoInfo", "image_views", "import_benchmark",
-    "ingest_photos", "read_manifest", "read_photo_info", "read_table", "select_split", "validate_manifest",
-    "write_manifest", "write_table",
+    "ingest_photos", "make_bluemarble_dataset", "read_manifest", "read_photo_info", "read_table", "select_split",
+    "validate_manifest", "write_manifest", "write_table",
 ]

@@ -30,7 +30,20 @@ BACKBONE_WEIGHTS = "backbone.safetensors"
 META = "meta.json"
 _RETRAIN = "retrain it with 'pigeon train'"
 
+#: Models that ship inside the package, loadable by name: ``Geolocator.from_pretrained("demo")``.
+PRETRAINED = {
+    "demo": "the 'pigeon demo' model: EfficientNet-Lite0 on 4-view Blue Marble satellite views, 140 semantic cells "
+            "(made by tools/build_demo_model.py; it knows satellite imagery, not street photos)",
+}
+
 ImageLike = str | os.PathLike | Image.Image
+
+
+def pretrained_path(name: str) -> Path:
+    """The folder of a bundled model of :data:`PRETRAINED`."""
+    from importlib import resources
+
+    return Path(str(resources.files("pigeon") / "resources" / f"{name}_model"))
 
 
 @dataclass
@@ -136,12 +149,16 @@ class Geolocator:
     # ----------------------------------------------------------------- folders
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Geolocator:
-        """Load a model folder written by :meth:`save_pretrained` / ``pigeon train``."""
+        """Load a model folder written by :meth:`save_pretrained` / ``pigeon train``, or a name of
+        :data:`PRETRAINED` (e.g. ``"demo"``) when no such folder exists."""
         from safetensors.torch import load_file
 
         root = Path(path)
+        if not root.exists() and str(path) in PRETRAINED:
+            root = pretrained_path(str(path))
         if not root.is_dir():
-            raise ArtifactNotFoundError(root, "pass a model folder made by 'pigeon train' (or 'pigeon demo')")
+            raise ArtifactNotFoundError(root, "pass a model folder made by 'pigeon train' (or 'pigeon demo'), or a "
+                                        f"bundled model name ({', '.join(PRETRAINED)})")
         config = read_json(root / CONFIG, hint=f"{root} is not a complete model folder; {_RETRAIN}")
         for name in (HEAD, CELLS):
             if not (root / name).exists():

@@ -1,0 +1,64 @@
+"""``pigeon demo``: every stage on a small Blue Marble set, and the model beats the trivial baseline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import assert_clean_error, invoke
+
+SMALL = ("--n", "160", "--views", "2", "--epochs", "25", "--min-size", "4", "--max-size", "12")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = invoke("demo", "-o", out, *SMALL)
+    assert result.exit_code == 0, result.stderr
+    return out, result
+
+
+def test_demo_writes_every_stage_and_beats_the_baseline(demo):
+    out, result = demo
+    for path in ("demo.json", "data/manifest.parquet", "cells/meta.json", "embeddings/meta.json",
+                 "model/config.json", "model/head.safetensors", "report/metrics.json", "report/error_cdf.png",
+                 "report/error_map.png", "report/cells.png", "report/comparison.md",
+                 "report/baseline/metrics.json"):
+        assert (out / path).is_file(), path
+    model = json.loads((out / "report/metrics.json").read_text())
+    baseline = json.loads((out / "report/baseline/metrics.json").read_text())
+    assert model["n"] == baseline["n"] == 16
+    # colours of real Blue Marble imagery locate a place far better than always guessing the mean location
+    assert model["median_km"] < 0.5 * baseline["median_km"], (model, baseline)
+    assert model["acc_2500km"] > baseline["acc_2500km"]
+    assert "median error" in result.stdout and "pigeon predict" in result.stdout
+    assert json.loads((out / "demo.json").read_text())["config"]["n"] == 160
+
+
+def test_rerun_reuses_finished_stages(demo):
+    out, _ = demo
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "model/head.safetensors", out / "embeddings/meta.json")}
+    result = invoke("demo", "-o", out, *SMALL)
+    assert result.exit_code == 0, result.stderr
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_trained_demo_model_predicts_images(demo):
+    out, _ = demo
+    views = sorted((out / "data/images").glob("bm00000_*.jpg"))
+    result = invoke("predict", out / "model", *views, "--views", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    [pred] = json.loads(result.stdout)
+    assert -90 <= pred["lat"] <= 90 and len(pred["top_k"]) == 5
+
+
+def test_other_arguments_need_overwrite(demo):
+    out, _ = demo
+    assert_clean_error(invoke("demo", "-o", out, *SMALL[:-1], "13"), "--overwrite")
+
+
+def test_refuses_a_non_empty_foreign_folder(tmp_path):
+    (tmp_path / "thesis.tex").write_text("keep me")
+    assert_clean_error(invoke("demo", "-o", tmp_path, *SMALL), "not empty")
+    assert (tmp_path / "thesis.tex").read_text() == "keep me"
