@@ -62,3 +62,16 @@ def test_refuses_a_non_empty_foreign_folder(tmp_path):
     (tmp_path / "thesis.tex").write_text("keep me")
     assert_clean_error(invoke("demo", "-o", tmp_path, *SMALL), "not empty")
     assert (tmp_path / "thesis.tex").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--views", "3"), "--views"),
+    (("--min-size", "0"), "--min-size"),
+    (("--min-size", "9", "--max-size", "4"), "--max-size"),
+    (("--n", "5"), "--n"),
+    (("--epochs", "0"), "epochs"),
+])
+def test_bad_arguments_fail_before_any_work(tmp_path, args, needle):
+    out = tmp_path / "demo"
+    assert_clean_error(invoke("demo", "-o", out, *args), needle)
+    assert not out.exists()

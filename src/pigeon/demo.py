@@ -39,6 +39,21 @@ class DemoConfig:
     max_size: int = 25
     epochs: int = 40       # maximum training epochs (early stopping on the validation median km)
 
+    def validate(self) -> DemoConfig:
+        """Check the arguments before any work starts; raise :class:`InputError` naming the option to fix."""
+        from pigeon.data.bluemarble import VIEW_COUNTS
+        from pigeon.model import TrainConfig
+
+        if self.views not in VIEW_COUNTS:
+            raise InputError(f"--views must be one of {', '.join(map(str, VIEW_COUNTS))}, got {self.views}")
+        if not 1 <= self.min_size <= self.max_size:
+            raise InputError(f"need 1 <= --min-size <= --max-size, got {self.min_size} and {self.max_size}")
+        if int(0.8 * self.n) < self.min_size:
+            raise InputError(f"--n {self.n} gives about {int(0.8 * self.n)} training locations, fewer than "
+                             f"--min-size {self.min_size}; raise --n or lower --min-size")
+        TrainConfig(epochs=self.epochs, seed=self.seed).validate()
+        return self
+
 
 def demo_dataset(root: str | os.PathLike, n: int = 1000, views: int = 4, seed: int = 0) -> pd.DataFrame:
     """The Blue Marble dataset enriched with the auxiliary geodata, made once in ``root`` and then reused."""
@@ -84,7 +99,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     from pigeon.geo import spherical_mean
     from pigeon.model import Geolocator, TrainConfig, predict_manifest, train
 
-    config = config or DemoConfig()
+    config = (config or DemoConfig()).validate()
     out = Path(out_dir)
     _claim(out, config, overwrite)
     paths = {stage: out / stage for stage in STAGES}
