@@ -47,6 +47,16 @@ def test_image_views_resolve_against_the_manifest_folder(tmp_path):
     assert image_views(df, root="/data")[0] == [Path("/data/a.jpg")]
 
 
+@pytest.mark.parametrize("target", ["out/m.parquet", "m2.csv", "data/sub/m.parquet"])
+def test_writing_elsewhere_keeps_image_paths_pointing_at_the_images(tmp_path, target):
+    absolute = str(tmp_path / "elsewhere" / "d.jpg")
+    original = read_manifest(write_manifest(_df(image=["a.jpg", ["b_0.jpg", "b_90.jpg"], absolute]),
+                                            tmp_path / "data" / "m.parquet"))
+    moved = read_manifest(write_manifest(original.assign(extra=1), tmp_path / target))
+    assert image_views(moved) == image_views(original)
+    assert not Path(moved["image"].iloc[0]).is_absolute()  # still relative, so the pair of folders can move
+
+
 def test_every_bad_row_is_reported_at_once():
     df = _df(id=["a", "a", "c"], lat=[95.0, 0.0, np.nan], lon=[0.0, -181.0, 0.0], split=["train", "dev", None],
              image=["a.jpg", "", "c.jpg"])

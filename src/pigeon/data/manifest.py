@@ -141,11 +141,21 @@ def read_manifest(path: str | os.PathLike, require_coords: bool = True) -> pd.Da
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Validate and write a manifest (Parquet or CSV by suffix), atomically."""
     require_coords = "lat" in df.columns and df["lat"].notna().all()
-    df = validate_manifest(df, where=str(path), require_coords=require_coords)
+    df = validate_manifest(df, where=str(path), require_coords=require_coords).copy()
+    root, out_dir = df.attrs.get("root"), Path(path).resolve().parent
+    if root is not None and Path(root).resolve() != out_dir:  # keep relative image paths pointing at the images
+        df["image"] = df["image"].map(lambda v: _rebase(v, Path(root), out_dir))
     df.attrs = {}
     if df["image"].map(lambda v: isinstance(v, list)).any():  # Parquet needs one type per column
         df["image"] = df["image"].map(lambda v: v if isinstance(v, list) else [v])
     return write_table(df, path)
+
+
+def _rebase(value, root: Path, out_dir: Path):
+    """Image path(s) relative to ``root`` made relative to ``out_dir`` (absolute paths are kept)."""
+    if isinstance(value, list):
+        return [_rebase(v, root, out_dir) for v in value]
+    return value if Path(value).is_absolute() else os.path.relpath(root / value, out_dir)
 
 
 def image_views(df: pd.DataFrame, root: str | os.PathLike | None = None) -> list[list[Path]]:
@@ -154,7 +164,7 @@ def image_views(df: pd.DataFrame, root: str | os.PathLike | None = None) -> list
     out = []
     for value in df["image"]:
         views = value if isinstance(value, list) else [value]
-        out.append([Path(v) if Path(v).is_absolute() else root / v for v in views])
+        out.append([Path(v) if Path(v).is_absolute() else Path(os.path.normpath(root / v)) for v in views])
     return out
 
 
