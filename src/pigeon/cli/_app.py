@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
+
+#: Top-level commands in the order of the data flow (``pigeon --help`` lists them so).
+FLOW = ("data", "cells", "backbones", "embed", "train", "predict", "evaluate", "demo")
+
+
+class _FlowOrder(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
+        return sorted(super().list_commands(ctx), key=lambda n: FLOW.index(n) if n in FLOW else len(FLOW))
+
 
 _settings = dict(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 
-app = typer.Typer(help="pigeon: predict where on Earth a photo was taken (PIGEON / PIGEOTTO).", **_settings)
+app = typer.Typer(help="pigeon: predict where on Earth a photo was taken (PIGEON / PIGEOTTO).", cls=_FlowOrder,
+                  **_settings)
 data_app = typer.Typer(help="Manifests: ingest photos, import benchmarks, enrich, captions, demo data.", **_settings)
 cells_app = typer.Typer(help="Geocells: build, plot, export, stats.", **_settings)
 backbones_app = typer.Typer(help="Image backbones: list and inspect.", **_settings)
