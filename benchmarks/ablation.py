@@ -93,12 +93,10 @@ def run_variant(name: str, df: pd.DataFrame, emb, cells: dict, epochs: int, seed
 
 
 def baseline(df: pd.DataFrame) -> dict:
-    from pigeon.evaluate import compute_metrics
-    from pigeon.geo import spherical_mean
+    from pigeon.evaluate import compute_metrics, mean_baseline
 
     train, test = df[df["split"] == "train"], df[df["split"] == "test"]
-    lat, lon = spherical_mean(train["lat"], train["lon"])
-    return compute_metrics(pd.DataFrame({"id": test["id"], "lat": lat, "lon": lon}), test)
+    return compute_metrics(mean_baseline(train, test["id"]), test)
 
 
 def main(argv: list[str] | None = None) -> None:

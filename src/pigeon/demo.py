@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from pigeon._io import provenance, read_json, write_json
+from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
 
 STAGES = ("data", "cells", "embeddings", "model", "report")
@@ -95,8 +95,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
         :func:`pigeon.evaluate.compute_metrics`.
     """
     from pigeon.cells import GeoCells, plot_cells
-    from pigeon.evaluate import metrics_table, to_markdown, write_report
-    from pigeon.geo import spherical_mean
+    from pigeon.evaluate import mean_baseline, metrics_table, to_markdown, write_report
     from pigeon.model import Geolocator, TrainConfig, predict_manifest, train
 
     config = (config or DemoConfig()).validate()
@@ -130,13 +129,12 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
     predictions = predict_manifest(geo, test_df, emb, top_k=5)
     model_metrics = write_report(predictions, test_df, paths["report"], config={"demo": asdict(config)})
-    mean_lat, mean_lon = spherical_mean(train_df["lat"], train_df["lon"])
-    baseline = pd.DataFrame({"id": test_df["id"], "lat": mean_lat, "lon": mean_lon})
-    baseline_metrics = write_report(baseline, test_df, paths["report"] / "baseline",
+    baseline_metrics = write_report(mean_baseline(train_df, test_df["id"]), test_df, paths["report"] / "baseline",
                                      config={"baseline": "spherical mean of the training locations"})
     plot_cells(cells, paths["report"] / "cells.png")
     table = to_markdown(metrics_table({"pigeon": model_metrics, "spherical-mean baseline": baseline_metrics}))
-    (paths["report"] / "comparison.md").write_text(table)
+    with atomic_path(paths["report"] / "comparison.md") as tmp:
+        tmp.write_text(table)
     log(table)
     return {"model": model_metrics, "baseline": baseline_metrics, "n_cells": len(cells), "out_dir": str(out)}
 
@@ -148,10 +146,10 @@ def _claim(out: Path, config: DemoConfig, overwrite: bool) -> None:
         raise InputError(f"{out} is a file; pass a folder for the demo")
     if marker.is_file():
         previous = read_json(marker).get("config")
-        if overwrite or previous != asdict(config):
-            if not overwrite:
-                raise InputError(f"{out} holds a demo made with other arguments ({previous}); pass --overwrite "
-                                 "to remake it or choose another folder")
+        if previous != asdict(config) and not overwrite:
+            raise InputError(f"{out} holds a demo made with other arguments ({previous}); pass --overwrite "
+                             "to remake it or choose another folder")
+        if overwrite:
             for stage in STAGES:
                 shutil.rmtree(out / stage, ignore_errors=True)
     elif out.is_dir() and any(out.iterdir()):

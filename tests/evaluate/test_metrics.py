@@ -8,7 +8,7 @@ import pytest
 
 import pigeon.geography
 from pigeon.errors import InputError
-from pigeon.evaluate import METRIC_KEYS, compute_metrics, country_accuracy, match_predictions
+from pigeon.evaluate import METRIC_KEYS, compute_metrics, country_accuracy, match_predictions, mean_baseline
 from pigeon.evaluate._metrics import summarize
 from tests.evaluate.conftest import CASES
 
@@ -99,3 +99,11 @@ def test_long_lists_are_shortened(truth):
     many = pd.DataFrame({"id": [f"x{i}" for i in range(20)], "lat": 0.0, "lon": 0.0})
     with pytest.raises(InputError, match="'x12' and 15 more"):
         compute_metrics(pd.concat([truth[["id", "lat", "lon"]], many]), truth)
+
+
+def test_mean_baseline_guesses_the_spherical_mean_for_every_id():
+    train = pd.DataFrame({"lat": [0.0, 0.0], "lon": [179.0, -179.0]})  # across the dateline: mean at 180, not 0
+    pred = mean_baseline(train, ["a", "b", "c"])
+    assert pred["id"].tolist() == ["a", "b", "c"]
+    np.testing.assert_allclose(pred["lat"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(np.abs(pred["lon"]), 180.0, atol=1e-9)

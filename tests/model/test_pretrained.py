@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from pigeon.data import make_bluemarble_dataset
-from pigeon.evaluate import compute_metrics
-from pigeon.geo import spherical_mean
+from pigeon.evaluate import compute_metrics, mean_baseline
 from pigeon.model import PRETRAINED, Geolocator, predict_manifest, pretrained_path
 from tests.conftest import assert_clean_error
 
@@ -17,8 +14,7 @@ def test_bundled_demo_model_generalises_to_new_locations(tmp_path):
     # locations drawn with another seed than the demo's training data (seed 0)
     df = make_bluemarble_dataset(tmp_path, n=48, views=4, seed=1234)
     pred = predict_manifest(geo, df, top_k=1)
-    lat, lon = spherical_mean(df["lat"], df["lon"])
-    baseline = compute_metrics(pd.DataFrame({"id": df["id"], "lat": lat, "lon": lon}), df)
+    baseline = compute_metrics(mean_baseline(df, df["id"]), df)
     metrics = compute_metrics(pred, df)
     assert metrics["median_km"] < 0.4 * baseline["median_km"], (metrics, baseline)
 

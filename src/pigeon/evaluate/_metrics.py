@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from pigeon.errors import InputError
-from pigeon.geo import RADII_KM, geoguessr_score, haversine_km
+from pigeon.geo import RADII_KM, geoguessr_score, haversine_km, spherical_mean
 
 #: The keys of ``metrics.json``, in order.
 METRIC_KEYS = ("n", *(f"acc_{r}km" for r in RADII_KM), "median_km", "mean_km", "geoscore_mean", "country_acc")
@@ -148,3 +148,17 @@ def compute_metrics(pred_df: pd.DataFrame, truth_df: pd.DataFrame) -> dict:
         radius; km are great-circle; ``country_acc`` is None without country lookup.
     """
     return summarize(match_predictions(pred_df, truth_df))
+
+
+def mean_baseline(train_df: pd.DataFrame, ids) -> pd.DataFrame:
+    """The trivial baseline's predictions: every id guessed at the spherical mean of the training locations.
+
+    Args:
+        train_df: ``lat, lon`` of the training locations.
+        ids: the ids to predict.
+
+    Returns:
+        ``id, lat, lon``, ready for :func:`compute_metrics`.
+    """
+    lat, lon = spherical_mean(train_df["lat"], train_df["lon"])
+    return pd.DataFrame({"id": list(ids), "lat": lat, "lon": lon})
