@@ -90,3 +90,38 @@ def provenance(kind: str, config: dict[str, Any]) -> dict[str, Any]:
         "versions": versions(),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def mmap_safetensors(path: str | os.PathLike) -> dict[str, Any]:
+    """Memory-map every tensor of a safetensors file as a read-only NumPy array (nothing is read up front).
+
+    ``safetensors.safe_open`` only slices contiguous ranges; a memory map also gathers arbitrary rows, which is
+    what a retrieval gallery needs.
+    """
+    import numpy as np
+
+    dtypes = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "I64": np.int64, "I32": np.int32,
+              "U8": np.uint8, "BF16": None}
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 0 < n <= path.stat().st_size - 8:
+                raise ValueError("bad header length")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path} is not a readable safetensors file ({exc}); rebuild it") from None
+    out: dict[str, Any] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = dtypes.get(info.get("dtype"))
+        if dtype is None:
+            raise InputError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}; rebuild it")
+        begin, end = info["data_offsets"]
+        shape = tuple(info["shape"])
+        if end - begin != int(np.prod(shape)) * np.dtype(dtype).itemsize or 8 + n + end > path.stat().st_size:
+            raise InputError(f"{path}: tensor {name!r} is truncated; the file is damaged, rebuild it")
+        out[name] = (np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=shape) if end > begin
+                     else np.zeros(shape, dtype))
+    return out

@@ -8,8 +8,9 @@
       cells/           semantic geocells built on the training split
       embeddings/      EfficientNet-Lite0 embeddings of every view (the offline default backbone)
       model/           the trained Geolocator (pigeon.Geolocator.from_pretrained("out_dir/model"))
-      report/          test-split evaluation of the model (metrics, error CDF, error map), cells.png,
-                       baseline/ (always guess the training set's spherical mean) and comparison.md
+      report/          test-split evaluation of the refined model (metrics, error CDF, error map), cells.png,
+                       head/ (the head alone: cell centroids), knn/ (the nearest training image), baseline/
+                       (always guess the training set's spherical mean) and comparison.md
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
 
 STAGES = ("data", "cells", "embeddings", "model", "report")
+#: How the demo places its guesses -> (row name in the comparison, report sub-folder; "" = the report itself).
+METHOD_REPORTS = {
+    "refine": ("pigeon (refined)", ""),
+    "cell": ("pigeon head only (cell centroid)", "head"),
+    "knn": ("nearest training image (kNN)", "knn"),
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,9 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
         log: called with one line per stage.
 
     Returns:
-        ``{"model": metrics, "baseline": metrics, "n_cells": int, "out_dir": str}``; metrics as in
-        :func:`pigeon.evaluate.compute_metrics`.
+        ``{"model": metrics, "head": metrics, "knn": metrics, "baseline": metrics, "n_cells": int,
+        "out_dir": str}`` (the refined model, its head alone, the nearest-neighbour baseline and the spherical
+        mean); metrics as in :func:`pigeon.evaluate.compute_metrics`.
     """
     from pigeon.cells import GeoCells, plot_cells
     from pigeon.evaluate import mean_baseline, metrics_table, to_markdown, write_report
@@ -119,7 +127,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     log(f"[3/5] embeddings: {df['image'].map(len).sum()} views -> {paths['embeddings']}")
     emb = demo_embeddings(df, paths["embeddings"])
 
-    log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads -> {paths['model']}")
+    log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner -> {paths['model']}")
     if (paths["model"] / "config.json").is_file():
         geo = Geolocator.from_pretrained(paths["model"])
     else:
@@ -127,16 +135,22 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
                     overwrite=True)
 
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
-    predictions = predict_manifest(geo, test_df, emb, top_k=5)
-    model_metrics = write_report(predictions, test_df, paths["report"], config={"demo": asdict(config)})
-    baseline_metrics = write_report(mean_baseline(train_df, test_df["id"]), test_df, paths["report"] / "baseline",
-                                     config={"baseline": "spherical mean of the training locations"})
+    runs: dict[str, dict[str, Any]] = {}
+    for method, (name, folder) in METHOD_REPORTS.items():
+        predictions = predict_manifest(geo, test_df, emb, top_k=5, method=method)
+        runs[name] = write_report(predictions, test_df, paths["report"] / folder if folder else paths["report"],
+                                  config={"demo": asdict(config), "method": method})
+    runs["spherical-mean baseline"] = write_report(
+        mean_baseline(train_df, test_df["id"]), test_df, paths["report"] / "baseline",
+        config={"baseline": "spherical mean of the training locations"})
     plot_cells(cells, paths["report"] / "cells.png")
-    table = to_markdown(metrics_table({"pigeon": model_metrics, "spherical-mean baseline": baseline_metrics}))
+    table = to_markdown(metrics_table(runs))
     with atomic_path(paths["report"] / "comparison.md") as tmp:
         tmp.write_text(table)
     log(table)
-    return {"model": model_metrics, "baseline": baseline_metrics, "n_cells": len(cells), "out_dir": str(out)}
+    names = [name for name, _ in METHOD_REPORTS.values()]
+    return {"model": runs[names[0]], "head": runs[names[1]], "knn": runs[names[2]],
+            "baseline": runs["spherical-mean baseline"], "n_cells": len(cells), "out_dir": str(out)}
 
 
 def _claim(out: Path, config: DemoConfig, overwrite: bool) -> None:

@@ -60,12 +60,15 @@ def model(work, tmp_path_factory):
 def test_model_folder_is_complete_and_unpickled(model):
     names = {p.name for p in model.iterdir()}
     assert {"config.json", "head.safetensors", "cells", "standardiser.json", "metrics.json", "train_log.jsonl",
-            "curves.png", "meta.json", "checkpoint"} <= names
+            "curves.png", "meta.json", "checkpoint", "refiner", "README.md"} <= names
     config = json.loads((model / "config.json").read_text())
     assert config["backbone"] == "pigeontest:tiny" and config["head"]["in_dim"] == 32
     assert config["head"]["n_climate"] == len(config["climate_classes"]) and config["head"]["n_months"] == 12
     assert config["head"]["regression"] == ["elevation_m"] and config["train"]["tau_km"] == 75.0
-    assert config["versions"]["python"]
+    assert config["versions"]["python"] and config["stages"] == ["head", "refiner"]
+    refiner = json.loads((model / "refiner" / "meta.json").read_text())["config"]
+    assert refiner["refine"]["top_k"] == 5 and refiner["refine"]["temperature"] == 1.6  # the street-view preset
+    assert refiner["backbone"] == "pigeontest:tiny" and refiner["n_gallery"] == config["data"]["n_train"]
     assert json.loads((model / "meta.json").read_text())["kind"] == "model"
     assert len((model / "train_log.jsonl").read_text().splitlines()) == 4
     assert (model / "curves.png").read_bytes()[:4] == b"\x89PNG"
@@ -181,3 +184,90 @@ def test_finetune_updates_and_saves_the_last_block(work, tmp_path):
     np.testing.assert_allclose(reloaded.predict([path])[0].probs, tuned.predict([path])[0].probs, rtol=1e-5)
     with pytest.raises(PigeonError, match="epochs"):
         finetune(geo, df, tmp_path / "ft2", epochs=0)
+
+
+def test_refine_build_merges_options_over_the_preset(cli, model, work, tmp_path):
+    copy = tmp_path / "m"
+    shutil.copytree(model, copy)
+    result = cli("refine", "build", copy, "--manifest", _manifest(work), "--embeddings", work / "emb",
+                 "--preset", "photo", "--top-k", "3")
+    assert result.exit_code == 0, result.stderr
+    assert "clusters" in result.stdout
+    cfg = json.loads((copy / "refiner" / "meta.json").read_text())["config"]["refine"]
+    assert (cfg["top_k"], cfg["temperature"], cfg["max_move_km"], cfg["min_samples"]) == (3, 0.6, None, 100)
+    assert json.loads((copy / "config.json").read_text())["preset"] == "photo"
+    images = cli("refine", "build", copy, "--manifest", _manifest(work), "--no-max-move")  # embeds the images
+    assert images.exit_code == 0, images.stderr
+    cfg = json.loads((copy / "refiner" / "meta.json").read_text())["config"]["refine"]
+    assert (cfg["top_k"], cfg["max_move_km"]) == (5, None)
+
+
+def test_refine_build_bad_input(cli, model, work, tmp_path):
+    from pigeon.embed import embed_manifest
+    from pigeon.data import read_manifest
+
+    assert_clean_error(cli("refine", "build", "demo", "--manifest", _manifest(work)), "read-only")
+    assert_clean_error(cli("refine", "build", model, "--manifest", _manifest(work), "--temperature", "0"),
+                       "temperature")
+    assert_clean_error(cli("refine", "build", model, "--manifest", _manifest(work), "--top-k", "100000"), "top_k")
+    df = read_manifest(_manifest(work))
+    other = embed_manifest(df.head(20), "efficientnet:lite0", tmp_path / "other", num_workers=0)
+    assert_clean_error(cli("refine", "build", model, "--manifest", _manifest(work), "--embeddings", other.root),
+                       "efficientnet:lite0", "pigeontest:tiny")
+
+
+def test_predict_methods_and_the_refined_column(cli, model, work, tmp_path):
+    from pigeon.data import read_manifest
+    from pigeon.evaluate import compute_metrics
+
+    test = read_manifest(_manifest(work)).query("split == 'test'")
+    tables = {}
+    for name, extra in {"refine": (), "cell": ("--no-refine",), "knn": ("--method", "knn")}.items():
+        out = tmp_path / f"{name}.csv"
+        result = cli("predict", model, "--manifest", _manifest(work), "--split", "test", "-o", out,
+                     "--embeddings", work / "emb", *extra)
+        assert result.exit_code == 0, result.stderr
+        assert f"method {name}" in result.stdout
+        tables[name] = pd.read_csv(out, dtype={"id": str})
+        assert compute_metrics(tables[name], test)["n"] == len(test)
+    assert tables["refine"]["refined"].all() and not tables["cell"]["refined"].any()
+    assert not np.allclose(tables["refine"]["lat"], tables["cell"]["lat"])
+    assert_clean_error(cli("predict", model, "x.jpg", "--no-refine", "--method", "knn"), "--no-refine")
+
+
+def test_batch_prediction_survives_bad_images(cli, model, work, tmp_path):
+    from pigeon.data import read_manifest, write_manifest
+
+    df = read_manifest(_manifest(work)).query("split == 'test'").head(6).copy()
+    root = _manifest(work).parent
+    (root / "truncated.jpg").write_bytes((root / df["image"].iat[0][0]).read_bytes()[:200])
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "text.jpg").write_text("hello")
+    df["image"] = [["truncated.jpg", "empty.jpg"], ["text.jpg"], [df["image"].iat[2][0], "empty.jpg"],
+                   *df["image"].iloc[3:]]
+    write_manifest(df, root / "bad_manifest.parquet")
+    out = tmp_path / "pred.csv"
+    result = cli("predict", model, "--manifest", root / "bad_manifest.parquet", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert "predicted 4 of 6" in result.stdout and "4 unreadable image(s)" in result.stdout
+    failures = pd.read_csv(tmp_path / "pred.failures.csv", dtype={"id": str})
+    assert sorted(failures["image"].map(lambda p: p.rsplit("/", 1)[-1])) == sorted(
+        ["truncated.jpg", "empty.jpg", "text.jpg", "empty.jpg"])
+    assert set(pd.read_csv(out, dtype={"id": str})["id"]) == set(df["id"].iloc[2:])
+    assert failures["error"].str.len().min() > 10
+    strict = cli("predict", model, "--manifest", root / "bad_manifest.parquet", "-o", tmp_path / "s.csv", "--strict")
+    last = strict.stderr.strip().splitlines()[-1]  # after the progress bar of the work done so far
+    assert strict.exit_code == 2 and last.startswith("error:") and "truncated.jpg" in last
+    assert "Traceback" not in strict.stderr and not (tmp_path / "s.csv").exists()
+
+
+def test_train_records_the_preset_and_every_resolved_value(cli, work, tmp_path):
+    args = ("train", _manifest(work), "--cells", work / "cells", "--embeddings", work / "emb", "--epochs", "2",
+            "--device", "cpu", "--preset", "photo")
+    assert_clean_error(cli(*args, "-o", tmp_path / "a"), "top 40 cells", "--no-refine")
+    assert not (tmp_path / "a").exists()  # refused before any training
+    result = cli(*args, "-o", tmp_path / "b", "--tau", "70", "--no-refine")
+    assert result.exit_code == 0, result.stderr
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["preset"] == "photo" and config["stages"] == ["head"]
+    assert (config["train"]["tau_km"], config["train"]["views"], config["train"]["epochs"]) == (70.0, "first", 2)

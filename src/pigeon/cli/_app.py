@@ -6,7 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 #: Top-level commands in the order of the data flow (``pigeon --help`` lists them so).
-FLOW = ("data", "cells", "backbones", "embed", "train", "predict", "evaluate", "demo")
+FLOW = ("data", "cells", "backbones", "embed", "train", "refine", "predict", "evaluate", "demo")
 
 
 class _FlowOrder(TyperGroup):
@@ -21,7 +21,9 @@ app = typer.Typer(help="pigeon: predict where on Earth a photo was taken (PIGEON
 data_app = typer.Typer(help="Manifests: ingest photos, import benchmarks, enrich, captions, demo data.", **_settings)
 cells_app = typer.Typer(help="Geocells: build, plot, export, stats.", **_settings)
 backbones_app = typer.Typer(help="Image backbones: list and inspect.", **_settings)
+refine_app = typer.Typer(help="Retrieval refinement: build a model's location clusters.", **_settings)
 
 app.add_typer(data_app, name="data")
 app.add_typer(cells_app, name="cells")
 app.add_typer(backbones_app, name="backbones")
+app.add_typer(refine_app, name="refine")

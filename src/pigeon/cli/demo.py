@@ -12,25 +12,28 @@ from pigeon.cli._app import app
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("pigeon-demo"), "--out", "-o", help="Demo folder to write."),
-    n: int = typer.Option(1000, "--n", help="Blue Marble locations (80/10/10 % train/val/test)."),
-    views: int = typer.Option(4, "--views", help="Views per location (1, 2 or 4), averaged like panoramas."),
-    epochs: int = typer.Option(40, "--epochs", help="Maximum training epochs."),
-    min_size: int = typer.Option(8, "--min-size", help="Semantic geocells: min training locations per cell."),
-    max_size: int = typer.Option(25, "--max-size", help="Semantic geocells: max training locations per cell."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of data, cells and training."),
+    n: int = typer.Option(None, "--n", help="Blue Marble locations (80/10/10 % train/val/test) (1000)."),
+    views: int = typer.Option(None, "--views", help="Views per location (1, 2 or 4), averaged like panoramas (4)."),
+    epochs: int = typer.Option(None, "--epochs", help="Maximum training epochs (40)."),
+    min_size: int = typer.Option(None, "--min-size", help="Semantic geocells: min training locations per cell (8)."),
+    max_size: int = typer.Option(None, "--max-size", help="Semantic geocells: max training locations per cell (25)."),
+    seed: int = typer.Option(None, "--seed", help="Random seed of data, cells and training (0)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Remake every stage of an existing demo folder."),
 ) -> None:
     """Build a dataset, geocells and embeddings, train a geolocator and evaluate it (a few minutes on a CPU).
 
     Example: pigeon demo -o pigeon-demo; then pigeon predict pigeon-demo/model IMAGE
     """
+    import dataclasses
+
     from pigeon.demo import DemoConfig, run_demo
 
-    config = DemoConfig(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size, epochs=epochs)
+    options = dict(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size, epochs=epochs)
+    config = dataclasses.replace(DemoConfig(), **{k: v for k, v in options.items() if v is not None})
     result = run_demo(out, config, overwrite=overwrite, log=typer.echo)
-    m, b = result["model"], result["baseline"]
-    typer.echo(f"\nmedian error {m['median_km']:.0f} km (baseline {b['median_km']:.0f} km) over {m['n']} test "
-               f"locations, {result['n_cells']} geocells.\n"
+    m, h, b = result["model"], result["head"], result["baseline"]
+    typer.echo(f"\nmedian error {m['median_km']:.0f} km refined, {h['median_km']:.0f} km from the head alone "
+               f"(baseline {b['median_km']:.0f} km) over {m['n']} test locations, {result['n_cells']} geocells.\n"
                f"report: {out / 'report'} (metrics.md, error_cdf.png, error_map.png, cells.png)\n"
-               f"try:    pigeon predict {out / 'model'} $(ls {out}/data/images/*_?.jpg | head -{views}) "
-               f"--views {views}")
+               f"try:    pigeon predict {out / 'model'} $(ls {out}/data/images/*_?.jpg | head -{config.views}) "
+               f"--views {config.views}")

@@ -25,6 +25,12 @@ def predict_command(
     embeddings: Path = typer.Option(None, "--embeddings", help="With --manifest: read cached embeddings made "
                                     "with the model's backbone instead of embedding the images."),
     out: Path = typer.Option(None, "--out", "-o", help="With --manifest: predictions file (.csv or .parquet)."),
+    method: str = typer.Option(None, "--method", help="cell (the top cell's centroid), refine (retrieval inside the "
+                               "top cells) or knn (the nearest training image); default: refine when the model "
+                               "has a refiner, else cell."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="The head alone: same as --method cell."),
+    strict: bool = typer.Option(False, "--strict", help="With --manifest: stop at the first unreadable image "
+                                "instead of listing it in the failures file."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
 ) -> None:
     """Predict where photos were taken: the guess, top-k cells with places, confidence and climate/geodata.
@@ -32,10 +38,14 @@ def predict_command(
     Examples:
       pigeon predict model/ photo.jpg --top-k 5 --probability-map map.geojson
       pigeon predict model/ n.jpg e.jpg s.jpg w.jpg --views 4 --json
-      pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv
+      pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv --method knn
     """
     from pigeon.model import Geolocator
 
+    if no_refine:
+        if method not in (None, "cell"):
+            raise InputError(f"--no-refine means --method cell; it contradicts --method {method}")
+        method = "cell"
     if manifest is None and not images:
         raise InputError("nothing to predict; pass IMAGE paths or --manifest MANIFEST")
     if manifest is not None and images:
@@ -46,7 +56,7 @@ def predict_command(
         if out is None:
             raise InputError("--manifest needs an output file: add -o predictions.csv")
         geo = Geolocator.from_pretrained(model, device=device)
-        _predict_manifest(geo, manifest, split, embeddings, out, top_k)
+        _predict_manifest(geo, manifest, split, embeddings, out, top_k, geo.resolve_method(method), strict)
         return
     if views < 1 or len(images) % views:
         raise InputError(f"got {len(images)} image(s), not a multiple of --views {views}; pass {views} views "
@@ -56,7 +66,7 @@ def predict_command(
         raise InputError(f"--probability-map needs exactly one location, got {len(locations)}; "
                          "predict the images one location at a time")
     geo = Geolocator.from_pretrained(model, device=device)
-    preds = geo.predict(locations, top_k=top_k)
+    preds = geo.predict(locations, top_k=top_k, method=geo.resolve_method(method))
     if probability_map is not None:
         from pigeon._io import write_json
 
@@ -69,16 +79,33 @@ def predict_command(
         typer.echo(f"probability map of {geo.n_cells} cells -> {probability_map}", err=True)
 
 
-def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path | None, out: Path, top_k: int) -> None:
+def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path | None, out: Path, top_k: int,
+                      method: str, strict: bool) -> None:
     from pigeon.data import read_manifest, select_split, write_table
     from pigeon.embed import Embeddings
     from pigeon.model import predict_manifest
 
     df = select_split(read_manifest(manifest, require_coords=False), split)
     emb = Embeddings.load(embeddings) if embeddings is not None else None
-    table = predict_manifest(geo, df, emb, top_k=top_k)
+    table = predict_manifest(geo, df, emb, top_k=top_k, method=method, skip_errors=not strict)
+    failures = table.attrs["failures"]
+    failures_path = out.with_name(f"{out.stem}.failures.csv")
+    failures_path.unlink(missing_ok=True)  # never leave a stale list from an earlier run beside new predictions
+    n_done = table["id"].nunique()
+    if not n_done:
+        raise InputError(f"none of the {len(df)} location(s) could be predicted (e.g. {failures['error'].iat[0]}); "
+                         "fix the images or the manifest paths")
     write_table(table, out)
-    typer.echo(f"predicted {len(df)} location(s), top {top_k} each -> {out}")
+    line = f"predicted {n_done} of {len(df)} location(s) with method {method}, top {top_k} each -> {out}"
+    if len(failures):
+        from pigeon._io import atomic_path
+
+        with atomic_path(failures_path) as tmp:
+            failures.to_csv(tmp, index=False)
+        n_failed = len(df) - n_done
+        line += (f"; {len(failures)} unreadable image(s) left out ({n_failed} location(s) without a readable "
+                 f"view) -> {failures_path}")
+    typer.echo(line)
 
 
 def _print_table(locations, preds) -> None:
@@ -88,6 +115,8 @@ def _print_table(locations, preds) -> None:
     console = Console()
     for loc, pred in zip(locations, preds):
         table = Table(title=", ".join(Path(p).name for p in loc), title_justify="left")
+        if pred.refined:
+            table.title += f"  (refined: {pred.method}; head's guess {pred.cell_lat:.4f}, {pred.cell_lon:.4f})"
         for col in ("rank", "prob", "lat", "lon", "country", "region", "cell"):
             table.add_column(col, justify="right" if col in ("rank", "prob", "lat", "lon", "cell") else "left")
         for rank, c in enumerate(pred.top_k, start=1):

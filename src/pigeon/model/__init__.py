@@ -3,21 +3,24 @@
 >>> from pigeon.model import Geolocator, TrainConfig, train
 >>> geo = train("data/manifest.parquet", "cells/", "emb/", "model/", TrainConfig(tau_km=75))
 >>> [pred] = Geolocator.from_pretrained("model/").predict([["n.jpg", "e.jpg", "s.jpg", "w.jpg"]])
->>> pred.lat, pred.lon, pred.confidence, pred.top_k[0].country
+>>> pred.lat, pred.lon, pred.confidence, pred.refined, pred.top_k[0].country
 """
 
 from pigeon.model._aux import REGRESSION_TRANSFORMS, AuxTargets, Standardiser, aux_targets
 from pigeon.model._finetune import finetune
 from pigeon.model._fit import FitResult, TrainConfig, fit_head
-from pigeon.model._geolocator import PRETRAINED, Candidate, Geolocator, Prediction, pretrained_path
+from pigeon.model._geolocator import PRETRAINED, Geolocator, pretrained_path
+from pigeon.model._prediction import METHODS, Candidate, Prediction
 from pigeon.model._loss import (
     TAU_PHOTOS_KM, TAU_STREETVIEW_KM, geocell_targets, haversine_targets, soft_cross_entropy,
 )
-from pigeon.model._predict import PREDICTION_COLUMNS, predict_manifest
+from pigeon.model._predict import FAILURE_COLUMNS, PREDICTION_COLUMNS, manifest_embeddings, predict_manifest
 from pigeon.model._train import train
+from pigeon.model._views import VIEW_RULES, location_embeddings
 from pigeon.model.layers import GeocellHead, GeolocatorHead, HeadConfig
 
 __all__ = [
+    "FAILURE_COLUMNS", "METHODS", "VIEW_RULES", "location_embeddings", "manifest_embeddings",
     "PREDICTION_COLUMNS", "PRETRAINED", "REGRESSION_TRANSFORMS", "TAU_PHOTOS_KM", "TAU_STREETVIEW_KM", "AuxTargets", "Candidate",
     "FitResult", "GeocellHead", "Geolocator", "GeolocatorHead", "HeadConfig", "Prediction", "Standardiser",
     "TrainConfig", "aux_targets", "finetune", "fit_head", "geocell_targets", "haversine_targets", "predict_manifest",

@@ -20,6 +20,7 @@ from pigeon.errors import InputError
 from pigeon.model._fit import lr_at
 from pigeon.model._geolocator import Geolocator
 from pigeon.model._loss import geocell_targets, soft_cross_entropy
+from pigeon.model._views import pool_views, select_views
 
 FINETUNE_LOG = "finetune_log.jsonl"
 
@@ -46,9 +47,7 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
         df = df[df["split"] == "train"]
     if df.empty:
         raise InputError("no training rows to fine-tune on; the manifest needs split 'train' rows")
-    views = image_views(df)
-    if geo.config.get("train", {}).get("views") == "first":
-        views = [v[:1] for v in views]
+    views = [list(select_views(v, geo.view_rule)) for v in image_views(df)]
     coords = torch.from_numpy(df[["lat", "lon"]].to_numpy(np.float64))
     cells = torch.from_numpy(geo.cells.assign(coords[:, 0].numpy(), coords[:, 1].numpy()))
     centroids = torch.tensor(np.asarray(geo.cells.centroids), dtype=torch.float64)
@@ -56,6 +55,7 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
     tau = train_cfg.get("tau_km") if train_cfg.get("smoothing", True) else None
 
     backbone, head = geo.backbone, geo.head
+    refine_config = geo.refiner.config if geo.refiner is not None else None
     torch.manual_seed(seed)
     params = backbone.unfreeze_last_block() + list(head.geocell.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=train_cfg.get("weight_decay", 0.01), foreach=True)
@@ -88,6 +88,11 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
     head.eval()
     geo.config["finetune"] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
                               "n_train": len(views), "history": history}
+    if geo.refiner is not None:  # the gallery must be embedded by the fine-tuned backbone, like the queries
+        from pigeon.refine import build_refiner
+
+        geo.refiner = None
+        geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
     geo.save_pretrained(out_dir)
     with atomic_path(Path(out_dir) / FINETUNE_LOG) as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
@@ -100,4 +105,4 @@ def _location_embeddings(backbone, locations: list[list]) -> torch.Tensor:
     pixels = backbone.prepare(torch.stack([backbone.preprocess(v) for v in flat]))
     emb = backbone(pixels).float()
     bounds = np.cumsum([0] + [len(v) for v in locations])
-    return torch.stack([emb[a:b].mean(0) for a, b in zip(bounds[:-1], bounds[1:])])
+    return torch.stack([pool_views(emb[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])

@@ -25,6 +25,8 @@ from pigeon._progress import progress
 from pigeon.errors import InputError
 from pigeon.geo import haversine_km
 from pigeon.model._aux import N_MONTHS, AuxTargets, Standardiser
+from pigeon.model._prediction import cell_guess
+from pigeon.model._views import VIEW_RULES
 from pigeon.model._loss import TAU_STREETVIEW_KM, geocell_targets, soft_cross_entropy
 from pigeon.model.layers import GeolocatorHead, HeadConfig
 
@@ -78,7 +80,7 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
-            (self.views in ("mean", "first"), f"views must be 'mean' or 'first', got {self.views!r}"),
+            (self.views in VIEW_RULES, f"views must be one of {', '.join(VIEW_RULES)}, got {self.views!r}"),
             (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (self.hidden_dim is None or self.hidden_dim >= 1, f"hidden_dim must be >= 1, got {self.hidden_dim}"),
@@ -330,7 +332,8 @@ def _evaluate(head, X, coords, cells, centroids, tau, device, batch_size: int = 
         loss += soft_cross_entropy(logits, geocell_targets(c, cents, y, tau)).item() * len(x)
         top.append(logits.argmax(1).cpu().numpy())
     top = np.concatenate(top)
-    km = haversine_km(coords[:, 0], coords[:, 1], centroids[top, 0], centroids[top, 1])
+    guess = cell_guess(centroids, top)
+    km = haversine_km(coords[:, 0], coords[:, 1], guess[:, 0], guess[:, 1])
     return {"val_loss": loss / len(X), "val_acc": float((top == cells).mean()),
             "val_median_km": float(np.median(km)), "val_mean_km": float(km.mean())}
 

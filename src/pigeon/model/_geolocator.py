@@ -1,15 +1,20 @@
 """The trained geolocator: a model folder, prediction from images or embeddings, probability maps.
 
-A model folder holds ``config.json`` (backbone, head shapes, training config, versions), ``head.safetensors``,
-``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a regression head), ``meta.json`` and
-the training record (``metrics.json``, ``train_log.jsonl``, ``curves.png``). Nothing is pickled.
+A model folder holds ``config.json`` (backbone, head shapes, training config, the stages it has, versions),
+``head.safetensors``, ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a regression head),
+``refiner/`` (:class:`pigeon.refine.Refiner`, when built), ``README.md`` (the model card), ``meta.json`` and the
+training record (``metrics.json``, ``train_log.jsonl``, ``curves.png``). Nothing is pickled.
+
+Prediction is a pipeline of stages: head (cell probabilities and auxiliary outputs) -> the most probable cells ->
+a placer (the cell centroid, the refiner, or the nearest gallery image) -> :func:`build_predictions`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +23,12 @@ import torch
 from PIL import Image
 
 from pigeon._io import atomic_path, provenance, read_json, versions, write_json
-from pigeon.errors import ArtifactNotFoundError, InputError
+from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError
 from pigeon.model._aux import Standardiser
+from pigeon.model._prediction import (
+    METHODS, Placement, Prediction, build_predictions, cell_guess, place_by_centroid, top_cells,
+)
+from pigeon.model._views import pool_views, select_views
 from pigeon.model.layers import GeolocatorHead, HeadConfig
 
 CONFIG = "config.json"
@@ -27,13 +36,16 @@ HEAD = "head.safetensors"
 CELLS = "cells"
 STANDARDISER = "standardiser.json"
 BACKBONE_WEIGHTS = "backbone.safetensors"
+REFINER = "refiner"
+MODEL_CARD = "README.md"
 META = "meta.json"
 _RETRAIN = "retrain it with 'pigeon train'"
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 #: Models that ship inside the package, loadable by name: ``Geolocator.from_pretrained("demo")``.
 PRETRAINED = {
-    "demo": "the 'pigeon demo' model: EfficientNet-Lite0 on 4-view Blue Marble satellite views, 140 semantic cells "
-            "(made by tools/build_demo_model.py; it knows satellite imagery, not street photos)",
+    "demo": "the 'pigeon demo' model: EfficientNet-Lite0 on 4-view Blue Marble satellite views, semantic cells and "
+            "a refiner (made by tools/build_demo_model.py; it knows satellite imagery, not street photos)",
 }
 
 ImageLike = str | os.PathLike | Image.Image
@@ -46,81 +58,34 @@ def pretrained_path(name: str) -> Path:
     return Path(str(resources.files("pigeon") / "resources" / f"{name}_model"))
 
 
-@dataclass
-class Candidate:
-    """One of the top-k cells of a prediction."""
+def resolve_model_path(path: str | os.PathLike) -> Path:
+    """A model folder: a local folder, a bundled name (:data:`PRETRAINED`) or a model-hub id ``owner/name``
+    (downloaded through ``huggingface_hub``, or found in its cache when offline)."""
+    root = Path(path)
+    if root.is_dir():
+        return root
+    if str(path) in PRETRAINED:
+        return pretrained_path(str(path))
+    if _HUB_ID.match(str(path)) and not root.exists():
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    cell: int
-    prob: float
-    lat: float
-    lon: float
-    country: str | None = None
-    admin1: str | None = None
-
-
-@dataclass
-class Prediction:
-    """Where one location (one image or several views) was taken.
-
-    Attributes:
-        lat, lon: the guess, degrees: the centroid of the most probable cell.
-        confidence: probability of that cell, in [0, 1].
-        cell: its index.
-        top_k: the k most probable cells, best first.
-        aux: auxiliary predictions when the model has those heads: ``climate`` (Köppen class and prob),
-            ``month`` (1..12 and prob) and regression values in their units (``elevation_m`` ...).
-        probs: (C,) float32 probability of every cell (sums to 1).
-    """
-
-    lat: float
-    lon: float
-    confidence: float
-    cell: int
-    top_k: list[Candidate]
-    aux: dict[str, Any] = field(default_factory=dict)
-    probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
-    _cells: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def country(self) -> str | None:
-        return self.top_k[0].country if self.top_k else None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (without the full probability vector)."""
-        return {"lat": self.lat, "lon": self.lon, "confidence": self.confidence, "cell": self.cell,
-                "country": self.country, "top_k": [vars(c) for c in self.top_k], "aux": self.aux}
-
-    def to_geojson(self) -> dict[str, Any]:
-        """A GeoJSON FeatureCollection: every cell polygon with its probability (the probability map)."""
-        from shapely.geometry import mapping
-
-        table = self._cells.table
-        features = []
-        for i, (geom, p) in enumerate(zip(table.geometry, self.probs)):
-            features.append({
-                "type": "Feature", "geometry": mapping(geom) if geom is not None else None,
-                "properties": {"cell": i, "prob": float(p), "country": _text(table, "country", i),
-                               "admin1": _text(table, "admin1", i),
-                               "centroid_lat": float(self._cells.centroids[i, 0]),
-                               "centroid_lon": float(self._cells.centroids[i, 1])},
-            })
-        return {"type": "FeatureCollection", "features": features,
-                "properties": {"lat": self.lat, "lon": self.lon, "confidence": self.confidence}}
-
-
-def _text(table, column: str, i: int) -> str | None:
-    if column not in table.columns:
-        return None
-    value = table[column].iat[i]
-    return value if isinstance(value, str) and value else None
+        try:
+            return Path(snapshot_download(repo_id=str(path)))
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise ArtifactNotFoundError(path, f"not a local folder, and the model hub could not provide it "
+                                        f"({reason}); check the id and your connection, or pass a folder") from None
+    raise ArtifactNotFoundError(root, "pass a model folder made by 'pigeon train' (or 'pigeon demo'), a bundled "
+                                f"model name ({', '.join(PRETRAINED)}) or a model-hub id OWNER/NAME")
 
 
 class Geolocator:
-    """Geocell head (+ auxiliary heads) over an image backbone.
+    """Geocell head (+ auxiliary heads) over an image backbone, with an optional retrieval refiner.
 
     >>> geo = Geolocator.from_pretrained("pigeon-demo/model")
     >>> [pred] = geo.predict("photo.jpg", top_k=5)
-    >>> pred.lat, pred.lon, pred.top_k[0].country
+    >>> pred.lat, pred.lon, pred.refined, pred.top_k[0].country
 
     Args:
         head: the trained :class:`GeolocatorHead`.
@@ -129,11 +94,12 @@ class Geolocator:
         standardiser: inverse transform of the regression head (needed when it exists).
         backbone: an already loaded backbone; by default loaded on first use from ``config["backbone"]``.
         backbone_weights: fine-tuned backbone parameters (the last block) laid over the registry weights.
+        refiner: a :class:`pigeon.refine.Refiner` built on embeddings of this model's backbone.
     """
 
     def __init__(self, head: GeolocatorHead, cells, config: dict[str, Any],
                  standardiser: Standardiser | None = None, backbone=None,
-                 backbone_weights: dict[str, torch.Tensor] | None = None) -> None:
+                 backbone_weights: dict[str, torch.Tensor] | None = None, refiner=None) -> None:
         if head.cfg.n_cells != len(cells):
             raise InputError(f"the head predicts {head.cfg.n_cells} cells but the geocells have {len(cells)}; "
                              f"the model folder is inconsistent: {_RETRAIN}")
@@ -145,20 +111,19 @@ class Geolocator:
         self.standardiser = standardiser
         self.backbone_weights = backbone_weights
         self._backbone = backbone
+        self.refiner = None
+        if refiner is not None:
+            self.set_refiner(refiner)
 
     # ----------------------------------------------------------------- folders
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Geolocator:
-        """Load a model folder written by :meth:`save_pretrained` / ``pigeon train``, or a name of
-        :data:`PRETRAINED` (e.g. ``"demo"``) when no such folder exists."""
+        """Load a model folder written by :meth:`save_pretrained` / ``pigeon train``, a bundled model name of
+        :data:`PRETRAINED` (e.g. ``"demo"``), or a model-hub id ``owner/name``. The refiner is loaded when the
+        folder has one."""
         from safetensors.torch import load_file
 
-        root = Path(path)
-        if not root.exists() and str(path) in PRETRAINED:
-            root = pretrained_path(str(path))
-        if not root.is_dir():
-            raise ArtifactNotFoundError(root, "pass a model folder made by 'pigeon train' (or 'pigeon demo'), or a "
-                                        f"bundled model name ({', '.join(PRETRAINED)})")
+        root = resolve_model_path(path)
         config = read_json(root / CONFIG, hint=f"{root} is not a complete model folder; {_RETRAIN}")
         for name in (HEAD, CELLS):
             if not (root / name).exists():
@@ -181,30 +146,43 @@ class Geolocator:
             if not (root / BACKBONE_WEIGHTS).is_file():
                 raise ArtifactNotFoundError(root / BACKBONE_WEIGHTS, f"the fine-tuned backbone is missing; {_RETRAIN}")
             weights = load_file(str(root / BACKBONE_WEIGHTS))
-        geo = cls(head, cells, config, standardiser, backbone_weights=weights)
+        refiner = None
+        if REFINER in config.get("stages", []) or (root / REFINER).is_dir():
+            from pigeon.refine import Refiner
+
+            refiner = Refiner.load(root / REFINER)
+        geo = cls(head, cells, config, standardiser, backbone_weights=weights, refiner=refiner)
         if device is not None:
             geo.to(device)
         return geo
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
-        """Write ``config.json``, ``head.safetensors``, ``cells/``, ``standardiser.json`` and ``meta.json``."""
+        """Write ``config.json``, ``head.safetensors``, ``cells/``, ``standardiser.json``, ``refiner/``, the model
+        card ``README.md`` and ``meta.json``."""
         from safetensors.torch import save_file
+
+        from pigeon.model._card import write_model_card
 
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         self.config["head"] = self.head.cfg.to_dict()
         self.config["versions"] = versions()
+        self.config["stages"] = self.stages
         with atomic_path(root / HEAD) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(tmp))
         self.cells.save(root / CELLS)
         if self.standardiser is not None:
             self.standardiser.save(root / STANDARDISER)
         self.config["backbone_weights"] = BACKBONE_WEIGHTS if self.backbone_weights else None
+        self.config["backbone_id"] = self.backbone_id
         if self.backbone_weights:
             with atomic_path(root / BACKBONE_WEIGHTS) as tmp:
                 save_file({k: v.contiguous() for k, v in self.backbone_weights.items()}, str(tmp))
+        if self.refiner is not None:
+            self.refiner.save(root / REFINER)
         write_json(root / CONFIG, self.config)
         write_json(root / META, provenance("model", {k: v for k, v in self.config.items() if k != "versions"}))
+        write_model_card(self, root / MODEL_CARD)
         return root
 
     def to(self, device: str | torch.device) -> Geolocator:
@@ -217,6 +195,46 @@ class Geolocator:
     @property
     def n_cells(self) -> int:
         return self.head.cfg.n_cells
+
+    @property
+    def stages(self) -> list[str]:
+        """The prediction stages this model has: ``head`` always, ``refiner`` when built."""
+        return ["head"] + ([REFINER] if self.refiner is not None else [])
+
+    @property
+    def backbone_id(self) -> str:
+        """The backbone's registry name, plus a digest of the fine-tuned weights when there are any: embeddings
+        are interchangeable only between equal ids."""
+        name = str(self.config.get("backbone"))
+        if not self.backbone_weights:
+            return name
+        digest = hashlib.sha256()
+        for key in sorted(self.backbone_weights):
+            digest.update(key.encode())
+            digest.update(self.backbone_weights[key].detach().cpu().contiguous().numpy().tobytes())
+        return f"{name}@finetuned-{digest.hexdigest()[:12]}"
+
+    def set_refiner(self, refiner) -> None:
+        """Attach a :class:`pigeon.refine.Refiner`, checking it fits this model (backbone, size, cells)."""
+        fix = "rebuild it with 'pigeon refine build MODEL --manifest TRAIN' for this model"
+        if refiner.dim != self.head.cfg.in_dim:
+            raise InputError(f"the refiner holds {refiner.dim}-d embeddings but the model's backbone gives "
+                             f"{self.head.cfg.in_dim}-d ones; " + fix)
+        if refiner.n_cells != self.n_cells:
+            raise InputError(f"the refiner was built for {refiner.n_cells} cells but the model has "
+                             f"{self.n_cells}; " + fix)
+        self.check_refine_config(refiner.config)
+        if refiner.backbone is not None and refiner.backbone != self.backbone_id:
+            raise InputError(f"the refiner was built with backbone {refiner.backbone!r} but the model uses "
+                             f"{self.backbone_id!r}; " + fix)
+        self.refiner = refiner
+
+    def check_refine_config(self, config) -> None:
+        """Refuse refinement settings that cannot work with this model (before any work is done)."""
+        config.validate()
+        if config.top_k > self.n_cells:
+            raise InputError(f"the refiner's top_k {config.top_k} exceeds the model's {self.n_cells} cells; "
+                             f"use --top-k {self.n_cells} or fewer")
 
     @property
     def backbone(self):
@@ -239,19 +257,19 @@ class Geolocator:
     def _device(self) -> torch.device:
         return self.head.feature_mean.device
 
+    @property
+    def view_rule(self) -> str:
+        """How the views of a location are combined (:mod:`pigeon.model._views`)."""
+        return self.config.get("train", {}).get("views", "mean")
+
     # ------------------------------------------------------------- prediction
     @torch.no_grad()
     def forward_embeddings(self, X: np.ndarray, batch_size: int = 4096) -> dict[str, np.ndarray]:
-        """Raw head outputs for embeddings ``X`` (N, D): ``probs`` (N, C) and the auxiliary outputs.
+        """The head stage: raw outputs for embeddings ``X`` (N, D): ``probs`` (N, C) and the auxiliary outputs.
 
         ``climate``/``month`` are (N, K) probabilities, ``regression`` (N, R) values in the columns' units.
         """
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim == 1:
-            X = X[None]
-        if X.ndim != 2 or X.shape[1] != self.head.cfg.in_dim:
-            raise InputError(f"embeddings must have shape (N, {self.head.cfg.in_dim}), got {X.shape}; "
-                             "embed with the model's backbone " + repr(self.config.get("backbone")))
+        X = self._check_embeddings(X)
         parts: dict[str, list[np.ndarray]] = {}
         for i in range(0, len(X), batch_size):
             out = self.head(torch.from_numpy(X[i:i + batch_size]).to(self._device))
@@ -263,24 +281,65 @@ class Geolocator:
             result["regression"] = self.standardiser.inverse_transform(result["regression"])
         return result
 
-    def predict_embeddings(self, X: np.ndarray, top_k: int = 5) -> list[Prediction]:
-        """One :class:`Prediction` per row of ``X`` (N, D) (view-averaged embeddings)."""
+    def resolve_method(self, method: str | None) -> str:
+        """``None`` -> ``"refine"`` when the model has a refiner, else ``"cell"``; checks the name."""
+        if method is None:
+            return "refine" if self.refiner is not None else "cell"
+        if method not in METHODS:
+            raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if method in ("refine", "knn") and self.refiner is None:
+            raise InputError(f"method {method!r} needs a refiner and this model has none; build one with "
+                             "'pigeon refine build MODEL --manifest TRAIN --embeddings EMB'")
+        return method
+
+    def predict_embeddings(self, X: np.ndarray, top_k: int = 5, method: str | None = None) -> list[Prediction]:
+        """One :class:`Prediction` per row of ``X`` (N, D) (view-averaged embeddings).
+
+        Args:
+            X: embeddings made with the model's backbone.
+            top_k: candidates per prediction.
+            method: ``"cell"`` (the top cell's centroid), ``"refine"`` (retrieval refinement inside the top
+                cells) or ``"knn"`` (the nearest gallery image); default: ``"refine"`` when the model has a
+                refiner, else ``"cell"``.
+        """
         if top_k < 1:
             raise InputError(f"top_k must be >= 1, got {top_k}")
+        method = self.resolve_method(method)
+        X = self._check_embeddings(X)
         out = self.forward_embeddings(X)
         probs = out["probs"]
-        k = min(top_k, self.n_cells)
-        order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-        cents = np.asarray(self.cells.centroids, dtype=np.float64)
-        table = self.cells.table
-        preds = []
-        for n in range(len(probs)):
-            cands = [Candidate(int(c), float(probs[n, c]), float(cents[c, 0]), float(cents[c, 1]),
-                               _text(table, "country", c), _text(table, "admin1", c)) for c in order[n]]
-            best = cands[0]
-            preds.append(Prediction(best.lat, best.lon, best.prob, best.cell, cands, self._aux(out, n),
-                                    probs[n], self.cells))
-        return preds
+        placement = self._place(X, probs, method, min(top_k, self.n_cells))
+        aux = [self._aux(out, n) for n in range(len(probs))]
+        return build_predictions(probs, placement, self.cells.centroids, self.cells, aux, top_k)
+
+    def _place(self, X: np.ndarray, probs: np.ndarray, method: str, k: int) -> Placement:
+        """The placer stage: candidate cells (best first) and a location for each."""
+        centroids = self.cells.centroids
+        if method == "knn":
+            rows, _ = self.refiner.nearest(X, k)
+            gallery = self.refiner.gallery
+            latlon = np.stack([gallery["lat"].to_numpy()[rows], gallery["lon"].to_numpy()[rows]], axis=-1)
+            return Placement(gallery["cell"].to_numpy()[rows], latlon, "knn", np.ones(len(X), bool))
+        if method == "cell":
+            return place_by_centroid(top_cells(probs, k), centroids)
+        K = min(self.refiner.config.top_k, self.n_cells)
+        cands = top_cells(probs, max(k, K))
+        head_guess = cell_guess(centroids, cands[:, 0])
+        rows = np.arange(len(X))[:, None]
+        result = self.refiner.refine(X, cands[:, :K], probs[rows, cands[:, :K]], head_guess)
+        ranked = np.concatenate([np.take_along_axis(cands[:, :K], result.order, axis=1), cands[:, K:]], axis=1)
+        latlon = cell_guess(centroids, ranked)
+        latlon[:, 0] = np.column_stack([result.lat, result.lon])
+        return Placement(ranked, latlon, "refine", result.refined)
+
+    def _check_embeddings(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[None]
+        if X.ndim != 2 or X.shape[1] != self.head.cfg.in_dim:
+            raise InputError(f"embeddings must have shape (N, {self.head.cfg.in_dim}), got {X.shape}; "
+                             "embed with the model's backbone " + repr(self.config.get("backbone")))
+        return X
 
     def _aux(self, out: dict[str, np.ndarray], n: int) -> dict[str, Any]:
         aux: dict[str, Any] = {}
@@ -294,25 +353,69 @@ class Geolocator:
             aux.update({c: float(v) for c, v in zip(self.standardiser.columns, out["regression"][n])})
         return aux
 
-    def embed(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]]) -> np.ndarray:
-        """Embeddings (N, D) of N locations; a location given as several views gets their mean.
+    def embed(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]],
+              batch_size: int = 32) -> np.ndarray:
+        """Embeddings (N, D) of N locations; a location given as several views gets their pooled embedding.
 
         Args:
             images: a path or PIL image (one location), or a list whose items are each a path/PIL image
                 (one location) or a list of paths/PIL images (the views of one location).
+            batch_size: images per forward pass.
+
+        Raises:
+            InputError: an image cannot be read (see :meth:`predict` with ``return_errors=True`` to skip it).
+        """
+        X, _, _ = self._embed_locations(_locations(images), batch_size, skip=False)
+        return X
+
+    def _embed_locations(self, locations: list[list[ImageLike]], batch_size: int,
+                         skip: bool) -> tuple[np.ndarray, np.ndarray, list[tuple[int, Any, PigeonError]]]:
+        """Pooled embeddings of the locations that have a readable view.
+
+        Returns:
+            ``(X, ok, failures)``: X (n_ok, D) for the locations where ``ok`` (N,) is True, and one
+            ``(location, image, error)`` per unreadable view. Without ``skip`` the first unreadable view raises.
+        """
+        pixels, owner, failures = [], [], []
+        for i, views in enumerate(locations):
+            for view in select_views(views, self.view_rule):
+                try:
+                    pixels.append(self.backbone.preprocess(view))
+                    owner.append(i)
+                except PigeonError as exc:
+                    if not skip:
+                        raise
+                    failures.append((i, view, exc))
+        owner_arr = np.asarray(owner, np.int64)
+        ok = np.zeros(len(locations), bool)
+        ok[owner_arr] = True
+        if not len(pixels):
+            return np.zeros((0, self.head.cfg.in_dim), np.float32), ok, failures
+        emb = np.concatenate([self.backbone.embed_pixels(torch.stack(pixels[i:i + batch_size]))
+                              for i in range(0, len(pixels), batch_size)])
+        X = np.stack([pool_views(emb[owner_arr == i].astype(np.float64)) for i in np.flatnonzero(ok)])
+        return X.astype(np.float32), ok, failures
+
+    def predict(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]], top_k: int = 5,
+                method: str | None = None, *, return_errors: bool = False,
+                batch_size: int = 32) -> list[Prediction | PigeonError]:
+        """Geolocate images: one :class:`Prediction` per location (see :meth:`embed` for the input forms).
+
+        Args:
+            images: the locations (see :meth:`embed`).
+            top_k: candidates per prediction.
+            method: see :meth:`predict_embeddings` (default: refine when the model has a refiner).
+            return_errors: leave unreadable images out, and give a location none of whose images can be read
+                its error (a :class:`pigeon.errors.PigeonError`) in place of a prediction, as
+                ``asyncio.gather(return_exceptions=True)`` does; by default the first unreadable image raises.
+            batch_size: images per forward pass.
         """
         locations = _locations(images)
-        if self.config.get("train", {}).get("views") == "first":  # a single-view model sees one view
-            locations = [views[:1] for views in locations]
-        emb = self.backbone.embed([view for views in locations for view in views])
-        bounds = np.cumsum([0] + [len(v) for v in locations])
-        means = [emb[a:b].astype(np.float64).mean(0) for a, b in zip(bounds[:-1], bounds[1:])]
-        return np.stack(means).astype(np.float32)
-
-    def predict(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]],
-                top_k: int = 5) -> list[Prediction]:
-        """Geolocate images: one :class:`Prediction` per location (see :meth:`embed` for the input forms)."""
-        return self.predict_embeddings(self.embed(images), top_k=top_k)
+        method = self.resolve_method(method)
+        X, ok, failures = self._embed_locations(locations, batch_size, skip=return_errors)
+        preds = iter(self.predict_embeddings(X, top_k=top_k, method=method) if len(X) else [])
+        errors = {i: exc for i, _, exc in failures}
+        return [next(preds) if ok[i] else errors[i] for i in range(len(locations))]
 
 
 def _locations(images) -> list[list[ImageLike]]:

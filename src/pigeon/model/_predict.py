@@ -5,16 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pigeon._progress import track
+from pigeon._progress import progress
 from pigeon.errors import InputError
 from pigeon.model._geolocator import Geolocator
+from pigeon.model._views import location_embeddings
 
 #: Columns of a predictions table: one row per (id, rank); rank 1 is the guess.
-PREDICTION_COLUMNS = ("id", "rank", "lat", "lon", "prob", "cell", "country", "admin1")
+PREDICTION_COLUMNS = ("id", "rank", "lat", "lon", "prob", "cell", "country", "admin1", "refined")
+#: Columns of the failures table (:func:`predict_manifest` ``.attrs["failures"]``).
+FAILURE_COLUMNS = ("id", "image", "error")
 
 
-def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: int = 5,
-                     batch_size: int = 64) -> pd.DataFrame:
+def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: int = 5, batch_size: int = 64,
+                     method: str | None = None, skip_errors: bool = False) -> pd.DataFrame:
     """Top-k predictions for every row of a manifest.
 
     Args:
@@ -24,24 +27,61 @@ def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: 
             embedding the images (much faster); rows missing from it are an error.
         top_k: rows per id.
         batch_size: locations embedded per step when reading images.
+        method: ``"cell"``, ``"refine"`` or ``"knn"`` (see :meth:`Geolocator.predict_embeddings`).
+        skip_errors: leave unreadable images out (a location none of whose views can be read gets no rows)
+            instead of stopping at the first one.
 
     Returns:
-        DataFrame with :data:`PREDICTION_COLUMNS`, ``top_k`` rows per id, rank 1 first.
+        DataFrame with :data:`PREDICTION_COLUMNS`, ``top_k`` rows per predicted id, rank 1 first;
+        ``.attrs["failures"]`` lists the unreadable images (:data:`FAILURE_COLUMNS`).
+    """
+    method = geo.resolve_method(method)
+    X, kept, failures = manifest_embeddings(geo, df, embeddings, batch_size=batch_size, skip_errors=skip_errors)
+    preds = geo.predict_embeddings(X, top_k=top_k, method=method) if len(X) else []
+    rows = [(i, rank, c.lat, c.lon, c.prob, c.cell, c.country, c.admin1, p.refined)
+            for i, p in zip(kept, preds) for rank, c in enumerate(p.top_k, start=1)]
+    table = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+    table.attrs["failures"] = failures
+    return table
+
+
+def manifest_embeddings(geo: Geolocator, df: pd.DataFrame, embeddings=None, *, batch_size: int = 64,
+                        skip_errors: bool = False) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Location embeddings of a manifest's rows under the model's backbone and view rule.
+
+    Read from an embeddings store when given (it must be made with the model's backbone), else embedded from
+    the images with a progress bar.
+
+    Returns:
+        ``(X, ids, failures)``: embeddings (n, D) of the rows in ``ids`` and a table of what was left out
+        (:data:`FAILURE_COLUMNS`); without ``skip_errors`` any unreadable or missing row raises instead.
     """
     from pigeon.data import image_views
-    from pigeon.model._train import location_embeddings
 
     ids = df["id"].astype(str).to_numpy()
+    failures: list[tuple[str, str, str]] = []
     if embeddings is not None:
-        if embeddings.backbone != geo.config.get("backbone"):
+        if embeddings.backbone != geo.backbone_id:
             raise InputError(f"the embeddings were made with {embeddings.backbone!r} but the model uses "
-                             f"{geo.config.get('backbone')!r}; embed with the model's backbone")
-        X = location_embeddings(embeddings, ids, geo.config.get("train", {}).get("views", "mean"))
+                             f"{geo.backbone_id!r}; embed with the model's backbone (or leave the embeddings out "
+                             "to embed the images with the model)")
+        if skip_errors:
+            present = np.array([i in embeddings for i in ids], bool)
+            failures += [(i, "", f"no embedding in {embeddings.root}") for i in ids[~present]]
+            ids = ids[present]
+        X = location_embeddings(embeddings, ids, geo.view_rule)
     else:
         views = image_views(df)
-        chunks = range(0, len(views), batch_size)
-        X = np.concatenate([geo.embed(views[i:i + batch_size]) for i in track(chunks, "embedding images")])
-    preds = geo.predict_embeddings(X, top_k=top_k)
-    rows = [(i, rank, c.lat, c.lon, c.prob, c.cell, c.country, c.admin1)
-            for i, p in zip(ids, preds) for rank, c in enumerate(p.top_k, start=1)]
-    return pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
+        parts, kept = [], []
+        with progress() as bar:
+            task = bar.add_task("embedding images", total=sum(len(v) for v in views), info="")
+            for lo in range(0, len(views), batch_size):
+                chunk = views[lo:lo + batch_size]
+                X_part, ok, bad = geo._embed_locations(chunk, batch_size=32, skip=skip_errors)
+                parts.append(X_part)
+                kept.append(ids[lo:lo + batch_size][ok])
+                failures += [(ids[lo + i], str(image), str(exc)) for i, image, exc in bad]
+                bar.update(task, advance=sum(len(v) for v in chunk))
+        X = np.concatenate(parts) if parts else np.zeros((0, geo.head.cfg.in_dim), np.float32)
+        ids = np.concatenate(kept) if kept else ids[:0]
+    return X, ids, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,10 @@ from pigeon.model._aux import aux_targets
 from pigeon.model._fit import CHECKPOINT_DIR, TrainConfig, fit_head
 from pigeon.model._geolocator import CONFIG, Geolocator
 from pigeon.model._plots import plot_curves
+from pigeon.model._views import location_embeddings
+
+if TYPE_CHECKING:
+    from pigeon.refine import RefineConfig
 
 METRICS = "metrics.json"
 CURVES = "curves.png"
@@ -34,13 +38,6 @@ def load_inputs(manifest, cells, embeddings):
     return df, cells, emb
 
 
-def location_embeddings(emb, ids: np.ndarray, views: str = "mean") -> np.ndarray:
-    """(N, D) float32 embeddings of ``ids``: the mean of their views, or only the first view."""
-    if views == "mean":
-        return emb.get(ids)
-    return np.stack([v[0] for v in emb.get_views(ids)]).astype(np.float32)
-
-
 def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Training rows and validation rows (None: hold some training rows out)."""
     if "split" not in df.columns:
@@ -54,7 +51,9 @@ def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 
 
 def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir: str | os.PathLike,
-          config: TrainConfig | None = None, *, resume: bool = False, overwrite: bool = False) -> Geolocator:
+          config: TrainConfig | None = None, *, refine: RefineConfig | Literal[False] | None = None,
+          preset: str | None = None,
+          resume: bool = False, overwrite: bool = False) -> Geolocator:
     """Train a geolocator on cached embeddings and write its model folder.
 
     Args:
@@ -65,18 +64,32 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         cells: a :class:`pigeon.cells.GeoCells` or its folder.
         embeddings: a :class:`pigeon.embed.Embeddings` or its folder (rows that failed to embed are skipped).
         out_dir: the model folder to write.
-        config: a :class:`TrainConfig`.
+        config: a :class:`TrainConfig` (default: the preset's).
+        refine: a :class:`pigeon.refine.RefineConfig` to build the refiner with from the training rows and their
+            embeddings (default: the preset's); ``False`` builds none.
+        preset: ``"streetview"`` or ``"photo"`` (:mod:`pigeon.presets`), recorded in the model's config.
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace an existing model folder.
 
     Returns:
         The trained :class:`Geolocator` (also saved in ``out_dir``).
     """
-    config = (config or TrainConfig()).validate()
+    from pigeon.presets import resolve
+    from pigeon.refine import RefineConfig, Refiner
+
+    config = (config or resolve(TrainConfig, "train", preset)).validate()
+    if refine is None:
+        refine = resolve(RefineConfig, "refine", preset)
+    if refine is not False:
+        refine.validate()
     out_dir = Path(out_dir)
     if not resume and not overwrite and ((out_dir / CONFIG).exists() or (out_dir / CHECKPOINT_DIR).exists()):
         raise InputError(f"{out_dir} already holds a model; pass --overwrite to replace it or --resume to continue")
     df, cells, emb = load_inputs(manifest, cells, embeddings)
+    if refine is not False and refine.top_k > len(cells):
+        raise InputError(f"the refiner would choose among the top {refine.top_k} cells but there are only "
+                         f"{len(cells)}; train with --no-refine, then 'pigeon refine build MODEL --top-k "
+                         f"{len(cells)} ...'")
     train_df, val_df = split_rows(df)
     train_df = _embedded(train_df, emb, "training")
     val = None
@@ -90,6 +103,7 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
 
     model_config: dict[str, Any] = {
         "kind": "geolocator",
+        "preset": preset,
         "backbone": emb.backbone,
         "backbone_cfg": emb.meta.get("config", {}).get("backbone_cfg"),
         "embed_dim": int(X.shape[1]),
@@ -100,7 +114,11 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         "data": {"n_train": result.n_train, "n_val": result.n_val,
                  "views_per_location": float(np.mean(emb.n_views))},
     }
+    model_config["best_validation"] = result.best
     geo = Geolocator(result.head, cells, model_config, result.standardiser)
+    if refine is not False:
+        geo.set_refiner(Refiner.build(X, coords, labels, len(cells), refine, ids=train_df["id"].to_numpy(),
+                                      backbone=geo.backbone_id))
     geo.save_pretrained(out_dir)
     write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
                                    "best": result.best, "final": result.history[-1]})

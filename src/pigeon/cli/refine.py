@@ -1,0 +1,57 @@
+"""``pigeon refine build``: build a model's retrieval refiner from its training manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pigeon.cli._app import refine_app
+from pigeon.errors import InputError
+
+
+@refine_app.command("build")
+def build_command(
+    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train'); the refiner is written into it."),
+    manifest: Path = typer.Option(..., "--manifest", help="Training manifest: its train rows are the gallery."),
+    embeddings: Path = typer.Option(None, "--embeddings", help="Embeddings folder made with the model's backbone "
+                                    "(default: embed the images with the model, needed after fine-tuning)."),
+    preset: str = typer.Option(None, "--preset", help="streetview (default) or photo: the paper's settings."),
+    top_k: int = typer.Option(None, "--top-k", help="Candidate cells to choose among (preset: 5 / 40)."),
+    temperature: float = typer.Option(None, "--temperature", help="T of p_cell * softmax(score / T) (1.6 / 0.6)."),
+    max_move_km: float = typer.Option(None, "--max-move-km", help="Fall back to the top cell when the refined "
+                                      "guess moves farther (1000 km / no limit)."),
+    no_max_move: bool = typer.Option(False, "--no-max-move", help="No limit on the move."),
+    min_samples: int = typer.Option(None, "--min-samples", help="OPTICS min_samples of the clusters (3 / 100)."),
+    xi: float = typer.Option(None, "--xi", help="OPTICS xi of the clusters (0.15 / 0.1)."),
+    noise: str = typer.Option(None, "--noise", help="OPTICS noise points: singletons (kept) or drop."),
+    metric: str = typer.Option(None, "--metric", help="Embedding similarity: cosine or euclidean."),
+    search: str = typer.Option(None, "--search", help="auto, exact (matrix products) or faiss."),
+    split: str = typer.Option("train", "--split", help="Manifest rows that form the gallery."),
+) -> None:
+    """Cluster the training locations inside each cell and store them with their embeddings in MODEL/refiner/.
+
+    Example: pigeon refine build model/ --manifest data/manifest.parquet --embeddings emb/ --preset streetview
+    """
+    from pigeon.model import Geolocator, PRETRAINED
+    from pigeon.presets import resolve
+    from pigeon.refine import RefineConfig, build_refiner
+
+    if not model.is_dir():
+        hint = " (a bundled model is read-only: copy its folder first)" if str(model) in PRETRAINED else ""
+        raise InputError(f"{model} is not a model folder{hint}; pass the folder written by 'pigeon train'")
+    if no_max_move and max_move_km is not None:
+        raise InputError("pass either --max-move-km or --no-max-move, not both")
+    config = resolve(RefineConfig, "refine", preset, top_k=top_k, temperature=temperature, max_move_km=max_move_km,
+                     min_samples=min_samples, xi=xi, noise=noise, metric=metric, search=search)
+    if no_max_move:
+        config = config.replace(max_move_km=None)
+    geo = Geolocator.from_pretrained(model)
+    geo.refiner = None
+    geo.set_refiner(build_refiner(geo, manifest, embeddings, config, split=split))
+    geo.config["preset"] = preset or geo.config.get("preset")
+    geo.save_pretrained(model)
+    r = geo.refiner
+    typer.echo(f"refiner: {len(r):,} gallery locations in {len(r.clusters):,} clusters over "
+               f"{r.meta['config']['cells_with_clusters']} of {geo.n_cells} cells (top {config.top_k}, "
+               f"T {config.temperature}, max move {config.max_move_km} km) -> {model / 'refiner'}")

@@ -1,0 +1,89 @@
+"""The model card (``README.md`` of a model folder): what the model is, what it was trained and measured on,
+what it is for and what it must not be used for. Model hubs show this file as the model's page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pigeon._io import atomic_path
+
+_USES = """## Intended uses
+- Research and teaching on image geolocation; benchmarking against other geolocation systems.
+- Estimating where *your own* photos, or openly licensed photos of places, were taken (e.g. organising an archive).
+
+## Forbidden uses
+- Locating, tracking, stalking or identifying private individuals, or photos of people who have not consented.
+- Surveillance, or any use that exposes where someone lives, works or travels.
+- Treating a guess as evidence: predictions are probabilistic and can be confidently wrong.
+"""
+
+
+def _metrics_rows(evaluation: list[dict[str, Any]]) -> list[str]:
+    rows = ["| measured on | method | n | < 1 km | < 25 km | < 200 km | < 750 km | < 2500 km | median km |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in evaluation:
+        m = e["metrics"]
+        cells = [f"{100 * m.get(f'acc_{r}km', float('nan')):.1f} %" for r in (1, 25, 200, 750, 2500)]
+        rows.append(f"| {e.get('split', '?')} | {e.get('method', '?')} | {m.get('n', '?')} | " + " | ".join(cells)
+                    + f" | {m.get('median_km', float('nan')):,.0f} |")
+    return rows
+
+
+def model_card(geo) -> str:
+    """The text of the model card of ``geo``."""
+    cfg = geo.config
+    cells = cfg.get("cells", {})
+    data = cfg.get("data", {})
+    train = cfg.get("train", {})
+    lines = [
+        "---", "library_name: pigeon-geo", "tags: [image-geolocation, pigeon]", "---", "",
+        "# pigeon geolocator", "",
+        "Predicts where on Earth a photo (or several views of one place) was taken: a geocell classifier with "
+        "haversine label smoothing (PIGEON, CVPR 2024)" + (", refined by retrieval over location clusters"
+                                                          if geo.refiner is not None else "") + ".", "",
+        "```python", "import pigeon", "geo = pigeon.Geolocator.from_pretrained(\"PATH_OR_HUB_ID\")",
+        "[pred] = geo.predict(\"photo.jpg\", top_k=5)", "```", "",
+        "## Model",
+        f"- backbone: `{cfg.get('backbone')}`" + (" (last block fine-tuned)" if cfg.get("backbone_weights") else ""),
+        f"- geocells: {geo.n_cells} {cells.get('method', '')} cells (preset {cells.get('preset', '?')}, "
+        f"{cells.get('min_size', '?')}-{cells.get('max_size', '?')} training locations per cell)",
+        f"- head: {'MLP' if train.get('hidden_dim') else 'linear'}, label smoothing tau "
+        f"{train.get('tau_km', '?')} km" + ("" if train.get("smoothing", True) else " (off: one-hot)")
+        + f", views combined by `{train.get('views', 'mean')}`",
+        f"- auxiliary heads: {', '.join(n for n in ('climate', 'month', 'regression') if getattr(geo.head, n) is not None) or 'none'}",
+        f"- stages: {', '.join(geo.stages)}",
+    ]
+    if geo.refiner is not None:
+        r = geo.refiner.config
+        lines.append(f"- refiner: {len(geo.refiner):,} gallery locations in {len(geo.refiner.clusters):,} clusters; "
+                     f"top {r.top_k} cells, T {r.temperature}, max move {r.max_move_km} km, OPTICS "
+                     f"({r.min_samples}, {r.xi}), noise {r.noise}, {r.metric}")
+    lines += ["", "## Data",
+              f"- {data.get('n_train', '?')} training and {data.get('n_val', '?')} validation locations, "
+              f"{data.get('views_per_location', '?')} views per location on average"]
+    if cfg.get("preset"):
+        lines.append(f"- preset: {cfg['preset']}")
+    evaluation = cfg.get("evaluation") or []
+    lines += ["", "## Metrics"]
+    if evaluation:
+        lines += ["Share of guesses within each distance of the truth."] + [""] + _metrics_rows(evaluation)
+        notes = [e["note"] for e in evaluation if e.get("note")]
+        lines += [""] + [f"- {n}" for n in notes] if notes else []
+    else:
+        best = cfg.get("best_validation")
+        lines.append(f"Only the training's validation split has been measured: median "
+                     f"{best['val_median_km']:,.0f} km (the head alone)." if best else
+                     "Not evaluated yet: run `pigeon evaluate`.")
+    lines += ["", _USES, "## Limits",
+              "- The model only knows places like those in its training data; far from them it guesses the "
+              "nearest place it knows.",
+              "- Geocells and the refiner's gallery reveal the training locations (coarsely, and exactly for the "
+              "gallery); do not share a model trained on private locations.", ""]
+    return "\n".join(lines)
+
+
+def write_model_card(geo, path: str | Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(model_card(geo))
+    return Path(path)

@@ -1,0 +1,41 @@
+"""The multi-view rule, written once: which views of a location are used, and how their embeddings combine.
+
+PIGEON averages the embeddings of a location's views (its best setting); ``"first"`` keeps one view, for
+single-image models. The embeddings store precomputes the same mean per row (``Embeddings.get``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+import numpy as np
+
+from pigeon.errors import InputError
+
+VIEW_RULES = ("mean", "first")
+T = TypeVar("T")
+
+
+def check_view_rule(rule: str) -> str:
+    if rule not in VIEW_RULES:
+        raise InputError(f"views must be one of {', '.join(VIEW_RULES)}, got {rule!r}")
+    return rule
+
+
+def select_views(views: Sequence[T], rule: str) -> Sequence[T]:
+    """The views of one location that the rule uses."""
+    return views[:1] if rule == "first" else views
+
+
+def pool_views(embeddings):
+    """One location's embedding from its view embeddings ``(V, D)`` (NumPy or torch): their mean."""
+    return embeddings.mean(0)
+
+
+def location_embeddings(emb, ids, rule: str = "mean") -> np.ndarray:
+    """(N, D) float32 embeddings of ``ids`` from an :class:`pigeon.embed.Embeddings` store under ``rule``."""
+    check_view_rule(rule)
+    if rule == "mean":
+        return emb.get(ids)  # the store's per-row mean of the readable views
+    return np.stack([pool_views(select_views(v, rule)) for v in emb.get_views(ids)]).astype(np.float32)

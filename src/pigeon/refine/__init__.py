@@ -1,0 +1,17 @@
+"""Retrieval refinement over location clusters inside the top geocells (PIGEON's third contribution).
+
+>>> from pigeon.refine import RefineConfig, build_refiner
+>>> geo.set_refiner(build_refiner(geo, "train.parquet", "emb/", RefineConfig(top_k=5, temperature=1.6)))
+>>> geo.predict("photo.jpg")[0].refined
+True
+
+Inside each cell the training locations are clustered with OPTICS on great-circle distances; a query scores each
+of the head's top-K cells by its most similar cluster, the cell with the highest ``p_cell * softmax(score / T)``
+wins, and the guess is the location of the *nearest* member of that cell's best cluster.
+"""
+
+from pigeon.refine._build import build_refiner
+from pigeon.refine._config import METRICS, NOISE_POLICIES, SEARCHES, RefineConfig
+from pigeon.refine._refiner import Refinement, Refiner
+
+__all__ = ["METRICS", "NOISE_POLICIES", "SEARCHES", "RefineConfig", "Refinement", "Refiner", "build_refiner"]

@@ -1,0 +1,345 @@
+"""The refiner: retrieval over location clusters inside the head's top cells (PIGEON section 5).
+
+A ``refiner/`` folder (inside a model folder, or anywhere) holds::
+
+    meta.json               provenance: RefineConfig, backbone, dim, cell count, gallery and cluster counts
+    gallery.parquet         id, lat, lon, cell, cluster (-1: none) of every gallery row, cluster members contiguous
+    clusters.parquet        cell, lat, lon, n_members of every cluster, grouped by cell
+    embeddings.safetensors  "gallery" (N, D) and "clusters" (P, D) float16, ready for the metric (unit for cosine)
+    clusters.faiss          FAISS index over the clusters (only when large enough to need a trained index)
+    gallery.faiss           FAISS index over the gallery, for the nearest-neighbour baseline (likewise)
+
+Nothing is pickled; the embeddings are memory-mapped on load.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pigeon._io import atomic_path, mmap_safetensors, provenance, read_json, write_json
+from pigeon.errors import ArtifactNotFoundError, InputError
+from pigeon.geo import haversine_km
+from pigeon.refine._config import RefineConfig
+from pigeon.refine._prototypes import Prototypes, build_prototypes
+from pigeon.refine._search import (
+    best_in_ranges, build_index, cell_scores_exact, import_faiss, index_cell_scores, prepare, search,
+    set_search_depth,
+)
+
+META, GALLERY, CLUSTERS, EMBEDDINGS = "meta.json", "gallery.parquet", "clusters.parquet", "embeddings.safetensors"
+#: Trained FAISS indexes (IVF, HNSW...) are saved as ``<name>.faiss``; exact ones are rebuilt on first use.
+INDEXES = ("clusters", "gallery")
+_REBUILD = "rebuild it with 'pigeon refine build MODEL --manifest TRAIN --embeddings EMB'"
+
+
+@dataclass
+class Refinement:
+    """What :meth:`Refiner.refine` decides for a batch of B queries.
+
+    Attributes:
+        cell: (B,) chosen cell.
+        lat, lon: (B,) chosen location: the nearest gallery member of the best cluster of the chosen cell (the
+            head's guess where nothing was refined).
+        refined: (B,) whether the location came from the gallery.
+        order: (B, K) the candidates (columns of the input) from best to worst by ``p_cell * p_refine``.
+        gallery_row: (B,) position of the chosen member in :attr:`Refiner.gallery` (-1 where not refined).
+    """
+
+    cell: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    refined: np.ndarray
+    order: np.ndarray
+    gallery_row: np.ndarray
+
+
+class Refiner:
+    """Location clusters of a gallery (the training locations and their embeddings), searched by embedding.
+
+    Build with :meth:`build`, persist with :meth:`save` / :meth:`load`.
+
+    Attributes:
+        config: the :class:`RefineConfig`.
+        gallery: DataFrame ``id, lat, lon, cell, cluster`` in gallery order.
+        meta: provenance (``meta.json``).
+    """
+
+    def __init__(self, config: RefineConfig, gallery: pd.DataFrame, clusters: pd.DataFrame,
+                 gallery_emb: np.ndarray, cluster_emb: np.ndarray, n_cells: int,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.config = config.validate()
+        self.gallery = gallery
+        self.clusters = clusters
+        self.n_cells = int(n_cells)
+        self._gallery_emb = gallery_emb
+        self._cluster_emb = cluster_emb
+        cells = clusters["cell"].to_numpy(np.int64)
+        self.cell_ptr = np.searchsorted(cells, np.arange(self.n_cells + 1)).astype(np.int64)
+        self.proto_ptr = np.concatenate([[0], np.cumsum(clusters["n_members"].to_numpy(np.int64))])
+        self._latlon = gallery[["lat", "lon"]].to_numpy(np.float64)
+        self.meta = meta or {}
+        self._indexes: dict[str, Any] = {}
+        self.index_files: dict[str, Path] = {}
+
+    # ------------------------------------------------------------------------------------------- building
+    @classmethod
+    def build(cls, X: np.ndarray, coords: np.ndarray, cells: np.ndarray, n_cells: int,
+              config: RefineConfig | None = None, *, ids=None, backbone: str | None = None,
+              show_progress: bool = True) -> Refiner:
+        """Cluster the gallery's locations inside each cell and index their embeddings.
+
+        Args:
+            X: (N, D) gallery embeddings (view-averaged, the same rule and backbone as the queries).
+            coords: (N, 2) their (lat, lon) degrees.
+            cells: (N,) their geocell.
+            n_cells: number of geocells of the model.
+            config: a :class:`RefineConfig` (clustering and search settings).
+            ids: (N,) gallery ids (default 0..N-1), kept to say which training image a guess came from.
+            backbone: registry name of the backbone that made ``X`` (checked against the model's).
+            show_progress: show progress bars.
+        """
+        config = (config or RefineConfig()).validate()
+        X = np.asarray(X, dtype=np.float32)
+        coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+        cells = np.asarray(cells, dtype=np.int64).ravel()
+        if X.ndim != 2 or not len(X):
+            raise InputError(f"the refiner needs a non-empty (N, D) gallery of embeddings, got shape {X.shape}")
+        if not (len(X) == len(coords) == len(cells)):
+            raise InputError(f"gallery embeddings ({len(X)}), coordinates ({len(coords)}) and cells ({len(cells)}) "
+                             "differ in length")
+        if cells.min() < 0 or cells.max() >= n_cells:
+            raise InputError(f"gallery cells must be in [0, {n_cells}), got {cells.min()}..{cells.max()}")
+        if not np.isfinite(X).all():
+            raise InputError("gallery embeddings contain NaN or inf; re-embed the images")
+        ids = np.arange(len(X)).astype(str) if ids is None else np.asarray(ids).astype(str)
+        protos: Prototypes = build_prototypes(coords, cells, n_cells, min_samples=config.min_samples,
+                                              xi=config.xi, noise=config.noise, show_progress=show_progress)
+        order = protos.order
+        member_of = np.full(len(X), -1, np.int64)
+        member_of[:protos.n_members] = np.repeat(np.arange(protos.n_prototypes), np.diff(protos.proto_ptr))
+        gallery = pd.DataFrame({"id": ids[order], "lat": coords[order, 0], "lon": coords[order, 1],
+                                "cell": cells[order], "cluster": member_of})
+        clusters = pd.DataFrame({"cell": protos.proto_cell, "lat": protos.proto_latlon[:, 0],
+                                 "lon": protos.proto_latlon[:, 1], "n_members": np.diff(protos.proto_ptr)})
+        gallery_emb = prepare(X[order], config.metric)
+        cluster_emb = _cluster_means(gallery_emb[:protos.n_members], protos.proto_ptr, config.metric)
+        meta = provenance("refiner", {
+            "refine": config.to_dict(), "backbone": backbone, "dim": int(X.shape[1]), "n_cells": int(n_cells),
+            "n_gallery": int(len(X)), "n_clusters": int(protos.n_prototypes), "n_clustered": protos.n_members,
+            "cells_with_clusters": int((np.diff(protos.cell_ptr) > 0).sum()),
+        })
+        refiner = cls(config, gallery, clusters, gallery_emb.astype(np.float16), cluster_emb.astype(np.float16),
+                      n_cells, meta)
+        for which in INDEXES:  # trained indexes take time: build them now, so they are saved with the refiner
+            if refiner._needs_index(which) and refiner._index_type(which) != "Flat":
+                refiner.index(which)
+        return refiner
+
+    # ------------------------------------------------------------------------------------------- folders
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the refiner folder (see the module docstring)."""
+        from safetensors.numpy import save_file
+
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        for name, table in ((GALLERY, self.gallery), (CLUSTERS, self.clusters)):
+            with atomic_path(root / name) as tmp:
+                table.to_parquet(tmp, index=False)
+        with atomic_path(root / EMBEDDINGS) as tmp:
+            save_file({"gallery": np.ascontiguousarray(self._gallery_emb, dtype=np.float16),
+                       "clusters": np.ascontiguousarray(self._cluster_emb, dtype=np.float16)}, str(tmp))
+        for which in INDEXES:
+            (root / f"{which}.faiss").unlink(missing_ok=True)
+            if which in self._indexes and self._index_type(which) != "Flat":
+                with atomic_path(root / f"{which}.faiss") as tmp:
+                    import_faiss().write_index(self._indexes[which], str(tmp))
+        self.meta.setdefault("config", {})["refine"] = self.config.to_dict()
+        write_json(root / META, self.meta)
+        return root
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Refiner:
+        """Open a refiner folder written by :meth:`save` (embeddings memory-mapped)."""
+        root = Path(path)
+        meta = read_json(root / META, hint=_REBUILD)
+        if meta.get("kind") != "refiner":
+            raise InputError(f"{root} is not a refiner folder (meta.json kind={meta.get('kind')!r}); " + _REBUILD)
+        for name in (GALLERY, CLUSTERS, EMBEDDINGS):
+            if not (root / name).is_file():
+                raise ArtifactNotFoundError(root / name, "the refiner folder is incomplete; " + _REBUILD)
+        try:
+            gallery = pd.read_parquet(root / GALLERY)
+            clusters = pd.read_parquet(root / CLUSTERS)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise InputError(f"{root}: damaged refiner table ({str(exc).splitlines()[0][:120]}); " + _REBUILD) from None
+        tensors = mmap_safetensors(root / EMBEDDINGS)
+        cfg = meta.get("config", {})
+        gallery_emb, cluster_emb = tensors.get("gallery"), tensors.get("clusters")
+        n_cells = cfg.get("n_cells")
+        problems = [
+            (gallery_emb is None or cluster_emb is None, "its embeddings file lacks the gallery or cluster tensor"),
+            (not isinstance(n_cells, int), "meta.json has no cell count"),
+            (gallery_emb is not None and len(gallery_emb) != len(gallery), "gallery table and embeddings differ"),
+            (cluster_emb is not None and len(cluster_emb) != len(clusters), "cluster table and embeddings differ"),
+            (not {"id", "lat", "lon", "cell", "cluster"} <= set(gallery.columns), "gallery table lacks columns"),
+            (not {"cell", "lat", "lon", "n_members"} <= set(clusters.columns), "cluster table lacks columns"),
+        ]
+        for bad, what in problems:
+            if bad:
+                raise InputError(f"{root}: {what}; " + _REBUILD)
+        refiner = cls(RefineConfig.from_dict(cfg.get("refine", {})), gallery, clusters, gallery_emb, cluster_emb,
+                      n_cells, meta)
+        refiner.index_files = {w: root / f"{w}.faiss" for w in INDEXES if (root / f"{w}.faiss").is_file()}
+        return refiner
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def dim(self) -> int:
+        return int(self._gallery_emb.shape[1])
+
+    @property
+    def backbone(self) -> str | None:
+        return self.meta.get("config", {}).get("backbone")
+
+    def __len__(self) -> int:
+        return len(self.gallery)
+
+    def __repr__(self) -> str:
+        return (f"Refiner(gallery={len(self)}, clusters={len(self.clusters)}, dim={self.dim}, "
+                f"noise={self.config.noise!r}, metric={self.config.metric!r})")
+
+    # ------------------------------------------------------------------------------------------- search
+    def search_backend(self) -> str:
+        """``"exact"`` or ``"index"``: what :attr:`RefineConfig.search` resolves to for this gallery."""
+        if self.config.search != "auto":
+            return self.config.search
+        return "exact" if len(self.clusters) <= self.config.exact_max_prototypes else "index"
+
+    def _needs_index(self, which: str) -> bool:
+        return which == "gallery" or self.search_backend() == "index"
+
+    def _index_type(self, which: str) -> str:
+        return self.config.index_type(len(self.clusters) if which == "clusters" else len(self.gallery))
+
+    def index(self, which: str):
+        """The FAISS index over ``"clusters"`` or the ``"gallery"``: loaded (memory-mapped) from the folder when
+        saved there, else built (exact ``Flat`` ones on first use)."""
+        if which not in self._indexes:
+            faiss = import_faiss()
+            path = self.index_files.get(which)
+            if path is not None:
+                try:
+                    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
+                except RuntimeError:  # index types that cannot be memory-mapped are read into memory
+                    index = faiss.read_index(str(path))
+                set_search_depth(index, self.config.nprobe)
+            else:
+                vectors = self._cluster_emb if which == "clusters" else self._gallery_emb
+                index = build_index(vectors, self.config.metric, self._index_type(which), self.config.nprobe)
+            self._indexes[which] = index
+        return self._indexes[which]
+
+    def cell_scores(self, Q: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """(B, K) similarity of each candidate cell's best cluster to the prepared queries (-inf: no cluster)."""
+        if self.search_backend() == "exact":
+            return cell_scores_exact(Q, candidates, self.cell_ptr, self._cluster_emb, self.config.metric)
+        return index_cell_scores(self.index("clusters"), Q, candidates, self.clusters["cell"].to_numpy(),
+                                 self.cell_ptr[1:] > self.cell_ptr[:-1], self.config.index_neighbours,
+                                 self.config.metric)
+
+    def refine(self, X: np.ndarray, candidates: np.ndarray, probs: np.ndarray, head_guess: np.ndarray, *,
+               temperature: float | None = None, max_move_km: float | None | str = "config") -> Refinement:
+        """Choose a cell among each query's candidates and a location inside it.
+
+        Args:
+            X: (B, D) query embeddings (view-averaged, like the gallery's).
+            candidates: (B, K) candidate cells, the head's most probable first.
+            probs: (B, K) the head's probability of each candidate.
+            head_guess: (B, 2) the unrefined guess (the top cell's centroid), for the move limit and fallback.
+            temperature: overrides :attr:`RefineConfig.temperature`.
+            max_move_km: overrides :attr:`RefineConfig.max_move_km` (None: no limit).
+        """
+        T = self.config.temperature if temperature is None else temperature
+        limit = self.config.max_move_km if max_move_km == "config" else max_move_km
+        if T <= 0:
+            raise InputError(f"refine temperature must be > 0, got {T}")
+        X = np.asarray(X, np.float32).reshape(len(candidates), -1)
+        if X.shape[1] != self.dim:
+            raise InputError(f"query embeddings have {X.shape[1]} dims but the refiner's gallery {self.dim}; "
+                             + _REBUILD + " with the model's backbone")
+        candidates = np.asarray(candidates, np.int64)
+        Q = prepare(X, self.config.metric)
+        scores = self.cell_scores(Q, candidates)
+        combined = np.asarray(probs, np.float64) * _softmax(scores.astype(np.float64) / T)
+        order = np.argsort(-combined, axis=1, kind="stable")
+        pick = order[:, 0]
+        has_any = np.isfinite(scores).any(axis=1)
+        cell = candidates[np.arange(len(Q)), pick]
+        row = self._locate(Q, cell)
+        lat, lon = self._row_latlon(row)
+        if limit is not None:  # too far from the head's guess: fall back to the top cell (reference rule)
+            far = has_any & (haversine_km(lat, lon, head_guess[:, 0], head_guess[:, 1]) > limit)
+            if far.any():
+                cell[far] = candidates[far, 0]
+                row[far] = self._locate(Q[far], cell[far])
+                lat, lon = self._row_latlon(row)
+                first = np.argsort(np.where(np.arange(candidates.shape[1]) == 0, 0, 1), kind="stable")
+                order[far] = first  # the top cell first, then the others in the head's order
+        refined = row >= 0
+        lat = np.where(refined, lat, head_guess[:, 0])
+        lon = np.where(refined, lon, head_guess[:, 1])
+        cell = np.where(refined, cell, candidates[:, 0])
+        order[~refined] = np.arange(candidates.shape[1])
+        return Refinement(cell, lat, lon, refined, order, row)
+
+    def _locate(self, Q: np.ndarray, cell: np.ndarray) -> np.ndarray:
+        """Gallery row of the nearest member of the best cluster of ``cell`` (-1: the cell has no cluster)."""
+        cluster, _ = best_in_ranges(Q, self._cluster_emb, self.cell_ptr[cell], self.cell_ptr[cell + 1],
+                                    self.config.metric)
+        ok = cluster >= 0
+        starts = np.where(ok, self.proto_ptr[np.maximum(cluster, 0)], 0)
+        stops = np.where(ok, self.proto_ptr[np.maximum(cluster, 0) + 1], 0)
+        row, _ = best_in_ranges(Q, self._gallery_emb, starts, stops, self.config.metric)
+        return row
+
+    def _row_latlon(self, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        safe = self._latlon[np.maximum(row, 0)]
+        return np.where(row >= 0, safe[:, 0], np.nan), np.where(row >= 0, safe[:, 1], np.nan)
+
+    # --------------------------------------------------------------------------------- nearest neighbours
+    def nearest(self, X: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` most similar gallery rows over the whole gallery (the retrieval baseline), via FAISS.
+
+        Returns:
+            ``(rows, scores)``, each (B, k): gallery positions (see :attr:`gallery`) and similarities.
+        """
+        if k < 1:
+            raise InputError(f"k must be >= 1, got {k}")
+        X = np.asarray(X, np.float32).reshape(-1, self.dim)
+        scores, rows = search(self.index("gallery"), prepare(X, self.config.metric), min(k, len(self)),
+                              self.config.metric)
+        return rows, scores
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """Row softmax where -inf entries get 0; a row of only -inf gives zeros."""
+    top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    e = np.where(np.isfinite(z), np.exp(z - top), 0.0)
+    total = e.sum(axis=1, keepdims=True)
+    return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+
+def _cluster_means(emb: np.ndarray, ptr: np.ndarray, metric: str) -> np.ndarray:
+    """Mean embedding of each cluster's members (re-normalised for cosine)."""
+    if len(ptr) < 2:
+        return np.zeros((0, emb.shape[1]), np.float32)
+    sums = np.add.reduceat(emb.astype(np.float64), ptr[:-1], axis=0)
+    means = (sums / np.diff(ptr)[:, None]).astype(np.float32)
+    return prepare(means, metric)
