@@ -75,13 +75,13 @@ async def read_uploads(request: Request, cfg: ServeConfig) -> list[Upload]:
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _body_too_large(int(declared), limit)
+        raise _body_too_large(f"{_mb(int(declared))}", limit)
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise _body_too_large(size, limit)
+                raise _body_too_large(f"at least {_mb(size)}", limit)
             chunks.append(chunk)
     except ClientDisconnect:
         raise RequestError(400, "client_disconnect", "the client closed the connection before the body "
@@ -89,9 +89,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _body_too_large(size: int, limit: int) -> RequestError:
-    return RequestError(413, "body_too_large", f"the request body ({'at least ' if size > limit else ''}"
-                        f"{_mb(size)}) exceeds the {_mb(limit)} limit; send fewer or smaller images")
+def _body_too_large(size: str, limit: int) -> RequestError:
+    return RequestError(413, "body_too_large", f"the request body ({size}) exceeds the {_mb(limit)} limit; "
+                        "send fewer or smaller images")
 
 
 @dataclass
