@@ -139,6 +139,8 @@ def test_pixel_limit_is_the_servers_own(small, client):
 def test_too_many_files(client, small):
     assert_error(client.post("/v1/predict", files=files(*[jpeg()] * 5)), 400, "too_many_files", "at most 4")
     assert_error(small.post("/v1/predict", files=files(*[jpeg()] * 3)), 400, "too_many_files", "at most 2")
+    flood = files(*[b"x"] * 200)  # parsing stops at the first parts over the limit
+    assert_error(client.post("/v1/predict", files=flood), 400, "too_many_files", "parts sent")
 
 
 def test_empty_body(client):

@@ -122,14 +122,17 @@ def _from_multipart(body: bytes, content_type: str, cfg: ServeConfig) -> list[Up
         filename = options.get(b"filename")
         parts[-1].filename = None if filename is None else filename.decode("utf-8", "replace")
 
-    def part_data(data: bytes, start: int, end: int) -> None:
-        if len(parts) > cfg.max_views + 8:  # a flood of parts: stop before collecting them
-            raise RequestError(400, "too_many_files", f"{len(parts)}+ parts sent, at most {cfg.max_views} "
+    def part_begin() -> None:
+        if len(parts) >= cfg.max_views + 8:  # a flood of parts: stop before collecting them
+            raise RequestError(400, "too_many_files", f"{len(parts) + 1}+ parts sent, at most {cfg.max_views} "
                                "views of one place are accepted")
+        parts.append(_Part())
+
+    def part_data(data: bytes, start: int, end: int) -> None:
         parts[-1].data += data[start:end]
 
     callbacks = {
-        "on_part_begin": lambda: parts.append(_Part()),
+        "on_part_begin": part_begin,
         "on_header_field": lambda data, start, end: header.__setitem__(0, header[0] + data[start:end]),
         "on_header_value": lambda data, start, end: header.__setitem__(1, header[1] + data[start:end]),
         "on_header_end": header_end,
