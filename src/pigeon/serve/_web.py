@@ -6,6 +6,7 @@ The page needs no tile server and no CDN: it draws the bundled Natural Earth bou
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from dataclasses import dataclass
@@ -52,8 +53,9 @@ def simplified_features(geometries, properties: list[dict], tolerance_deg: float
         for g, p in zip(geoms, properties)]}
 
 
+@functools.lru_cache(maxsize=1)
 def country_boundaries() -> GeoJSONBody:
-    """Every country outline with its ISO code and name (a few seconds: made once, at start-up)."""
+    """Every country outline with its ISO code and name (a few seconds, once per process, at start-up)."""
     from pigeon.geography import countries
 
     table = countries()
