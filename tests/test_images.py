@@ -137,3 +137,35 @@ def test_pil_input_is_converted_not_reloaded():
     assert out.mode == "RGB" and (np.asarray(out) == 255).all()
     rgb = Image.new("RGB", (3, 2))
     assert load_image(rgb) is rgb
+
+
+# ------------------------------------------------ encoded bytes (uploads to the service)
+def test_bytes_load_like_the_file(photo):
+    assert np.array_equal(np.asarray(load_image(photo.read_bytes())), np.asarray(load_image(photo)))
+
+
+def test_bytes_errors_name_the_upload_and_the_fix(tmp_path, photo):
+    from pigeon.images import ImageTooLargeError, UnreadableImageError
+
+    with pytest.raises(UnreadableImageError, match=r"^files\[0\]: not a readable image") as info:
+        load_image(b"plain text", name="files[0]")
+    assert "manifest" not in str(info.value)
+    data = photo.read_bytes()
+    with pytest.raises(InputError, match="truncated or corrupt.*send the complete file"):
+        load_image(data[: len(data) // 2], name="upload")
+    big = tmp_path / "big.png"
+    Image.new("L", (2000, 1000)).save(big)
+    with pytest.raises(ImageTooLargeError, match="2000x1000.*downscale it before sending"):
+        load_image(big.read_bytes(), max_pixels=1_000_000)
+
+
+def test_formats_are_checked_from_the_content(tmp_path):
+    png = tmp_path / "really_a_png.jpg"
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    assert load_image(png.read_bytes(), formats=("PNG",)).size == (8, 8)
+    from pigeon.images import UnreadableImageError
+
+    with pytest.raises(UnreadableImageError, match="not a JPEG image"):
+        load_image(png.read_bytes(), formats=("JPEG",))
+    with pytest.raises(UnreadableImageError):
+        load_image(png, formats=("JPEG",))

@@ -4,8 +4,8 @@ Usage::
 
     python tools/build_demo_model.py [--workdir /tmp/pigeon-demo-build]
 
-Runs ``pigeon demo`` with its default arguments and copies the model folder into
-``src/pigeon/resources/demo_model/`` without the training checkpoint, with cell outlines simplified to
+Runs ``pigeon demo`` with its default arguments and copies the model folder (with its refiner and model card)
+into ``src/pigeon/resources/demo_model/`` without the training checkpoint, with cell outlines simplified to
 ``--tolerance`` degrees (the cells' centroids, names and training counts are unchanged; outlines only draw the
 probability map) and with the demo's test-split metrics as ``report_metrics.json``.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import shapely
 
 DEST = Path(__file__).resolve().parents[1] / "src" / "pigeon" / "resources" / "demo_model"
-KEEP = ("config.json", "head.safetensors", "standardiser.json", "meta.json", "metrics.json")
+KEEP = ("config.json", "head.safetensors", "standardiser.json", "meta.json", "metrics.json", "README.md")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     DEST.mkdir(parents=True)
     for name in KEEP:
         shutil.copy2(model / name, DEST / name)
+    shutil.copytree(model / "refiner", DEST / "refiner")
     shutil.copy2(args.workdir / "report" / "metrics.json", DEST / "report_metrics.json")
     cells = GeoCells.load(model / "cells")
     table = cells.table.copy()

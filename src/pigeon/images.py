@@ -2,26 +2,53 @@
 
 Bad files never crash a job with a traceback: a missing, corrupt, truncated or oversized file raises a one-line
 :class:`~pigeon.errors.InputError` that names the file and the fix. Whatever the input mode (CMYK, greyscale,
-16-bit, palette, with or without alpha), the result is an 8-bit RGB image, upright per its EXIF orientation.
+16-bit, palette, with or without alpha), the result is an 8-bit RGB image, upright per its EXIF orientation. Encoded bytes held in memory (an upload to ``pigeon serve``) go through the
+same checks and are never written to disk.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pigeon.errors import InputError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "get_max_pixels", "load_image", "set_max_pixels"]
+__all__ = ["DEFAULT_MAX_PIXELS", "ImageTooLargeError", "UnreadableImageError", "get_max_pixels", "load_image",
+           "set_max_pixels"]
 
 #: Default decompression-bomb limit in pixels (width x height): PIL's own hard limit, ~13400 x 13400.
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 _max_pixels: int | None = DEFAULT_MAX_PIXELS
 _BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white
+
+
+class _Fixes(NamedTuple):
+    """What an error message tells the user to do, for a file on disk or for bytes (an upload)."""
+
+    unreadable: str
+    corrupt: str
+    too_large: str
+
+
+_FILE_FIXES = _Fixes("re-export it as JPEG or PNG, or drop it from the manifest",
+                     "re-download or re-export the file, or drop it from the manifest",
+                     "downscale it, or raise the limit with pigeon.images.set_max_pixels(N) or --max-pixels N")
+_BYTES_FIXES = _Fixes("send a JPEG, PNG or WebP image", "send the complete file again", "downscale it before sending")
+
+
+class UnreadableImageError(InputError):
+    """The data is not an image of an accepted format (detected from its content, not its name)."""
+
+
+class ImageTooLargeError(InputError):
+    """The image has more pixels than the decompression-bomb limit (found from its header, before decoding)."""
 
 
 def set_max_pixels(limit: int | None) -> None:
@@ -41,60 +68,68 @@ def get_max_pixels() -> int | None:
     return _max_pixels
 
 
-def load_image(src: str | os.PathLike | Image.Image, *, max_pixels: int | None = None) -> Image.Image:
-    """Open an image file (or take a PIL image) and return it as 8-bit RGB.
+def load_image(src: str | os.PathLike | bytes | Image.Image, *, max_pixels: int | None = None,
+               formats: Sequence[str] | None = None, name: str | None = None) -> Image.Image:
+    """Open an image file, encoded bytes or a PIL image and return it as 8-bit RGB.
 
     Args:
-        src: a path, or an already opened ``PIL.Image.Image``.
-        max_pixels: refuse files with more pixels than this; defaults to :func:`get_max_pixels`.
+        src: a path, the bytes of an encoded image (kept in memory), or an already opened ``PIL.Image.Image``.
+        max_pixels: refuse images with more pixels than this; defaults to :func:`get_max_pixels`.
+        formats: accept only these PIL formats, detected from the content (e.g. ``("JPEG", "PNG")``); all by default.
+        name: what error messages call ``src`` when it is bytes (e.g. ``"files[0]"``).
 
     Returns:
         A fully decoded ``PIL.Image.Image`` in mode ``"RGB"``.
 
     Raises:
-        InputError: the file is missing, not an image, truncated or corrupt, or larger than the limit.
+        UnreadableImageError: not an image (of an accepted format).
+        ImageTooLargeError: more pixels than the limit (checked from the header, before any decoding).
+        InputError: the file is missing, or the image is truncated or corrupt.
     """
     if isinstance(src, Image.Image):
         return _to_rgb(src)
-    path = Path(src)
-    if not path.is_file():
-        raise InputError(f"{path}: image file not found; fix the path (manifest paths are relative to its folder)")
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        label, fp, fixes = name or "image", io.BytesIO(src), _BYTES_FIXES
+    else:
+        label = fp = Path(src)
+        fixes = _FILE_FIXES
+        if not fp.is_file():
+            raise InputError(f"{fp}: image file not found; fix the path (manifest paths are relative to its folder)")
     limit = _max_pixels if max_pixels is None else max_pixels
-    img = _open(path, limit)
+    img = _open(fp, label, limit, formats, fixes)
     try:
         img.load()
         img = ImageOps.exif_transpose(img)
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         img.close()
-        raise InputError(f"{path}: truncated or corrupt image data ({_short(exc)}); "
-                         "re-download or re-export the file, or drop it from the manifest") from None
+        raise InputError(f"{label}: truncated or corrupt image data ({_short(exc)}); {fixes.corrupt}") from None
     return _to_rgb(img)
 
 
-def _open(path: Path, limit: int | None) -> Image.Image:
-    """Read the header only, checking the pixel count before any pixel data is decoded."""
+def _open(fp, label, limit: int | None, formats: Sequence[str] | None, fixes: _Fixes) -> Image.Image:
+    """Read the header only, checking the format and the pixel count before any pixel data is decoded."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(fp, formats=None if formats is None else list(formats))
     except Image.DecompressionBombError:
-        raise _too_large(path, None, limit) from None
+        raise _too_large(label, None, limit, fixes) from None
     except UnidentifiedImageError:
-        raise InputError(f"{path}: not a readable image (unknown format or corrupt header); "
-                         "re-export it as JPEG or PNG, or drop it from the manifest") from None
+        kinds = f"a {'/'.join(formats)} image" if formats else "a readable image"
+        raise UnreadableImageError(f"{label}: not {kinds} (unknown format or corrupt header); "
+                                   f"{fixes.unreadable}") from None
     except OSError as exc:
-        raise InputError(f"{path}: cannot open image ({_short(exc)}); check the file and its permissions") from None
+        raise InputError(f"{label}: cannot open image ({_short(exc)}); check the file and its permissions") from None
     if limit is not None and img.width * img.height > limit:
         img.close()
-        raise _too_large(path, img.size, limit)
+        raise _too_large(label, img.size, limit, fixes)
     return img
 
 
-def _too_large(path: Path, size: tuple[int, int] | None, limit: int | None) -> InputError:
+def _too_large(label, size: tuple[int, int] | None, limit: int | None, fixes: _Fixes) -> ImageTooLargeError:
     dims = f"{size[0]}x{size[1]} pixels " if size else ""
-    return InputError(f"{path}: image {dims}exceeds the {limit or Image.MAX_IMAGE_PIXELS:,}-pixel limit "
-                      "(decompression-bomb guard); downscale it, or raise the limit with "
-                      "pigeon.images.set_max_pixels(N) or --max-pixels N")
+    return ImageTooLargeError(f"{label}: image {dims}exceeds the {limit or Image.MAX_IMAGE_PIXELS:,}-pixel limit "
+                              f"(decompression-bomb guard); {fixes.too_large}")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -68,7 +68,7 @@ def model_card(geo) -> str:
     lines += ["", "## Metrics"]
     if evaluation:
         lines += ["Share of guesses within each distance of the truth."] + [""] + _metrics_rows(evaluation)
-        notes = [e["note"] for e in evaluation if e.get("note")]
+        notes = list(dict.fromkeys(e["note"] for e in evaluation if e.get("note")))
         lines += [""] + [f"- {n}" for n in notes] if notes else []
     else:
         best = cfg.get("best_validation")

@@ -185,6 +185,15 @@ class Geolocator:
         write_model_card(self, root / MODEL_CARD)
         return root
 
+    def record_evaluation(self, entries: list[dict[str, Any]], path: str | os.PathLike) -> None:
+        """Record test metrics (``[{"split", "method", "metrics", "note"}]``) in the model folder ``path``:
+        ``config.json`` and the model card say what the model was measured on."""
+        from pigeon.model._card import write_model_card
+
+        self.config["evaluation"] = entries
+        write_json(Path(path) / CONFIG, self.config)
+        write_model_card(self, Path(path) / MODEL_CARD)
+
     def to(self, device: str | torch.device) -> Geolocator:
         """Move the head (and a loaded backbone) to ``device``."""
         self.head.to(device)

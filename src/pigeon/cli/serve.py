@@ -1,0 +1,62 @@
+"""``pigeon serve``: the web service and map page for a trained model folder (or the bundled ``demo``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pigeon.cli._app import app
+
+
+@app.command("serve")
+def serve_command(
+    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo'), or 'demo'."),
+    host: str = typer.Option(None, "--host", help="Address to listen on [default: 127.0.0.1]. Anything but "
+                             "loopback needs --api-key-file (or --no-auth)."),
+    port: int = typer.Option(None, "--port", help="Port [default: 8000]."),
+    api_key_file: Path = typer.Option(None, "--api-key-file", help="File of API keys, one a line; clients send "
+                                      "one as X-API-Key."),
+    no_auth: bool = typer.Option(False, "--no-auth", help="Serve off loopback without API keys, on purpose."),
+    max_precision_km: float = typer.Option(None, "--max-precision-km", help="Coarsen every returned location and "
+                                           "probability map to boxes at least this wide (e.g. 25); hides cell ids."),
+    rate_limit: float = typer.Option(None, "--rate-limit", help="Requests a minute per API key (per client "
+                                     "address without keys) [default: no limit]."),
+    max_views: int = typer.Option(None, "--max-views", help="Images per request [default: 4]."),
+    max_upload_mb: float = typer.Option(None, "--max-upload-mb", help="Size limit of one image [default: 10]."),
+    max_pixels: int = typer.Option(None, "--max-pixels", help="Pixel limit of one image, checked before "
+                                   "decoding [default: 40000000]."),
+    max_batch: int = typer.Option(None, "--max-batch", help="Images per model call [default: 32]."),
+    batch_wait_ms: float = typer.Option(None, "--batch-wait-ms", help="How long a request waits for others to "
+                                        "share its model call [default: 5]."),
+    max_pending: int = typer.Option(None, "--max-pending", help="Requests in progress at once; more get 503 "
+                                    "[default: 128]."),
+    timeout: float = typer.Option(None, "--timeout", help="Time limit of one request, seconds [default: 30]."),
+    cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allow browser calls from this origin "
+                                          "(repeatable) [default: CORS off]."),
+    threads: int = typer.Option(None, "--threads", help="Torch threads for the model [default: torch's]."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+) -> None:
+    """Serve a model: POST /v1/predict, GET /v1/stats, /healthz, /readyz, the map page at / and /docs.
+
+    Examples:
+      pigeon serve demo                                   # http://127.0.0.1:8000
+      pigeon serve model/ --host 0.0.0.0 --api-key-file keys.txt --max-precision-km 25 --rate-limit 30
+    """
+    from pigeon.serve import ServeConfig, read_api_keys, serve
+
+    config = ServeConfig.from_options(
+        host=host, port=port, api_keys=read_api_keys(api_key_file) if api_key_file else None, no_auth=no_auth or None,
+        max_precision_km=max_precision_km, rate_limit_per_minute=rate_limit, max_views=max_views,
+        max_image_bytes=None if max_upload_mb is None else int(max_upload_mb * 2**20), max_pixels=max_pixels,
+        max_batch=max_batch, batch_wait_ms=batch_wait_ms, max_pending=max_pending, request_timeout_s=timeout,
+        cors_origins=tuple(cors_origin) if cors_origin else None, torch_threads=threads,
+    )
+    from pigeon.model import Geolocator
+
+    geo = Geolocator.from_pretrained(model, device=device)
+    geo.backbone  # noqa: B018  load it now: a missing backbone is an error here, not on the first request
+    typer.echo(f"serving {model} ({geo.n_cells} cells) on http://{config.host}:{config.port}  "
+               f"[auth: {'API key' if config.auth_required else 'none'}, precision cap: "
+               f"{f'{config.max_precision_km:g} km' if config.max_precision_km else 'none'}]", err=True)
+    serve(geo, config, model_name=str(model))

@@ -1,0 +1,43 @@
+"""The web service: FastAPI inference and statistics endpoints and a map page, safe under load and against misuse.
+
+>>> from pigeon.model import Geolocator
+>>> from pigeon.serve import ServeConfig, create_app, serve
+>>> serve(Geolocator.from_pretrained("demo"), ServeConfig(port=8000))      # what 'pigeon serve demo' runs
+
+Endpoints: ``POST /v1/predict`` (multipart ``files`` or JSON base64, 1 to 4 views of one place), ``GET /v1/stats``,
+``GET /v1/info``, ``GET /v1/boundaries``, ``GET /v1/cells``, ``GET /healthz``, ``GET /readyz``, the page at ``/``
+and the OpenAPI documentation at ``/docs``. Needs the ``serve`` extra: ``pip install "pigeon-geo[serve]"``.
+"""
+
+from __future__ import annotations
+
+from pigeon.errors import MissingDependencyError
+
+try:
+    import fastapi  # noqa: F401
+    import fastapi_offline  # noqa: F401
+    import python_multipart  # noqa: F401
+    import uvicorn  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise MissingDependencyError(exc.name or "fastapi", "serve", "the web service") from None
+
+from pigeon.serve._app import INTENDED_USE, create_app
+from pigeon.serve._config import ACCEPTED_FORMATS, ServeConfig, is_loopback, read_api_keys
+from pigeon.serve._guard import PrecisionCap
+
+__all__ = ["ACCEPTED_FORMATS", "INTENDED_USE", "PrecisionCap", "ServeConfig", "create_app", "is_loopback",
+           "read_api_keys", "serve"]
+
+
+def serve(geo, config: ServeConfig | None = None, model_name: str = "model", log_level: str = "info") -> None:
+    """Run the service with uvicorn until interrupted (one process; the model runs in one thread of it)."""
+    import uvicorn
+
+    cfg = config or ServeConfig()
+    if cfg.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
+    app = create_app(geo, cfg, model_name)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=log_level, server_header=False,
+                proxy_headers=False, timeout_graceful_shutdown=5)

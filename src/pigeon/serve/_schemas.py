@@ -1,0 +1,121 @@
+"""The service's request and response bodies (pydantic models: they make the OpenAPI schema at ``/docs``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PredictJSON(BaseModel):
+    """``POST /v1/predict`` as JSON: the views of one place, each a base64 string or a ``data:`` URI."""
+
+    model_config = ConfigDict(extra="forbid")
+    images: list[str] = Field(..., min_length=1, description="1 to max_views base64 images (JPEG, PNG or WebP) "
+                              "of one place, e.g. the 4 compass views of a panorama")
+
+
+class Candidate(BaseModel):
+    lat: float
+    lon: float
+    probability: float = Field(..., ge=0, le=1)
+    cell: int | None = Field(None, description="geocell index; withheld on a server with a precision cap")
+    country: str | None = Field(None, description="ISO 3166 alpha-2 code of the cell's country")
+    region: str | None = Field(None, description="the cell's first-level administrative area")
+
+
+class Guess(BaseModel):
+    lat: float
+    lon: float
+    country: str | None = None
+    region: str | None = None
+    cell: int | None = None
+
+
+class ExifTruth(BaseModel):
+    """Where the first view with EXIF GPS says it was taken, and how far the guess is from it (never stored)."""
+
+    lat: float
+    lon: float
+    view: int = Field(..., description="index of the view whose EXIF held the position")
+    distance_km: float
+
+
+class Timings(BaseModel):
+    decode_ms: float
+    queue_ms: float
+    model_ms: float
+    total_ms: float
+    batch_images: int = Field(..., description="images in the model call that served this request")
+
+
+class PredictResponse(BaseModel):
+    guess: Guess
+    confidence: float = Field(..., ge=0, le=1, description="probability of the guessed cell (or box)")
+    top_k: list[Candidate]
+    aux: dict[str, Any] = Field(default_factory=dict, description="auxiliary predictions when the model has "
+                                "those heads (climate, month, elevation_m, ...)")
+    refined: bool = Field(False, description="whether the guess came from retrieval refinement (a training "
+                          "location inside the chosen cell) rather than a cell centroid")
+    head_guess: Guess = Field(..., description="the geocell head's own guess: the centroid of its most probable "
+                              "cell (equal to the guess when not refined)")
+    precision_km: float | None = Field(None, description="the server's precision cap, when it has one")
+    views: int
+    exif_gps: ExifTruth | None = None
+    probability_map: dict[str, Any] | None = Field(None, description="GeoJSON FeatureCollection (with ?map=1)")
+    timings: Timings
+
+
+class ErrorDetail(BaseModel):
+    kind: str = Field(..., description="machine-readable kind, e.g. not_an_image, too_many_pixels, busy")
+    message: str = Field(..., description="what is wrong and what to do about it")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class Percentiles(BaseModel):
+    p50: float | None
+    p90: float | None
+    p99: float | None
+
+
+class StatsResponse(BaseModel):
+    uptime_s: float
+    requests: int = Field(..., description="prediction requests received")
+    served: int = Field(..., description="predictions answered with 200")
+    errors: dict[str, int] = Field(..., description="refused or failed requests by kind")
+    latency_ms: Percentiles = Field(..., description="over the last 1,000 answered predictions")
+    queue_depth: int = Field(..., description="requests waiting for the model now")
+    in_flight: int = Field(..., description="prediction requests admitted now")
+    batches: int
+    batch_images: dict[str, int] = Field(..., description="how many model calls had each number of images")
+    guesses_by_country: dict[str, int]
+
+
+class Health(BaseModel):
+    status: str
+    detail: str | None = None
+
+
+class Limits(BaseModel):
+    max_views: int
+    max_image_bytes: int
+    max_pixels: int
+    max_top_k: int
+    accepted_formats: list[str]
+    rate_limit_per_minute: float | None
+    request_timeout_s: float
+
+
+class ServiceInfo(BaseModel):
+    model: str
+    backbone: str
+    n_cells: int
+    auth_required: bool
+    precision_km: float | None
+    cell_polygons: bool = Field(..., description="whether GET /v1/cells serves the cell polygons")
+    refiner: bool = Field(..., description="whether the model can refine (the refine parameter has an effect)")
+    limits: Limits
+    intended_use: str
