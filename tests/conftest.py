@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import matplotlib
 import pytest
 
+import pigeon  # noqa: F401  (first: makes torchvision importable beside the CPU torch, see pigeon._compat)
+
 matplotlib.use("Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

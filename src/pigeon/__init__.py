@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import importlib
 
+from pigeon._compat import allow_torchvision_without_ops
+
 __version__ = "0.1.0"
+
+allow_torchvision_without_ops()  # before transformers, timm or open_clip import torchvision (see pigeon._compat)
 
 _LAZY = {
     "Geolocator": "pigeon.model",

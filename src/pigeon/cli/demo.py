@@ -18,6 +18,8 @@ def demo_command(
     min_size: int = typer.Option(8, "--min-size", help="Semantic geocells: min training locations per cell."),
     max_size: int = typer.Option(25, "--max-size", help="Semantic geocells: max training locations per cell."),
     seed: int = typer.Option(0, "--seed", help="Random seed of data, cells and training."),
+    pretrain: bool = typer.Option(False, "--pretrain", help="Pretrain the backbone contrastively on synthetic "
+                                  "captions first (one epoch of its last block; adds several minutes on a CPU)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Remake every stage of an existing demo folder."),
 ) -> None:
     """Build a dataset, geocells and embeddings, train a geolocator and evaluate it (a few minutes on a CPU).
@@ -26,7 +28,8 @@ def demo_command(
     """
     from pigeon.demo import DemoConfig, run_demo
 
-    config = DemoConfig(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size, epochs=epochs)
+    config = DemoConfig(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size, epochs=epochs,
+                        pretrain=pretrain)
     result = run_demo(out, config, overwrite=overwrite, log=typer.echo)
     m, b = result["model"], result["baseline"]
     typer.echo(f"\nmedian error {m['median_km']:.0f} km (baseline {b['median_km']:.0f} km) over {m['n']} test "

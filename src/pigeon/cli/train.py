@@ -31,7 +31,8 @@ def train_command(
     climate_weight: float = typer.Option(2.0, "--climate-weight", help="Weight of the Köppen climate loss."),
     month_weight: float = typer.Option(1.0, "--month-weight", help="Weight of the month loss."),
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Then fine-tune the backbone's last block "
-                                        "and the geocell head on the training images for this many epochs (slow)."),
+                                        "and the heads (every loss, unless --no-aux) on the training images for this "
+                                        "many epochs (slow)."),
     finetune_lr: float = typer.Option(1e-4, "--finetune-lr", help="Peak learning rate of the fine-tuning."),
     finetune_batch_size: int = typer.Option(16, "--finetune-batch-size", help="Locations per fine-tuning step."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
@@ -61,5 +62,5 @@ def train_command(
                f"cell accuracy {best['val_acc']:.3f} -> {out}")
     if finetune_epochs:
         finetune(geo, read_manifest(manifest), out, epochs=finetune_epochs, lr=finetune_lr,
-                 batch_size=finetune_batch_size, seed=seed)
+                 batch_size=finetune_batch_size, seed=seed, aux=not no_aux, device=device)
         typer.echo(f"fine-tuned the last backbone block for {finetune_epochs} epoch(s) -> {out}")
