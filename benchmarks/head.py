@@ -5,7 +5,8 @@ Usage::
     python benchmarks/head.py [--cells 2000] [--samples 20000] [--dims 1280 1024] [--device cpu]
 
 Training throughput: samples/s of the head-training loop (forward, haversine label smoothing over all cells,
-backward, AdamW) on random embeddings, for the paper's linear head (with the auxiliary heads) and an MLP head.
+backward, AdamW) on random embeddings, for the paper's linear head (with the auxiliary heads) and an MLP head. The
+time is the engine's per-epoch ``seconds``, which covers the training steps only (validation is ``val_seconds``).
 Latency: one image through the offline default backbone (EfficientNet-Lite0, preprocessing included) and
 through the head (softmax over the cells, top-5, candidates with place names), median of repeated runs.
 Memory: head parameters and the peak resident memory of the process (``ru_maxrss``). Prints Markdown tables.
@@ -44,7 +45,8 @@ def _toy_cells(n: int, rng: np.random.Generator):
 
 
 def train_throughput(n_samples: int, dim: int, n_cells: int, hidden: int | None, device: str) -> float:
-    """Samples per second of one epoch of :func:`pigeon.model.fit_head` (validation excluded)."""
+    """Samples per second of the training steps of one epoch of :func:`pigeon.model.fit_head` (the engine times
+    validation separately, as ``val_seconds``), best of the epochs."""
     from pigeon.model import AuxTargets, TrainConfig, fit_head
 
     rng = np.random.default_rng(0)
@@ -95,8 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[1280, 1024])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     print(f"## Head training throughput ({args.samples} samples, {args.cells} cells, batch 256, device {args.device}, "
           f"{torch.get_num_threads()} threads)\n")

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/pretrain.py [--n 400] [--views 2] [--epochs 1] [--seeds 0 1 2] [--workdir /tmp/pigeon-pretrain]
+    python benchmarks/pretrain.py [--n 400] [--views 1] [--epochs 2] [--seeds 0 1 2] [--workdir /tmp/pigeon-pretrain]
 
 On one Blue Marble dataset (enriched; semantic cells on its training split), with the offline towers
 (EfficientNet-Lite0 + all-MiniLM-L6-v2, ``layers="last"``: the last block of each tower and the projections train):
@@ -173,8 +173,8 @@ def throughput(df, batch_size: int, repeats: int) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=400)
-    parser.add_argument("--views", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=1, help="pretraining epochs")
+    parser.add_argument("--views", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=2, help="pretraining epochs")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-4, help="pretrained layers' peak learning rate")
     parser.add_argument("--head-lr", type=float, default=1e-3, help="projections' and auxiliary heads' learning rate")

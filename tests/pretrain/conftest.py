@@ -109,13 +109,3 @@ def vision_only_clip(tmp_path_factory):
                                      image_size=32, patch_size=8)).save_pretrained(folder)
     return folder
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core machine, two threads fight other jobs and run ~10x slower."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

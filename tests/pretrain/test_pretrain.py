@@ -14,6 +14,7 @@ from pigeon.errors import InputError
 from pigeon.pretrain import CaptionedViews, PretrainConfig, clip_loss, load_towers, pretrain
 from tests.conftest import assert_clean_error
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = dict(epochs=1, lr=1e-3, head_lr=1e-2, batch_size=4, grad_accum=1, warmup_ratio=0.0, device="cpu")
 
 
@@ -168,3 +169,28 @@ def test_bad_input(captioned, vision_only_clip, tmp_path, cli):
     assert_clean_error(result, "batch size 41", "40 distinct locations", "--batch-size")
     result = cli("pretrain", manifest, "--backbone", "efficientnet:lite0", "-o", tmp_path / "e", "--preset", "drone")
     assert_clean_error(result, "preset", "streetview")
+
+
+def test_cli_pretrains_and_resumes_with_more_epochs(captioned, tiny_clip_full, tmp_path, cli):
+    manifest = captioned.attrs["root"] + "/manifest.parquet"
+    args = ("pretrain", manifest, "--backbone", f"clip:{tiny_clip_full}", "-o", tmp_path / "pre", "--batch-size", "8",
+            "--grad-accum", "1", "--lr", "1e-3", "--layers", "last", "--device", "cpu", "--warmup", "0")
+    first = cli(*args, "--epochs", "1")
+    assert first.exit_code == 0, first.stderr
+    assert "pigeon embed" in first.stdout and (tmp_path / "pre" / "backbone.json").is_file()
+    assert_clean_error(cli(*args, "--epochs", "1"), "--overwrite", "--resume")
+    more = cli(*args, "--epochs", "2", "--resume")
+    assert more.exit_code == 0, more.stderr
+    log = [json.loads(line) for line in (tmp_path / "pre" / "pretrain_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2]
+    meta = json.loads((tmp_path / "pre" / "meta.json").read_text())["config"]["config"]
+    assert meta["betas"] == [0.9, 0.98] and meta["eps"] == 1e-6 and meta["weight_decay"] == 1e-3  # the paper's
+
+
+def test_demo_runs_pretraining_as_a_stage(tmp_path, cli):
+    out = tmp_path / "demo"
+    result = cli("demo", "-o", out, "--n", "30", "--views", "1", "--epochs", "3", "--min-size", "2", "--max-size", "6",
+                 "--pretrain")
+    assert result.exit_code == 0, result.stderr
+    assert (out / "pretrained" / "backbone.json").is_file() and (out / "report" / "metrics.json").is_file()
+    assert json.loads((out / "embeddings" / "meta.json").read_text())["config"]["backbone"] == str(out / "pretrained")

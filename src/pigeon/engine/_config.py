@@ -62,9 +62,7 @@ class OptimConfig:
             (self.patience is None or self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
             (self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise InputError(msg)
+        raise_first(checks)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,11 +70,23 @@ class OptimConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OptimConfig:
-        names = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
+        return config_from_dict(cls, d)
+
+
+def raise_first(checks: list[tuple[bool, str]]) -> None:
+    """Raise :class:`InputError` with the message of the first failed ``(ok, message)`` check."""
+    for ok, msg in checks:
+        if not ok:
+            raise InputError(msg)
+
+
+def config_from_dict(cls, d: dict[str, Any]):
+    """A config dataclass from a JSON dict: unknown keys are ignored, ``betas`` lists become tuples."""
+    names = {f.name for f in fields(cls)}
+    d = {k: v for k, v in d.items() if k in names}
+    if "betas" in d:
+        d["betas"] = tuple(d["betas"])
+    return cls(**d)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:

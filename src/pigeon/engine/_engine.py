@@ -306,7 +306,7 @@ def read_checkpoint_state(out_dir: str | os.PathLike) -> dict[str, Any]:
 
 def _resumable(config: dict[str, Any]) -> dict[str, Any]:
     """The settings a resume must share (more epochs may be asked for)."""
-    return {k: v for k, v in config.items() if k not in ("epochs", "device")}
+    return {k: v for k, v in config.items() if k not in ("epochs", "device", "checkpoint_every", "warmup_epochs")}
 
 
 def _as_key(key: Any) -> Any:

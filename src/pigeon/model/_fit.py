@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from pigeon.engine import Engine, OptimConfig, ShuffleSampler
+from pigeon.engine._config import config_from_dict, raise_first
 from pigeon.errors import InputError
 from pigeon.geo import haversine_km
 from pigeon.model._aux import N_MONTHS, AuxTargets, Standardiser, aux_loss, aux_tensors
@@ -83,9 +84,7 @@ class TrainConfig:
             (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
             (self.hidden_dim is None or self.hidden_dim >= 1, f"hidden_dim must be >= 1, got {self.hidden_dim}"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise InputError(msg)
+        raise_first(checks)
         self.optim().validate()
         return self
 
@@ -104,8 +103,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return config_from_dict(cls, d)
 
 
 @dataclass

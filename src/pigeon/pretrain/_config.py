@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pigeon.engine import OptimConfig
-from pigeon.errors import InputError, UnknownNameError
+from pigeon.engine._config import config_from_dict, raise_first
+from pigeon.errors import UnknownNameError
 
 #: Per preset: caption style (``pigeon.geography.captions``) and the paper's epochs, learning rate and warm-up
 #: share (PIGEON street view: 20 epochs, 1e-6, 0.2; PIGEOTTO photos: 4 epochs, 5e-7, 0.02; per-device batch 32
@@ -77,9 +78,7 @@ class PretrainConfig:
             (out.head_lr > 0, f"head_lr must be > 0, got {out.head_lr}"),
             (out.embed_dim >= 1 and out.max_tokens >= 4, "embed_dim must be >= 1 and max_tokens >= 4"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise InputError(msg)
+        raise_first(checks)
         out.optim().validate()
         return out
 
@@ -103,8 +102,4 @@ class PretrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
-        names = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
-        return cls(**d)
+        return config_from_dict(cls, d)

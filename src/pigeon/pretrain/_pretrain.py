@@ -203,7 +203,9 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
 
     result = engine.fit(model, _EpochSampler(sampler, views), collate,
                         param_groups=[{"params": pretrained, "lr": config.lr}, {"params": new, "lr": config.head_lr}],
-                        fingerprint={"backbone": backbone, "n_views": len(views), "task": config.to_dict()},
+                        fingerprint={"backbone": backbone, "n_views": len(views),
+                                     "task": {k: v for k, v in config.to_dict().items()
+                                              if k not in ("epochs", "device", "checkpoint_every")}},
                         resume=resume)
     towers.requires_grad_(False).cpu().eval()
     from pigeon.geography import caption_settings
