@@ -44,7 +44,7 @@ def _toy_cells(n: int, rng: np.random.Generator):
     return Cells()
 
 
-def train_throughput(n_samples: int, dim: int, n_cells: int, hidden: int | None, device: str) -> float:
+def train_throughput(n_samples: int, dim: int, n_cells: int, hidden: int | None, device: str) -> tuple[float, float]:
     """Samples per second of the training steps of one epoch of :func:`pigeon.model.fit_head` (the engine times
     validation separately, as ``val_seconds``), best of the epochs."""
     from pigeon.model import AuxTargets, TrainConfig, fit_head
@@ -61,7 +61,8 @@ def train_throughput(n_samples: int, dim: int, n_cells: int, hidden: int | None,
     val = (X[:256], coords[:256], cells[:256])
     config = TrainConfig(epochs=2, hidden_dim=hidden, device=device, patience=10)
     result = fit_head(X, coords, cells, centroids, aux=aux, val=val, config=config)
-    return n_samples / min(r["seconds"] for r in result.history)
+    best = min(result.history, key=lambda r: r["seconds"])
+    return n_samples / best["seconds"], best["val_seconds"] / (best["seconds"] + best["val_seconds"])
 
 
 def latency(n_cells: int, repeats: int, device: str) -> dict[str, float]:
@@ -105,15 +106,15 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"## Head training throughput ({args.samples} samples, {args.cells} cells, batch 256, device {args.device}, "
           f"{torch.get_num_threads()} threads)\n")
-    print("| embedding dim | head | samples/s | parameters |")
-    print("|---|---|---|---|")
+    print("| embedding dim | head | samples/s | parameters | validation share of an epoch (not timed) |")
+    print("|---|---|---|---|---|")
     for dim in args.dims:
         for hidden in (None, 1024):
-            rate = train_throughput(args.samples, dim, args.cells, hidden, args.device)
+            rate, val_share = train_throughput(args.samples, dim, args.cells, hidden, args.device)
             width = dim if hidden is None else hidden
             params = width * args.cells + args.cells + (0 if hidden is None else dim * hidden + hidden)
             name = "linear (+aux)" if hidden is None else f"MLP {hidden} (+aux)"
-            print(f"| {dim} | {name} | {rate:,.0f} | {params / 1e6:.2f} M |", flush=True)
+            print(f"| {dim} | {name} | {rate:,.0f} | {params / 1e6:.2f} M | {100 * val_share:.1f} % |", flush=True)
 
     lat = latency(args.cells, args.repeats, args.device)
     print(f"\n## Prediction latency per image (EfficientNet-Lite0, {args.cells} cells, median of {args.repeats})\n")

@@ -187,6 +187,7 @@ def test_cli_pretrains_and_resumes_with_more_epochs(captioned, tiny_clip_full, t
     assert meta["betas"] == [0.9, 0.98] and meta["eps"] == 1e-6 and meta["weight_decay"] == 1e-3  # the paper's
 
 
+@pytest.mark.slow
 def test_demo_runs_pretraining_as_a_stage(tmp_path, cli):
     out = tmp_path / "demo"
     result = cli("demo", "-o", out, "--n", "30", "--views", "1", "--epochs", "3", "--min-size", "2", "--max-size", "6",

@@ -81,6 +81,8 @@ def load_timm(spec: str) -> WrappedBackbone:
     """``timm:<model name>:<checkpoint file>``: timm's pooled features (``num_classes=0``)."""
     arch, ckpt = _split(spec, "timm", "NAME")
     timm = _require("timm", "timm", "timm backbones")
+    if not timm.is_model(arch):
+        raise InputError(f"unknown timm model {arch!r}; see timm.list_models() for the names")
     # loading as "pretrained" from a file drops a classifier the checkpoint may have (num_classes=0)
     model = timm.create_model(arch, pretrained=True, num_classes=0,
                               pretrained_cfg_overlay={"file": str(_checkpoint(ckpt))})
