@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import matplotlib
 import pytest
 
+import pigeon  # noqa: F401  (first: makes torchvision importable beside the CPU torch, see pigeon._compat)
+
 matplotlib.use("Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -56,3 +58,14 @@ def assert_clean_error(result: CliResult, *needles: str) -> None:
     assert len(text.splitlines()) == 1, text
     for needle in needles:
         assert needle.lower() in text.lower(), (needle, text)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: on the shared 2-core machine two threads fight other jobs and run ~10x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

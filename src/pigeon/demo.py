@@ -6,7 +6,8 @@
       demo.json        the demo's arguments and versions (a rerun with the same arguments reuses finished stages)
       data/            Blue Marble views (JPEG) and manifest.parquet, enriched with the auxiliary geodata
       cells/           semantic geocells built on the training split
-      embeddings/      EfficientNet-Lite0 embeddings of every view (the offline default backbone)
+      pretrained/      with --pretrain: the backbone after contrastive pretraining on the training split's captions
+      embeddings/      EfficientNet-Lite0 embeddings of every view (the offline default backbone, or pretrained/)
       model/           the trained Geolocator (pigeon.Geolocator.from_pretrained("out_dir/model"))
       report/          test-split evaluation of the refined model (metrics, error CDF, error map), cells.png,
                        head/ (the head alone: cell centroids), knn/ (the nearest training image), baseline/
@@ -26,7 +27,7 @@ import pandas as pd
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
 
-STAGES = ("data", "cells", "embeddings", "model", "report")
+STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report")
 #: How the demo places its guesses -> (row name in the comparison, report sub-folder; "" = the report itself).
 METHOD_REPORTS = {
     "refine": ("pigeon (refined)", ""),
@@ -45,6 +46,7 @@ class DemoConfig:
     min_size: int = 8      # semantic geocells: min / max training locations per cell
     max_size: int = 25
     epochs: int = 40       # maximum training epochs (early stopping on the validation median km)
+    pretrain: bool = False  # contrastive pretraining of the backbone's last block on captions (one epoch) first
 
     def validate(self) -> DemoConfig:
         """Check the arguments before any work starts; raise :class:`InputError` naming the option to fix."""
@@ -77,14 +79,26 @@ def demo_dataset(root: str | os.PathLike, n: int = 1000, views: int = 4, seed: i
     return read_manifest(enriched)
 
 
-def demo_embeddings(df: pd.DataFrame, root: str | os.PathLike):
-    """Embeddings of every view with the offline default backbone; an interrupted run resumes."""
+def demo_embeddings(df: pd.DataFrame, root: str | os.PathLike, backbone: str | None = None):
+    """Embeddings of every view with ``backbone`` (default: the offline default); an interrupted run resumes."""
     from pigeon.backbones import DEFAULT_BACKBONE
     from pigeon.embed import Embeddings, embed_manifest
 
     if (Path(root) / "meta.json").is_file():
         return Embeddings.load(root)
-    return embed_manifest(df, DEFAULT_BACKBONE, root)
+    return embed_manifest(df, backbone or DEFAULT_BACKBONE, root)
+
+
+def demo_pretrained(train_df: pd.DataFrame, root: Path, seed: int) -> str:
+    """The offline backbone after one epoch of contrastive pretraining of its last block (made once)."""
+    from pigeon.backbones import DEFAULT_BACKBONE, PRETRAINED_MARKER
+    from pigeon.pretrain import PretrainConfig, pretrain
+
+    if not (root / PRETRAINED_MARKER).is_file():
+        config = PretrainConfig(epochs=1, lr=1e-4, batch_size=min(32, len(train_df)), grad_accum=1, warmup_ratio=0.1,
+                                layers="last", seed=seed)
+        pretrain(train_df, DEFAULT_BACKBONE, root, config, resume=(root / "checkpoint").is_dir())
+    return str(root)
 
 
 def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, overwrite: bool = False,
@@ -124,8 +138,13 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
                                max_size=config.max_size, seed=config.seed)
         cells.save(paths["cells"])
 
+    backbone = None
+    if config.pretrain:
+        log(f"[+] pretraining: the backbone's last block on synthetic captions of the training views -> "
+            f"{paths['pretrained']}")
+        backbone = demo_pretrained(train_df, paths["pretrained"], config.seed)
     log(f"[3/5] embeddings: {df['image'].map(len).sum()} views -> {paths['embeddings']}")
-    emb = demo_embeddings(df, paths["embeddings"])
+    emb = demo_embeddings(df, paths["embeddings"], backbone)
 
     log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner -> {paths['model']}")
     if (paths["model"] / "config.json").is_file():

@@ -33,10 +33,12 @@ def test_loads_through_clip_path_with_cfg_from_folder(tiny_clip, tiny_clip_dir):
 
 @pytest.mark.parametrize("i", range(5))
 def test_preprocessing_matches_the_processor(tiny_clip, tiny_clip_dir, i):
-    from transformers import CLIPImageProcessor
+    from transformers import AutoImageProcessor
 
     img = _images()[i]
-    expected = CLIPImageProcessor.from_pretrained(tiny_clip_dir)(images=img, return_tensors="pt")["pixel_values"][0]
+    # the PIL processor: with torchvision installed (the models extra) transformers would pick its torchvision one
+    processor = AutoImageProcessor.from_pretrained(tiny_clip_dir, backend="pil")
+    expected = processor(images=img, return_tensors="pt")["pixel_values"][0]
     ours = tiny_clip.preprocess(img)
     assert ours.shape == expected.shape == (3, 32, 32) and ours.dtype == torch.float32
     torch.testing.assert_close(ours, expected.float(), atol=1e-5, rtol=0)

@@ -166,6 +166,29 @@ def test_existing_model_folder_needs_overwrite_or_resume(cli, model, work):
     assert len((model / "train_log.jsonl").read_text().splitlines()) == 5
 
 
+def test_finetune_aux_losses_reach_the_shared_features(model, work, tmp_path):
+    # same data, seed and starting model: only the auxiliary losses differ, so the backbone differs only if their
+    # gradients reach it through the shared embedding
+    import torch
+
+    from pigeon.data import read_manifest
+    from pigeon.model import Geolocator, finetune
+
+    df = read_manifest(_manifest(work))
+    base = Geolocator.from_pretrained(model)
+    runs = {aux: finetune(Geolocator.from_pretrained(model), df, tmp_path / f"aux_{aux}", epochs=1, lr=0.05,
+                          batch_size=32, seed=0, aux=aux, device="cpu") for aux in (True, False)}
+    assert not torch.allclose(runs[True].backbone.proj.weight, runs[False].backbone.proj.weight, atol=1e-6)
+    assert not torch.equal(runs[True].head.climate.weight, base.head.climate.weight)  # aux heads trained too
+    assert torch.equal(runs[False].head.climate.weight, base.head.climate.weight)
+    image = df["image"].iloc[0]
+    views = [str(work / "data" / v) for v in image]
+    assert not np.allclose(runs[True].embed([views]), runs[False].embed([views]), atol=1e-5)
+    assert runs[True].config["finetune"]["aux"] and not runs[False].config["finetune"]["aux"]
+    log = tmp_path / "aux_True" / "finetune" / "finetune_log.jsonl"
+    assert json.loads(log.read_text().splitlines()[0])["train_loss"] > 0
+
+
 def test_finetune_updates_and_saves_the_last_block(work, tmp_path):
     from pigeon.data import read_manifest
     from pigeon.model import Geolocator, finetune

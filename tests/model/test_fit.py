@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from pigeon.engine import read_checkpoint_state
 from pigeon.errors import InputError
 from pigeon.geo import haversine_km, spherical_mean
 from pigeon.model import TrainConfig, aux_targets, fit_head
@@ -99,7 +100,7 @@ def test_resume_after_interruption_gives_the_same_model(synthetic, tmp_path):
 
     with pytest.raises(_Interrupt):
         _fit(synthetic, config=config, out_dir=tmp_path / "b", callbacks=[stop_after_two])
-    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["epoch"] == 2
+    assert read_checkpoint_state(tmp_path / "b")["epoch"] == 2
     resumed = _fit(synthetic, config=config, out_dir=tmp_path / "b", resume=True)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4, 5]
     for (k, va), vb in zip(straight.head.state_dict().items(), resumed.head.state_dict().values()):
@@ -107,7 +108,7 @@ def test_resume_after_interruption_gives_the_same_model(synthetic, tmp_path):
     lines = (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4, 5]
     best = load_file(str(tmp_path / "b" / "checkpoint" / "best.safetensors"))
-    torch.testing.assert_close(best["feature_mean"], resumed.head.feature_mean)
+    torch.testing.assert_close(best["head.feature_mean"], resumed.head.feature_mean)
 
 
 def test_resume_with_other_settings_is_refused(synthetic, tmp_path):

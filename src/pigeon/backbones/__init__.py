@@ -6,19 +6,23 @@
 (2, 1280)
 """
 
-from pigeon.backbones._base import Backbone
+from pigeon._compat import allow_torchvision_without_ops
+
+allow_torchvision_without_ops()  # before transformers, timm or open_clip import torchvision (see pigeon._compat)
+
+from pigeon.backbones._base import Backbone  # noqa: E402
 from pigeon.backbones._config import BackboneCfg
 from pigeon.backbones._registry import (
-    DEFAULT_BACKBONE, PretrainedEntry, backbone_cfg, list_backbones, load, pretrained_entry, register_backbone,
-    register_pretrained, resolve_device, resolve_dtype, split_name,
+    DEFAULT_BACKBONE, PRETRAINED_MARKER, PretrainedEntry, backbone_cfg, list_backbones, load, pretrained_entry,
+    register_backbone, register_pretrained, resolve_device, resolve_dtype, split_name,
 )
 from pigeon.backbones._transforms import ImageTransform
 
 # importing the loader modules registers their schemes
-from pigeon.backbones import clip, efficientnet, external  # noqa: E402,F401  isort: skip
+from pigeon.backbones import clip, efficientnet, external, pretrained  # noqa: E402,F401  isort: skip
 
 __all__ = [
-    "DEFAULT_BACKBONE", "Backbone", "BackboneCfg", "ImageTransform", "PretrainedEntry", "backbone_cfg",
+    "DEFAULT_BACKBONE", "PRETRAINED_MARKER", "Backbone", "BackboneCfg", "ImageTransform", "PretrainedEntry", "backbone_cfg",
     "list_backbones", "load", "pretrained_entry", "register_backbone", "register_pretrained",
     "resolve_device", "resolve_dtype", "split_name",
 ]

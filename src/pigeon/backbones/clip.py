@@ -8,7 +8,9 @@ the post-layernorm and projection (1024-d for ViT-L/14-336). Without a model hub
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -71,20 +73,29 @@ def read_clip_cfg(spec: str, download: bool = False) -> BackboneCfg:
 def load_clip(spec: str) -> CLIPVisionBackbone:
     """Load ``clip:<hub id or local folder>`` (a CLIP or CLIP-vision checkpoint)."""
     from transformers import CLIPVisionModel
+
+    with quiet_transformers():  # "some weights not used" when loading a full CLIP checkpoint
+        try:
+            model = CLIPVisionModel.from_pretrained(spec)
+        except OSError as exc:
+            raise ArtifactNotFoundError(spec, f"cannot load CLIP weights ({_first_line(exc)}); {_HINT}") from None
+    return CLIPVisionBackbone(f"clip:{spec}", read_clip_cfg(spec, download=True), model)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence ``transformers``' loading warnings and progress bars for the duration."""
     from transformers.utils import logging as hf_logging
 
     verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # "some weights not used" when loading a full CLIP checkpoint
+    hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        model = CLIPVisionModel.from_pretrained(spec)
-    except OSError as exc:
-        raise ArtifactNotFoundError(spec, f"cannot load CLIP weights ({_first_line(exc)}); {_HINT}") from None
+        yield
     finally:
         hf_logging.set_verbosity(verbosity)
         if bar:
             hf_logging.enable_progress_bar()
-    return CLIPVisionBackbone(f"clip:{spec}", read_clip_cfg(spec, download=True), model)
 
 
 def _hub_file(repo_id: str, filename: str, download: bool) -> Path | None:

@@ -1,7 +1,9 @@
 """Backbones from optional libraries with local checkpoints: ``open_clip:<arch>:<ckpt>``, ``timm:<name>:<ckpt>``.
 
-Neither library is a pigeon dependency (both need torchvision); without them these names raise
-:class:`~pigeon.errors.MissingDependencyError` with the pip line.
+Both libraries come with the ``models`` extra (``pip install "pigeon-geo[models]"``, part of ``dev``); without them
+these names raise :class:`~pigeon.errors.MissingDependencyError` with the pip line. Checkpoints are local files
+(``.safetensors`` preferred; ``.pt``/``.pth``/``.bin`` are read with ``weights_only``). An open_clip architecture may
+be given as the path of its JSON model config (e.g. a small custom model), which is registered first.
 """
 
 from __future__ import annotations
@@ -34,21 +36,44 @@ class WrappedBackbone(Backbone):
         return self._tail[0]
 
 
-@register_backbone("open_clip")
-def load_open_clip(spec: str) -> WrappedBackbone:
-    """``open_clip:<arch>:<checkpoint file>``: the visual tower's pooled, projected embedding."""
+def create_open_clip(spec: str):
+    """The full open_clip model (image and text towers) of ``<arch or config.json>:<checkpoint file>``."""
     arch, ckpt = _split(spec, "open_clip", "ARCH")
     open_clip = _require("open_clip", "open_clip_torch", "open_clip backbones")
-    model = open_clip.create_model(arch, pretrained=str(_checkpoint(ckpt)))
+    if arch.endswith(".json"):
+        if not Path(arch).is_file():
+            raise ArtifactNotFoundError(arch, "pass an open_clip model name or the path of its JSON model config")
+        open_clip.add_model_config(arch)
+        arch = Path(arch).stem
+    if arch not in open_clip.list_models():
+        raise InputError(f"unknown open_clip architecture {arch!r}; use a name from open_clip.list_models() or "
+                         "the path of a JSON model config")
+    return open_clip.create_model(arch, pretrained=str(_checkpoint(ckpt))), arch
+
+
+def open_clip_cfg(model, source: str) -> BackboneCfg:
+    """The :class:`BackboneCfg` of an open_clip model's visual tower."""
     visual = model.visual
     pre = getattr(visual, "preprocess_cfg", {}) or {}
     size = visual.image_size if isinstance(visual.image_size, int) else visual.image_size[0]
-    cfg = BackboneCfg(source=str(ckpt), embed_dim=int(visual.output_dim), image_size=int(size),
-                      mean=tuple(pre.get("mean", CLIP_MEAN)), std=tuple(pre.get("std", CLIP_STD)),
-                      interpolation=pre.get("interpolation", "bicubic"), license="see the checkpoint's source",
-                      pooling="open_clip visual tower output (pooled, projected)")
+    return BackboneCfg(source=source, embed_dim=int(visual.output_dim), image_size=int(size),
+                       mean=tuple(pre.get("mean", CLIP_MEAN)), std=tuple(pre.get("std", CLIP_STD)),
+                       interpolation=pre.get("interpolation", "bicubic"), license="see the checkpoint's source",
+                       pooling="open_clip visual tower output (pooled, projected)")
+
+
+def open_clip_backbone(name: str, model, cfg: BackboneCfg) -> WrappedBackbone:
+    """The registry backbone over an open_clip model's visual tower (its last residual block is the tail)."""
+    visual = model.visual
     tail = visual.transformer.resblocks[-1] if hasattr(visual, "transformer") else visual
-    return WrappedBackbone(f"open_clip:{spec}", cfg, visual, tail)
+    return WrappedBackbone(name, cfg, visual, tail)
+
+
+@register_backbone("open_clip")
+def load_open_clip(spec: str) -> WrappedBackbone:
+    """``open_clip:<arch or config.json>:<checkpoint file>``: the visual tower's pooled, projected embedding."""
+    model, _ = create_open_clip(spec)
+    return open_clip_backbone(f"open_clip:{spec}", model, open_clip_cfg(model, spec.partition(":")[2]))
 
 
 @register_backbone("timm")
@@ -56,7 +81,11 @@ def load_timm(spec: str) -> WrappedBackbone:
     """``timm:<model name>:<checkpoint file>``: timm's pooled features (``num_classes=0``)."""
     arch, ckpt = _split(spec, "timm", "NAME")
     timm = _require("timm", "timm", "timm backbones")
-    model = timm.create_model(arch, pretrained=False, num_classes=0, checkpoint_path=str(_checkpoint(ckpt)))
+    if not timm.is_model(arch):
+        raise InputError(f"unknown timm model {arch!r}; see timm.list_models() for the names")
+    # loading as "pretrained" from a file drops a classifier the checkpoint may have (num_classes=0)
+    model = timm.create_model(arch, pretrained=True, num_classes=0,
+                              pretrained_cfg_overlay={"file": str(_checkpoint(ckpt))})
     pre = model.pretrained_cfg
     cfg = BackboneCfg(source=str(ckpt), embed_dim=int(model.num_features), image_size=int(pre["input_size"][-1]),
                       mean=tuple(pre.get("mean", IMAGENET_MEAN)), std=tuple(pre.get("std", IMAGENET_STD)),
@@ -78,7 +107,7 @@ def _require(module: str, package: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise MissingDependencyError(package, purpose=purpose) from None
+        raise MissingDependencyError(package, extra="models", purpose=purpose) from None
 
 
 def _checkpoint(path: str) -> Path:

@@ -10,7 +10,8 @@ from pigeon.errors import PigeonError
 
 # importing the command modules registers their commands on the apps
 from pigeon.cli import (  # noqa: E402,F401  isort: skip
-    data_manifest, data_geography, data_bluemarble, cells, backbones, embed, train, refine, predict, serve, evaluate,
+    data_manifest, data_geography, data_bluemarble, cells, backbones, pretrain, embed, train, refine, predict, serve,
+    evaluate,
     demo,
 )
 

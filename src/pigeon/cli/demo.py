@@ -18,6 +18,8 @@ def demo_command(
     min_size: int = typer.Option(None, "--min-size", help="Semantic geocells: min training locations per cell (8)."),
     max_size: int = typer.Option(None, "--max-size", help="Semantic geocells: max training locations per cell (25)."),
     seed: int = typer.Option(None, "--seed", help="Random seed of data, cells and training (0)."),
+    pretrain: bool = typer.Option(None, "--pretrain", help="Pretrain the backbone contrastively on synthetic "
+                                  "captions first (one epoch of its last block; adds several minutes on a CPU)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Remake every stage of an existing demo folder."),
 ) -> None:
     """Build a dataset, geocells and embeddings, train a geolocator and evaluate it (a few minutes on a CPU).
@@ -28,7 +30,8 @@ def demo_command(
 
     from pigeon.demo import DemoConfig, run_demo
 
-    options = dict(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size, epochs=epochs)
+    options = dict(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size, epochs=epochs,
+                   pretrain=pretrain)
     config = dataclasses.replace(DemoConfig(), **{k: v for k, v in options.items() if v is not None})
     result = run_demo(out, config, overwrite=overwrite, log=typer.echo)
     m, h, b = result["model"], result["head"], result["baseline"]

@@ -38,9 +38,11 @@ def train_command(
     month_weight: float = typer.Option(None, "--month-weight", help="Weight of the month loss (1)."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Do not build the retrieval refiner."),
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Then fine-tune the backbone's last block "
-                                        "and the geocell head on the training images for this many epochs (slow)."),
-    finetune_lr: float = typer.Option(1e-4, "--finetune-lr", help="Peak learning rate of the fine-tuning."),
-    finetune_batch_size: int = typer.Option(16, "--finetune-batch-size", help="Locations per fine-tuning step."),
+                                        "and the heads (every loss, unless --no-aux) on the training images for this "
+                                        "many epochs (slow)."),
+    finetune_lr: float = typer.Option(None, "--finetune-lr", help="Peak learning rate of the fine-tuning (1e-4)."),
+    finetune_batch_size: int = typer.Option(None, "--finetune-batch-size", help="Locations per fine-tuning step "
+                                            "(16)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (0)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (auto)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT/checkpoint."),
@@ -58,8 +60,8 @@ def train_command(
 
     config = resolve(
         TrainConfig, "train", preset,
-        tau_km=tau, smoothing=smoothing, hidden_dim=mlp, dropout=dropout, aux=aux, views=views, epochs=epochs, batch_size=batch_size, lr=lr,
-        weight_decay=weight_decay, warmup_epochs=warmup_epochs, patience=patience, seed=seed,
+        tau_km=tau, smoothing=smoothing, hidden_dim=mlp, dropout=dropout, aux=aux, views=views, epochs=epochs,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, patience=patience, seed=seed,
         regression_weight=regression_weight, climate_weight=climate_weight, month_weight=month_weight,
         device=device,
     )
@@ -73,6 +75,7 @@ def train_command(
                f"best epoch {best['epoch']}: val median {best['val_median_km']:.1f} km (head alone), "
                f"cell accuracy {best['val_acc']:.3f}{refiner} -> {out}")
     if finetune_epochs:
-        finetune(geo, read_manifest(manifest), out, epochs=finetune_epochs, lr=finetune_lr,
-                 batch_size=finetune_batch_size, seed=config.seed)
+        options = {"lr": finetune_lr, "batch_size": finetune_batch_size}
+        finetune(geo, read_manifest(manifest), out, epochs=finetune_epochs, seed=config.seed, aux=config.aux,
+                 device=config.device, **{k: v for k, v in options.items() if v is not None})
         typer.echo(f"fine-tuned the last backbone block for {finetune_epochs} epoch(s) -> {out}")

@@ -6,7 +6,9 @@ driving side, land) and the paper's synthetic captions. Sources and licences: ``
 """
 
 from pigeon.geography._admin import ADMIN_COLUMNS, admin_areas
-from pigeon.geography._captions import STYLES, THE_COUNTRIES, captions, compass_direction, country_phrase
+from pigeon.geography._captions import (
+    STYLES, THE_COUNTRIES, caption_settings, captions, compass_direction, country_phrase,
+)
 from pigeon.geography._countries import LEFT_HAND_TRAFFIC, countries, country_of, drive_side
 from pigeon.geography._enrich import ENRICH_COLUMNS, RASTER_COLUMNS, enrich, season
 from pigeon.geography._places import LOCATE_COLUMNS, locate, nearest_place, places
@@ -17,7 +19,7 @@ from pigeon.geography._rasters import (
 
 __all__ = [
     "ADMIN_COLUMNS", "ENRICH_COLUMNS", "KOPPEN_CLASSES", "KOPPEN_NAMES", "LEFT_HAND_TRAFFIC", "LOCATE_COLUMNS",
-    "RASTER_COLUMNS", "STYLES", "THE_COUNTRIES", "Grid", "admin_areas", "captions", "climate_grids",
+    "RASTER_COLUMNS", "STYLES", "THE_COUNTRIES", "Grid", "admin_areas", "caption_settings", "captions", "climate_grids",
     "compass_direction", "countries", "country_of", "country_phrase", "drive_side", "elevation_grid", "enrich",
     "is_land", "koppen", "koppen_grid", "locate", "nearest_place", "places", "pop_density", "population_grid",
     "sample_raster", "season",

@@ -8,7 +8,7 @@
 
 from pigeon.model._aux import REGRESSION_TRANSFORMS, AuxTargets, Standardiser, aux_targets
 from pigeon.model._finetune import finetune
-from pigeon.model._fit import FitResult, TrainConfig, fit_head
+from pigeon.model._fit import FitResult, GeolocatorLoss, TrainConfig, fit_head, top_cell_validation
 from pigeon.model._geolocator import PRETRAINED, Geolocator, pretrained_path
 from pigeon.model._prediction import METHODS, Candidate, Prediction
 from pigeon.model._loss import (
@@ -22,7 +22,7 @@ from pigeon.model.layers import GeocellHead, GeolocatorHead, HeadConfig
 __all__ = [
     "FAILURE_COLUMNS", "METHODS", "VIEW_RULES", "location_embeddings", "manifest_embeddings",
     "PREDICTION_COLUMNS", "PRETRAINED", "REGRESSION_TRANSFORMS", "TAU_PHOTOS_KM", "TAU_STREETVIEW_KM", "AuxTargets", "Candidate",
-    "FitResult", "GeocellHead", "Geolocator", "GeolocatorHead", "HeadConfig", "Prediction", "Standardiser",
+    "FitResult", "GeocellHead", "Geolocator", "GeolocatorHead", "GeolocatorLoss", "HeadConfig", "Prediction", "Standardiser",
     "TrainConfig", "aux_targets", "finetune", "fit_head", "geocell_targets", "haversine_targets", "predict_manifest",
-    "pretrained_path", "soft_cross_entropy", "train",
+    "pretrained_path", "soft_cross_entropy", "top_cell_validation", "train",
 ]

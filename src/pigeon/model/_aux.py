@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
 
 from pigeon._io import read_json, write_json
 from pigeon.errors import InputError
@@ -100,6 +102,40 @@ def _months(df: pd.DataFrame) -> np.ndarray | None:
         return None
     ok = np.isfinite(m) & (m >= 1) & (m <= N_MONTHS)
     return np.where(ok, np.nan_to_num(m) - 1, -1).astype(np.int64)
+
+
+def aux_tensors(aux: AuxTargets, standardiser: Standardiser | None = None) -> dict[str, torch.Tensor]:
+    """The targets as tensors: class indices (int64, -1 unknown), regression standardised (float32, NaN unknown)."""
+    out = {}
+    if aux.climate is not None:
+        out["climate"] = torch.from_numpy(aux.climate)
+    if aux.month is not None:
+        out["month"] = torch.from_numpy(aux.month)
+    if aux.regression is not None and standardiser is not None:
+        out["regression"] = torch.from_numpy(standardiser.transform(aux.regression)).float()
+    return out
+
+
+def aux_loss(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+             weights: dict[str, float]) -> torch.Tensor:
+    """Weighted sum of the auxiliary losses present in both ``out`` and ``targets`` (zero when none are).
+
+    Climate and month are cross-entropy over class indices, regression the MSE of standardised values; unknown
+    labels (-1, NaN) are left out. ``weights`` maps ``climate``, ``month``, ``regression`` to their weights
+    (the paper's 2, 1, 8).
+    """
+    loss = next(iter(out.values())).new_zeros(()).float()
+    for name in ("climate", "month"):
+        if name in out and name in targets:
+            known = targets[name] >= 0
+            if known.any():
+                loss = loss + weights[name] * F.cross_entropy(out[name][known].float(), targets[name][known])
+    if "regression" in out and "regression" in targets:
+        y = targets["regression"]
+        known = torch.isfinite(y)
+        if known.any():
+            loss = loss + weights["regression"] * F.mse_loss(out["regression"][known].float(), y[known])
+    return loss
 
 
 @dataclass

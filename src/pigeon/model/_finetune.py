@@ -1,40 +1,76 @@
 """Fine-tuning on images with the backbone's last block unfrozen (PIGEON's last step; slower than the head path).
 
-Only the geocell loss is used here (haversine-smoothed as in head training); the auxiliary heads keep their
-weights. The backbone stays in eval mode (frozen batch-norm statistics) while its last block's weights train.
+The loss is the head-training loss on the live backbone's embeddings: the haversine-smoothed geocell loss plus,
+with ``aux=True`` (the paper's set-up), the weighted auxiliary losses, so every head's gradient reaches the shared
+features of the unfrozen block. The backbone stays in eval mode (frozen batch-norm statistics) while its last
+block's weights train. Runs on :class:`pigeon.engine.Engine`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
-from pigeon._io import atomic_path
-from pigeon._progress import progress
+from pigeon.engine import Engine, OptimConfig, ShuffleSampler
 from pigeon.errors import InputError
-from pigeon.model._fit import lr_at
+from pigeon.model._aux import AuxTargets, aux_targets, aux_tensors
+from pigeon.model._fit import GeolocatorLoss, TrainConfig
 from pigeon.model._geolocator import Geolocator
-from pigeon.model._loss import geocell_targets, soft_cross_entropy
-from pigeon.model._views import pool_views, select_views
+from pigeon.model._views import select_views
 
-FINETUNE_LOG = "finetune_log.jsonl"
+#: Sub-folder of the model folder with the fine-tuning's log, curves and checkpoint.
+FINETUNE_DIR = "finetune"
+
+
+class FinetuneModel(nn.Module):
+    """Backbone + heads with the training loss; ``forward(batch) -> (loss, stats, n)`` for the engine.
+
+    ``batch["pixels"]`` holds every view of the batch's locations, ``batch["owner"]`` the location of each view;
+    a location's embedding is the mean of its views' embeddings, as at prediction time.
+    """
+
+    def __init__(self, backbone, loss: GeolocatorLoss) -> None:
+        super().__init__()
+        self.backbone, self.task = backbone, loss
+
+    def train(self, mode: bool = True) -> FinetuneModel:
+        super().train(mode)
+        self.backbone.eval()  # frozen batch-norm statistics and no backbone dropout
+        return self
+
+    def embed(self, pixels: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
+        """Differentiable mean view embedding per location, ``(n, D)`` (:func:`pool_views` over a batch)."""
+        emb = self.backbone(self.backbone.prepare(pixels)).float()
+        sums = emb.new_zeros(n, emb.shape[1]).index_add_(0, owner, emb)
+        return sums / torch.bincount(owner, minlength=n).clamp_min(1)[:, None]
+
+    def forward(self, batch: dict[str, torch.Tensor]):
+        x = self.embed(batch["pixels"], batch["owner"], len(batch["cells"]))
+        return self.task.loss(self.task.head(x), batch)
 
 
 def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, epochs: int = 1, lr: float = 1e-4,
-             batch_size: int = 16, seed: int = 0) -> Geolocator:
-    """Train the backbone's last block and the geocell head end to end on a manifest's training images.
+             batch_size: int = 16, seed: int = 0, aux: bool = True, grad_accum: int = 1, device: str = "auto",
+             resume: bool = False) -> Geolocator:
+    """Train the backbone's last block and the heads end to end on a manifest's training images.
 
     Args:
-        geo: a trained geolocator (its head is the starting point).
-        df: a manifest (``split == "train"`` rows are used when it has a split column).
-        out_dir: model folder to write (``backbone.safetensors`` holds the fine-tuned block).
-        epochs, lr, batch_size, seed: AdamW with warm-up + cosine over ``epochs``; ``batch_size`` locations
-            (each with all its views) per step.
+        geo: a trained geolocator (its heads are the starting point).
+        df: a manifest (``split == "train"`` rows are used when it has a split column); its enrichment columns
+            (``koppen``, ``month``/``taken_at``, geodata) feed the auxiliary losses.
+        out_dir: model folder to write (``backbone.safetensors`` holds the fine-tuned block; ``finetune/`` the log,
+            curves and checkpoint).
+        epochs, lr, batch_size, seed, grad_accum: AdamW with warm-up (a tenth of an epoch) + cosine over
+            ``epochs``; ``batch_size`` locations (each with all its views) per micro-batch.
+        aux: also train the auxiliary heads, whose losses then shape the unfrozen block (False: geocell loss only,
+            the ablation).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        resume: continue an interrupted fine-tuning from ``out_dir/finetune``.
 
     Returns:
         The fine-tuned geolocator, also saved in ``out_dir``.
@@ -47,62 +83,71 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
         df = df[df["split"] == "train"]
     if df.empty:
         raise InputError("no training rows to fine-tune on; the manifest needs split 'train' rows")
-    views = [list(select_views(v, geo.view_rule)) for v in image_views(df)]
-    coords = torch.from_numpy(df[["lat", "lon"]].to_numpy(np.float64))
-    cells = torch.from_numpy(geo.cells.assign(coords[:, 0].numpy(), coords[:, 1].numpy()))
-    centroids = torch.tensor(np.asarray(geo.cells.centroids), dtype=torch.float64)
-    train_cfg = geo.config.get("train", {})
-    tau = train_cfg.get("tau_km") if train_cfg.get("smoothing", True) else None
+    train_cfg = TrainConfig.from_dict(geo.config.get("train", {}))
+    views = [list(select_views(v, train_cfg.views)) for v in image_views(df)]
+    coords = df[["lat", "lon"]].to_numpy(np.float64)
+    data = {"coords": torch.from_numpy(coords),
+            "cells": torch.from_numpy(geo.cells.assign(coords[:, 0], coords[:, 1]).astype(np.int64))}
+    if aux:
+        data.update(_head_targets(geo, df))
 
-    backbone, head = geo.backbone, geo.head
-    refine_config = geo.refiner.config if geo.refiner is not None else None
+    head, backbone = geo.head, geo.backbone
     torch.manual_seed(seed)
-    params = backbone.unfreeze_last_block() + list(head.geocell.parameters())
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=train_cfg.get("weight_decay", 0.01), foreach=True)
-    steps = int(np.ceil(len(views) / batch_size))
-    total, warmup = epochs * steps, max(1, steps // 10)
-    backbone.eval()
-    head.train()
-    history = []
-    with progress() as bar:
-        task = bar.add_task("fine-tuning", total=total, info="")
-        for epoch in range(epochs):
-            order = np.random.default_rng(seed + epoch).permutation(len(views))
-            loss_sum = 0.0
-            for i in range(steps):
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(epoch * steps + i, total, warmup, lr)
-                rows = order[i * batch_size:(i + 1) * batch_size]
-                x = _location_embeddings(backbone, [views[r] for r in rows])
-                logits = head(x)["geocell"]
-                loss = soft_cross_entropy(logits, geocell_targets(coords[rows].to(x.device), centroids.to(x.device),
-                                                                  cells[rows].to(x.device), tau))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.item() * len(rows)
-                bar.update(task, advance=1, info=f"loss {loss.item():.3f}")
-            history.append({"epoch": epoch + 1, "train_loss": loss_sum / len(views)})
+    heads = head if aux else head.geocell
+    params = backbone.unfreeze_last_block() + [p for p in heads.parameters()]
+    for p in head.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    tau = train_cfg.tau_km if train_cfg.smoothing else None
+    model = FinetuneModel(backbone, GeolocatorLoss(head, np.asarray(geo.cells.centroids), tau, train_cfg.aux_weights))
+    config = OptimConfig(epochs=epochs, lr=lr, weight_decay=train_cfg.weight_decay, warmup_epochs=0.1,
+                         schedule="cosine", grad_accum=grad_accum, seed=seed, device=device)
+    engine = Engine(config, Path(out_dir) / FINETUNE_DIR, log_name="finetune_log.jsonl", description="fine-tuning")
+
+    def collate(idx: np.ndarray) -> dict[str, torch.Tensor]:
+        locations = [views[i] for i in idx]
+        pixels = torch.stack([backbone.preprocess(v) for views_ in locations for v in views_])
+        owner = torch.repeat_interleave(torch.arange(len(idx)), torch.tensor([len(v) for v in locations]))
+        rows = torch.as_tensor(idx)
+        return {"pixels": pixels, "owner": owner.to(engine.device),
+                **{k: v[rows].to(engine.device) for k, v in data.items()}}
+
+    sampler = ShuffleSampler(len(views), batch_size, seed, rank=engine.rank, world_size=engine.world_size)
+    result = engine.fit(model, sampler, collate, param_groups=[{"params": params}], resume=resume,
+                        fingerprint={"n_train": len(views), "aux": aux, "batch_size": batch_size})
     geo.backbone_weights = {k: v.detach().cpu().clone() for k, v in backbone.named_parameters() if v.requires_grad}
     backbone.requires_grad_(False)
+    head.requires_grad_(False)
     head.eval()
-    geo.config["finetune"] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                              "n_train": len(views), "history": history}
+    geo.config["finetune"] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
+                              "seed": seed, "aux": aux, "n_train": len(views), "history": result.history}
     if geo.refiner is not None:  # the gallery must be embedded by the fine-tuned backbone, like the queries
         from pigeon.refine import build_refiner
 
-        geo.refiner = None
+        refine_config, geo.refiner = geo.refiner.config, None
         geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
     geo.save_pretrained(out_dir)
-    with atomic_path(Path(out_dir) / FINETUNE_LOG) as tmp:
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
     return geo
 
 
-def _location_embeddings(backbone, locations: list[list]) -> torch.Tensor:
-    """Differentiable mean view embedding per location, ``(B, D)``."""
-    flat = [view for views in locations for view in views]
-    pixels = backbone.prepare(torch.stack([backbone.preprocess(v) for v in flat]))
-    emb = backbone(pixels).float()
-    bounds = np.cumsum([0] + [len(v) for v in locations])
-    return torch.stack([pool_views(emb[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
+def _head_targets(geo: Geolocator, df: pd.DataFrame) -> dict[str, torch.Tensor]:
+    """Auxiliary targets of ``df`` laid out as the model's heads expect (unknown where the manifest lacks a column)."""
+    found = aux_targets(df)
+    n = len(df)
+    head = geo.head
+    targets = AuxTargets()
+    if head.climate is not None:
+        classes = list(geo.config.get("climate_classes", []))
+        lookup = {c: i for i, c in enumerate(classes)}
+        own = found.climate if found.climate is not None else np.full(n, -1)
+        names = np.asarray(found.climate_classes, dtype=object)
+        targets.climate = np.array([lookup.get(names[c], -1) if c >= 0 else -1 for c in own], np.int64)
+    if head.month is not None:
+        targets.month = found.month if found.month is not None else np.full(n, -1, np.int64)
+    if head.regression is not None:
+        columns = list(found.regression_columns)
+        targets.regression = np.column_stack([
+            found.regression[:, columns.index(c)] if c in columns else np.full(n, np.nan)
+            for c in head.cfg.regression])
+    return aux_tensors(targets, geo.standardiser)

@@ -12,16 +12,15 @@ import pandas as pd
 from pigeon._io import write_json
 from pigeon.errors import InputError
 from pigeon.model._aux import aux_targets
-from pigeon.model._fit import CHECKPOINT_DIR, TrainConfig, fit_head
+from pigeon.engine import CHECKPOINT_DIR
+from pigeon.model._fit import TrainConfig, fit_head
 from pigeon.model._geolocator import CONFIG, Geolocator
-from pigeon.model._plots import plot_curves
 from pigeon.model._views import location_embeddings
 
 if TYPE_CHECKING:
     from pigeon.refine import RefineConfig
 
 METRICS = "metrics.json"
-CURVES = "curves.png"
 
 
 def load_inputs(manifest, cells, embeddings):
@@ -122,7 +121,6 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     geo.save_pretrained(out_dir)
     write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
                                    "best": result.best, "final": result.history[-1]})
-    plot_curves(result.history, out_dir / CURVES)
     return geo
 
 

@@ -1,0 +1,25 @@
+"""Multi-task contrastive pretraining on synthetic geographic captions (PIGEON section 4).
+
+>>> from pigeon.pretrain import PretrainConfig, pretrain
+>>> pretrain("enriched.parquet", "efficientnet:lite0", "pretrained/", PretrainConfig(epochs=2, lr=1e-4))
+>>> # then: pigeon embed enriched.parquet --backbone pretrained/ -o emb/
+
+Symmetric image-caption InfoNCE plus the auxiliary climate / month / geodata losses on the image side, captions
+sampled afresh each epoch, batches that never hold two views of one location. Towers: ``clip:`` (transformers
+``CLIPModel``), ``open_clip:``, and the offline default: EfficientNet-Lite with all-MiniLM-L6-v2.
+"""
+
+from pigeon.pretrain._config import LAYERS, PRESETS, PretrainConfig
+from pigeon.pretrain._pretrain import (
+    CAPTION_COLUMNS, AuxHeads, CaptionedViews, ContrastiveModel, PretrainResult, check_caption_columns, clip_loss,
+    pretrain,
+)
+from pigeon.pretrain._towers import (
+    TEXT_PACKAGE, TEXT_SHA256, CLIPTowers, EncoderTowers, OpenCLIPTowers, Towers, load_towers, text_encoder_path,
+)
+
+__all__ = [
+    "CAPTION_COLUMNS", "LAYERS", "PRESETS", "TEXT_PACKAGE", "TEXT_SHA256", "AuxHeads", "CLIPTowers", "CaptionedViews",
+    "ContrastiveModel", "EncoderTowers", "OpenCLIPTowers", "PretrainConfig", "PretrainResult", "Towers",
+    "check_caption_columns", "clip_loss", "load_towers", "pretrain", "text_encoder_path",
+]
