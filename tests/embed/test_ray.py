@@ -94,6 +94,10 @@ def test_errors_are_one_line_also_from_workers(local_ray, tiny_clip, tiny_clip_d
         embed_manifest_ray(df, tiny_clip.name, tmp_path / "e", device="tpu")
     with pytest.raises(InputError, match="num_workers must be >= 1"):
         embed_manifest_ray(df, tiny_clip.name, tmp_path / "e", num_workers=0)
+    with pytest.raises(InputError, match="2 Ray workers need 4 CPUs but the cluster has 2; lower --num-workers"):
+        embed_manifest_ray(df, tiny_clip.name, tmp_path / "e1", num_workers=2, cpus_per_worker=2, shard_size=1)
+    with pytest.raises(InputError, match="cluster has no GPU"):
+        embed_manifest_ray(df, tiny_clip.name, tmp_path / "e2", device="cuda")
     no_weights = tmp_path / "clip"  # the driver reads the config only; the workers find no weights
     shutil.copytree(tiny_clip_dir, no_weights, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
     with pytest.raises(PigeonError, match="a Ray worker failed: .*cannot load CLIP weights") as err:

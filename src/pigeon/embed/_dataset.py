@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 from safetensors import safe_open
 from torch.utils.data import IterableDataset, get_worker_info
@@ -62,23 +63,33 @@ class EmbeddingBatches(IterableDataset):
             raise InputError(f"batch_size and shards_in_memory must be >= 1, got {batch_size} and {shards_in_memory}")
         if views not in _VIEWS:
             raise InputError(f"views must be one of {', '.join(_VIEWS)}, got {views!r}")
-        rows = self.embeddings._rows(self.embeddings.ids if ids is None else ids)
-        self.n_rows = len(rows)
+        index = self.embeddings._index
+        if ids is None:
+            store_row = np.arange(len(index))
+        else:  # plain int arrays (24 bytes a row), not a copy of the index with its id strings
+            ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+            store_row = self.embeddings._lookup.get_indexer(ids)
+            if (store_row < 0).any():
+                self.embeddings._rows([ids[i] for i in np.flatnonzero(store_row < 0)])  # raises the usual error
+            if len(np.unique(store_row)) < len(store_row):
+                first = next(i for i, n in pd.Series(ids).value_counts().items() if n > 1)
+                raise InputError(f"ids must be unique; {first!r} is repeated")
+        self.n_rows = len(store_row)
         if self.n_rows == 0:
             raise InputError("no rows to iterate: pass at least one id")
-        if rows["id"].duplicated().any():
-            raise InputError(f"ids must be unique; {rows['id'][rows['id'].duplicated()].iat[0]!r} is repeated")
         self.targets = {name: np.asarray(value) for name, value in (targets or {}).items()}
         for name, value in self.targets.items():
             if len(value) != self.n_rows:
                 raise InputError(f"target {name!r} has {len(value)} values for {self.n_rows} ids")
         self.key = "mean" if views == "mean" else "views"
-        rows = rows.sort_values(["shard", "offset"])
-        slot = rows["offset" if views == "mean" else "view_offset"].to_numpy()
-        bounds = np.flatnonzero(np.diff(rows["shard"].to_numpy())) + 1
-        self._shards = [int(s) for s in rows["shard"].to_numpy()[np.r_[0, bounds]]]
+        shard = index["shard"].to_numpy()[store_row]
+        slot = index["offset" if views == "mean" else "view_offset"].to_numpy()[store_row]
+        order = np.lexsort((slot, shard))  # positions in ids, sorted by shard then by place in the shard
+        shard, slot = shard[order], slot[order]
+        bounds = np.flatnonzero(np.diff(shard)) + 1
+        self._shards = [int(s) for s in shard[np.r_[0, bounds]]]
         self._slots = np.split(slot, bounds)  # per shard: rows of its tensor
-        self._positions = np.split(rows["pos"].to_numpy(), bounds)  # per shard: positions in ids
+        self._positions = np.split(order, bounds)  # per shard: positions in ids
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.shards_in_memory, self.drop_last = shards_in_memory, drop_last
         self.rank, self.world_size, self.even = rank, world_size, even

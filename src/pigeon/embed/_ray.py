@@ -89,14 +89,15 @@ def embed_manifest_ray(
     views = image_views(df, root)
     shards = shard_ranges(len(ids), shard_size)
     todo = [k for k in range(len(shards)) if not shard_path(out, k).is_file()]
+    n = 0
     if todo:
         tasks = [{"shard": k, "ids": json.dumps([ids[r] for r in shards[k]]),
                   "views": json.dumps([[str(p) for p in views[r]] for r in shards[k]])} for k in todo]
         n_images = {k: sum(len(views[r]) for r in shards[k]) for k in todo}
         with _connected(ray, address):
             gpus = _gpus_per_worker(ray, device)
-            n = num_workers or max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1) // (gpus or cpus)))
-            n = min(n, len(todo))
+            n = min(num_workers or _fitting_workers(ray, cpus, gpus), len(todo))
+            _check_fits(ray, n, cpus, gpus)
             replica = {"backbone": backbone, "out_dir": str(out), "batch_size": batch_size,
                        "decode_workers": decode_workers, "threads": max(1, int(cpus)),
                        "device": "cuda" if gpus else "cpu",
@@ -110,7 +111,7 @@ def embed_manifest_ray(
                     if row["error"]:
                         raise PigeonError(f"a Ray worker failed: {row['error']}")
                     bar.advance(task, n_images[int(row["shard"])])
-    config["ray_workers"] = n if todo else 0
+    config["ray_workers"] = n
     return _finish(out, config, len(shards))
 
 
@@ -181,6 +182,21 @@ def _connected(ray: Any, address: str | None) -> Iterator[None]:
     finally:
         if started:
             ray.shutdown()
+
+
+def _fitting_workers(ray: Any, cpus: float, gpus: int) -> int:
+    """Default replica count: one per GPU, else as many as the cluster's CPUs hold."""
+    total = ray.cluster_resources()
+    return max(1, int(total.get("GPU", 0) // gpus if gpus else total.get("CPU", 1) // cpus))
+
+
+def _check_fits(ray: Any, n: int, cpus: float, gpus: int) -> None:
+    """A clear error instead of Ray waiting forever for actors the cluster cannot hold."""
+    total = ray.cluster_resources()
+    for what, need, flag in (("CPU", n * cpus, "--cpus-per-worker"), ("GPU", n * gpus, "--device cpu")):
+        if need > total.get(what, 0) + 1e-9:
+            raise InputError(f"{n} Ray workers need {need:g} {what}s but the cluster has {total.get(what, 0):g}; "
+                             f"lower --num-workers or {flag}")
 
 
 def _gpus_per_worker(ray: Any, device: str | None) -> int:
