@@ -53,11 +53,24 @@ def _rate(fn, n_per_call: int, seconds: float, repeats: int = 3) -> float:
     return best
 
 
-def run_one(name: str, n_images: int, batch_sizes: list[int], workers: int, seconds: float) -> dict:
+def make_photos(folder: str, n_images: int) -> pd.DataFrame:
+    """``n_images`` 640x480 JPEGs (~40 KB) of real-photo content, each a different crop, and their manifest."""
     import matplotlib
     import pandas as pd
-    import torch
     from PIL import Image
+
+    photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB")
+    photo = photo.resize((800, 600))
+    for i in range(n_images):
+        photo.crop((i % 160, i % 120, i % 160 + 640, i % 120 + 480)).save(f"{folder}/{i}.jpg", quality=90)
+    df = pd.DataFrame({"id": [str(i) for i in range(n_images)], "image": [f"{i}.jpg" for i in range(n_images)],
+                       "lat": 0.0, "lon": 0.0})
+    df.attrs["root"] = folder
+    return df
+
+
+def run_one(name: str, n_images: int, batch_sizes: list[int], workers: int, seconds: float) -> dict:
+    import torch
 
     from pigeon.embed import embed_manifest
 
@@ -68,13 +81,7 @@ def run_one(name: str, n_images: int, batch_sizes: list[int], workers: int, seco
         pixels = torch.randn(bs, 3, size, size)
         bare[bs] = _rate(lambda: bb.embed_pixels(pixels), bs, seconds)
     with tempfile.TemporaryDirectory() as tmp:
-        photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB")
-        photo = photo.resize((800, 600))
-        for i in range(n_images):  # real-photo content, 640x480 JPEGs (~40 KB), each a different crop
-            photo.crop((i % 160, i % 120, i % 160 + 640, i % 120 + 480)).save(f"{tmp}/{i}.jpg", quality=90)
-        df = pd.DataFrame({"id": [str(i) for i in range(n_images)], "image": [f"{i}.jpg" for i in range(n_images)],
-                           "lat": 0.0, "lon": 0.0})
-        df.attrs["root"] = tmp
+        df = make_photos(tmp, n_images)
         bs = max(batch_sizes)
         pixels = torch.randn(bs, 3, size, size)
         runs = iter(range(100))

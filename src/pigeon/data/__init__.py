@@ -7,9 +7,10 @@ from pigeon.data.manifest import (
     REQUIRED_COLUMNS, SPLITS, image_views, read_manifest, read_table, select_split,
     validate_manifest, write_manifest, write_table,
 )
+from pigeon.data.stream import iter_manifest, manifest_rows, read_points
 
 __all__ = [
     "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "IngestResult", "PhotoInfo", "image_views", "import_benchmark",
-    "ingest_photos", "make_bluemarble_dataset", "read_manifest", "read_photo_info", "read_table", "select_split",
-    "validate_manifest", "write_manifest", "write_table",
+    "ingest_photos", "iter_manifest", "make_bluemarble_dataset", "manifest_rows", "read_manifest", "read_photo_info",
+    "read_points", "read_table", "select_split", "validate_manifest", "write_manifest", "write_table",
 ]

@@ -4,9 +4,14 @@
 >>> emb = embed_manifest(read_manifest("photos.parquet"), "efficientnet:lite0", "emb/")
 >>> Embeddings.load("emb/").get(["id1", "id2"]).shape      # float32 (N, D), view-averaged
 (2, 1280)
+>>> embed_manifest_ray(df, "efficientnet:lite0", "emb/", num_workers=8)   # the same store, on a Ray cluster
+>>> for ids, x in Embeddings.load("emb/").iter_batches(batch_size=65536): ...   # streamed, shard by shard
 """
 
+from pigeon.embed._dataset import EmbeddingBatches
 from pigeon.embed._extract import default_workers, embed_manifest, manifest_sha256
+from pigeon.embed._ray import embed_manifest_ray
 from pigeon.embed._store import Embeddings
 
-__all__ = ["Embeddings", "default_workers", "embed_manifest", "manifest_sha256"]
+__all__ = ["EmbeddingBatches", "Embeddings", "default_workers", "embed_manifest", "embed_manifest_ray",
+           "manifest_sha256"]

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon._progress import progress
-from pigeon.backbones import Backbone, load
+from pigeon.backbones import Backbone, BackboneCfg, load
 from pigeon.data.manifest import image_views, validate_manifest
 from pigeon.embed._store import (
     FAILED, FAILED_COLUMNS, INDEX, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
@@ -117,23 +117,53 @@ def embed_manifest(
     if isinstance(backbone, str):
         backbone = load(backbone, device=device, dtype=dtype)
     out = Path(out_dir)
-    config = {"backbone": backbone.name, "backbone_cfg": backbone.cfg.to_dict(), "dim": backbone.embed_dim,
-              "manifest_sha256": manifest_sha256(df), "shard_size": shard_size, "n_rows": len(df),
-              "dtype": "float16", "batch_size": batch_size}
+    config = embed_config(backbone.name, backbone.cfg, df, shard_size, batch_size)
     if _prepare(out, config, overwrite):
         return Embeddings.load(out)
 
     ids = df["id"].tolist()
     views = image_views(df, root)
-    shards = [range(k * shard_size, min(len(ids), (k + 1) * shard_size))
-              for k in range(math.ceil(len(ids) / shard_size))]
-    todo = [k for k in range(len(shards)) if not shard_path(out, k).is_file()]
+    shards = shard_ranges(len(ids), shard_size)
+    todo = {k: rows for k, rows in enumerate(shards) if not shard_path(out, k).is_file()}
+    with progress() as bar:
+        task = bar.add_task(f"embed ({backbone.name})", total=sum(len(views[r]) for s in todo.values() for r in s),
+                            info="")
+        t0 = time.perf_counter()
+
+        def advance(n_images: int) -> None:
+            bar.advance(task, n_images)
+            bar.update(task, info=f"{bar.tasks[task].completed / (time.perf_counter() - t0):.1f} img/s")
+
+        embed_shards(backbone, out, ids, views, todo, batch_size, num_workers, advance)
+    return _finish(out, config, len(shards))
+
+
+def embed_config(backbone: str, cfg: BackboneCfg, df: pd.DataFrame, shard_size: int, batch_size: int
+                 ) -> dict[str, Any]:
+    """The ``meta.json`` config of a store (the same for every engine, so either can resume the other's)."""
+    return {"backbone": backbone, "backbone_cfg": cfg.to_dict(), "dim": cfg.embed_dim,
+            "manifest_sha256": manifest_sha256(df), "shard_size": shard_size, "n_rows": len(df),
+            "dtype": "float16", "batch_size": batch_size}
+
+
+def shard_ranges(n_rows: int, shard_size: int) -> list[range]:
+    """Manifest rows of each shard."""
+    return [range(k * shard_size, min(n_rows, (k + 1) * shard_size)) for k in range(math.ceil(n_rows / shard_size))]
+
+
+def embed_shards(backbone: Backbone, out: Path, ids: list[str], views: list[list[Path]], shards: dict[int, range],
+                 batch_size: int, num_workers: int, advance: Callable[[int], None] = lambda n_images: None) -> None:
+    """Embed the rows of ``shards`` (shard number -> rows of ``ids``/``views``) and write each shard when done.
+
+    A batch never spans two shards, so a shard's vectors do not depend on which other shards are embedded with
+    it (resumption, or another engine, gives the same result). ``advance(n)`` is told of every ``n`` images done.
+    """
     items: list[tuple[int, int]] = []  # (row, view) per image to embed
-    batches: list[list[int]] = []  # a batch never spans two shards, so results do not depend on resumption
+    batches: list[list[int]] = []
     batch_shard: list[int] = []
-    for k in todo:
+    for k, rows in shards.items():
         start = len(items)
-        items += [(r, v) for r in shards[k] for v in range(len(views[r]))]
+        items += [(r, v) for r in rows for v in range(len(views[r]))]
         for b in range(start, len(items), batch_size):
             batches.append(list(range(b, min(b + batch_size, len(items)))))
             batch_shard.append(k)
@@ -143,20 +173,15 @@ def embed_manifest(
                         pin_memory=backbone.device.type == "cuda")
     features: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
-    remaining = {k: sum(len(views[r]) for r in shards[k]) for k in todo}
-    with progress() as bar:
-        task = bar.add_task(f"embed ({backbone.name})", total=len(items), info="")
-        t0 = time.perf_counter()
-        for k, (idx, pixels, failed) in zip(batch_shard, loader):
-            if pixels is not None:
-                features.update(zip(idx, backbone.embed_pixels(pixels)))
-            errors.update(failed)
-            remaining[k] -= len(idx) + len(failed)
-            bar.advance(task, len(idx) + len(failed))
-            bar.update(task, info=f"{bar.tasks[task].completed / (time.perf_counter() - t0):.1f} img/s")
-            if remaining[k] == 0:
-                _flush(out, k, shards[k], ids, views, items, features, errors, backbone.embed_dim)
-    return _finish(out, config, len(shards))
+    remaining = {k: sum(len(views[r]) for r in rows) for k, rows in shards.items()}
+    for k, (idx, pixels, failed) in zip(batch_shard, loader):
+        if pixels is not None:
+            features.update(zip(idx, backbone.embed_pixels(pixels)))
+        errors.update(failed)
+        remaining[k] -= len(idx) + len(failed)
+        advance(len(idx) + len(failed))
+        if remaining[k] == 0:
+            _flush(out, k, shards[k], ids, views, items, features, errors, backbone.embed_dim)
 
 
 def _flush(out: Path, k: int, rows: range, ids: list[str], views: list[list[Path]], items: list[tuple[int, int]],

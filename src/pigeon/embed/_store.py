@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,33 @@ class Embeddings:
                 out[pos] = piece
         return out
 
+    def iter_batches(self, ids: Iterable[str] | None = None, batch_size: int = 65_536
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(ids, float32 (B, D))`` batches of view-averaged embeddings, one shard open at a time.
+
+        Memory stays at one batch whatever the size of the store (no shard stays mapped after its batches).
+
+        Args:
+            ids: the rows to read, in this order; None: every row of the store in store order, shard by shard
+                (batches then never span two shards, so some are shorter).
+            batch_size: rows per batch.
+        """
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if ids is not None:
+            ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
+            for lo in range(0, len(ids), batch_size):
+                chunk = ids[lo:lo + batch_size]
+                vectors = self.get(chunk)
+                self._handles.clear()  # unmap the shards this batch touched
+                yield np.asarray(chunk, dtype=object), vectors
+            return
+        for shard, group in self._index.groupby("shard", sort=True):
+            offsets, shard_ids = group["offset"].to_numpy(), group["id"].to_numpy()
+            with safe_open(str(self._shard(int(shard))), framework="numpy") as handle:
+                for lo in range(0, len(offsets), batch_size):
+                    yield shard_ids[lo:lo + batch_size], _slice_rows(handle, "mean", offsets[lo:lo + batch_size])
+
     def _rows(self, ids: str | Iterable[str]) -> pd.DataFrame:
         ids = [ids] if isinstance(ids, str) else [str(i) for i in ids]
         pos = self._lookup.get_indexer(ids)
@@ -175,13 +202,21 @@ class Embeddings:
     def _read(self, shard: int, key: str, rows: np.ndarray) -> np.ndarray:
         """Rows of one shard tensor as float32, reading only the span they cover."""
         if shard not in self._handles:
-            path = shard_path(self.root, shard)
-            if not path.is_file():
-                raise ArtifactNotFoundError(path, "the store is damaged; rerun 'pigeon embed' with --overwrite")
-            self._handles[shard] = safe_open(str(path), framework="numpy")
-        lo, hi = int(rows.min()), int(rows.max()) + 1
-        block = self._handles[shard].get_slice(key)[lo:hi]
-        return block[rows - lo].astype(np.float32)
+            self._handles[shard] = safe_open(str(self._shard(shard)), framework="numpy")
+        return _slice_rows(self._handles[shard], key, rows)
+
+    def _shard(self, shard: int) -> Path:
+        """Path of an existing shard file (a clear error when it is gone)."""
+        path = shard_path(self.root, shard)
+        if not path.is_file():
+            raise ArtifactNotFoundError(path, "the store is damaged; rerun 'pigeon embed' with --overwrite")
+        return path
 
     def __getstate__(self) -> dict[str, Any]:  # open shard handles cannot be pickled (DataLoader workers)
         return {**self.__dict__, "_handles": {}}
+
+
+def _slice_rows(handle: Any, key: str, rows: np.ndarray) -> np.ndarray:
+    """Rows of one tensor of an open shard as float32, reading only the span they cover."""
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    return handle.get_slice(key)[lo:hi][rows - lo].astype(np.float32)
