@@ -32,6 +32,7 @@ REGRESSION_TRANSFORMS: dict[str, tuple[float, bool]] = {
 N_MONTHS = 12
 #: Smallest value ``log`` is applied to (after the offset), so e.g. the Dead Sea shore stays finite.
 _LOG_FLOOR = 1e-3
+_LOG_CEILING = 80.0  # exp() of a wild untrained output stays finite (e^80 ~ 5e34)
 
 
 def koppen_classes() -> tuple[str, ...]:
@@ -180,7 +181,7 @@ class Standardiser:
         t = np.asarray(z, np.float64).reshape(-1, len(self.columns)) * self.std + self.mean
         for j, col in enumerate(self.columns):
             offset, log = REGRESSION_TRANSFORMS[col]
-            t[:, j] = (np.exp(t[:, j]) if log else t[:, j]) - offset
+            t[:, j] = (np.exp(np.minimum(t[:, j], _LOG_CEILING)) if log else t[:, j]) - offset
         return t
 
     def to_dict(self) -> dict[str, Any]:
