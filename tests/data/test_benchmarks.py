@@ -75,7 +75,7 @@ def test_errors(tmp_path):
         import_benchmark(_write(tmp_path, "y.csv", IM2GPS3K), "osv5m")
     with pytest.raises(UnknownNameError, match="did you mean 'yfcc4k'"):
         import_benchmark(csv, "yfcc4")
-    with pytest.raises(InputError, match="row 1 lat: 91 is not in"):
+    with pytest.raises(InputError, match=r"row 1 \(id 'b.jpg'\) lat=91 out of range"):
         import_benchmark(_write(tmp_path, "z.csv", "IMG_ID,LAT,LON\na.jpg,1,2\nb.jpg,91,2\n"), "im2gps3k")
     with pytest.raises(InputError, match="split 'dev'"):
         import_benchmark(_write(tmp_path, "yfcc.csv", YFCC4K), "yfcc4k", split="dev")
@@ -99,4 +99,4 @@ def test_cli_import_bad_inputs(tmp_path, cli):
     assert_clean_error(cli("data", "import", csv, "-f", "osv5m", "-o", out), "missing column")
     assert_clean_error(cli("data", "import", csv, "-f", "mp16", "-o", out), "unknown benchmark format")
     bad = _write(tmp_path, "bad.csv", "IMG_ID,LAT,LON\na.jpg,1,200\n")
-    assert_clean_error(cli("data", "import", bad, "-f", "im2gps3k", "-o", out), "row 0 lon")
+    assert_clean_error(cli("data", "import", bad, "-f", "im2gps3k", "-o", out), "row 0", "lon=200")

@@ -82,7 +82,7 @@ def test_country_accuracy_is_null_when_no_truth_is_in_a_country():
     (lambda p, t: (p, pd.concat([t, t.iloc[[1]]])), r"truth: duplicate id\(s\) 'berlin'"),
     (lambda p, t: (p.assign(lat=[0, 91, 0, 0, -95, 0]), t),
      r"2 coordinate\(s\).*row 1 \(id 'berlin'\) lat=91.*row 4 \(id 'pacific'\) lat=-95"),
-    (lambda p, t: (p.assign(lon=[0, 0, 0, 0, 0, "x"]), t), r"row 5 \(id 'brasilia'\) lon='x'"),
+    (lambda p, t: (p.assign(lon=[0, 0, 0, 0, 0, "x"]), t), r"row 5 \(id 'brasilia'\) is not data: lon='x' is not a number"),
     (lambda p, t: (p, t.assign(lon=[0, 0, 0, 0, 0, 181.0])), r"truth: 1 coordinate.*lon=181"),
     (lambda p, t: (p.assign(rank=[1, 1, 1, 1, 1, 0]), t), r"rank must be a whole number.*row 5 rank=0"),
     (lambda p, t: (p.assign(rank=[1, 1, 1, 1, 1, 2]), t), r"1 id\(s\) have no rank-1 row: 'brasilia'"),

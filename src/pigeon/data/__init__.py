@@ -1,15 +1,17 @@
-"""Data stage: manifests of geotagged images, ingestion, benchmark import, enrichment, captions."""
+"""Data stage: manifests of geotagged images, ingestion, benchmark import, splits, decontamination."""
 
+from pigeon._io import read_table, write_table
 from pigeon.data.benchmarks import FORMATS, import_benchmark
 from pigeon.data.bluemarble import make_bluemarble_dataset
 from pigeon.data.ingest import IngestResult, PhotoInfo, ingest_photos, read_photo_info
 from pigeon.data.manifest import (
-    REQUIRED_COLUMNS, SPLITS, image_views, read_manifest, read_table, select_split,
-    validate_manifest, write_manifest, write_table,
+    REQUIRED_COLUMNS, SPLITS, VIEW_COLUMNS, distance_to_rows_km, image_views, location_points, read_manifest,
+    select_split, validate_manifest, write_manifest,
 )
 
 __all__ = [
-    "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "IngestResult", "PhotoInfo", "image_views", "import_benchmark",
-    "ingest_photos", "make_bluemarble_dataset", "read_manifest", "read_photo_info", "read_table", "select_split",
-    "validate_manifest", "write_manifest", "write_table",
+    "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "VIEW_COLUMNS", "IngestResult", "PhotoInfo", "distance_to_rows_km",
+    "image_views", "import_benchmark", "ingest_photos", "location_points", "make_bluemarble_dataset",
+    "read_manifest", "read_photo_info", "read_table", "select_split", "validate_manifest", "write_manifest",
+    "write_table",
 ]

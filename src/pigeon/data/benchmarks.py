@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pigeon.data.manifest import SPLITS, read_table, validate_manifest
+from pigeon._io import read_table
+from pigeon.data.manifest import SPLITS, validate_manifest
 from pigeon.errors import InputError, UnknownNameError
 
 

@@ -7,40 +7,21 @@ import pandas as pd
 
 from pigeon.errors import InputError
 from pigeon.geo import RADII_KM, geoguessr_score, haversine_km, spherical_mean
+from pigeon.validation import check_table_coords, find_columns
+from pigeon.validation import listed as _listed
 
 #: The keys of ``metrics.json``, in order.
 METRIC_KEYS = ("n", *(f"acc_{r}km" for r in RADII_KM), "median_km", "mean_km", "geoscore_mean", "country_acc")
-_MAX_LISTED = 5
-
-
-def _listed(items) -> str:
-    items = list(items)
-    text = ", ".join(map(str, items[:_MAX_LISTED]))
-    return text + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
 
 
 def _clean(df: pd.DataFrame, what: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
     """Columns ``id, lat, lon`` (any case) plus ``optional`` ones, with every bad coordinate in one error."""
-    columns = {str(c).lower(): c for c in df.columns}
-    missing = [c for c in ("id", "lat", "lon") if c not in columns]
-    if missing:
-        raise InputError(f"{what}: missing column(s) {', '.join(missing)}; it needs id, lat, lon "
-                         f"(has {', '.join(map(str, df.columns)) or 'none'})")
-    keep = [c for c in ("id", "lat", "lon", *optional) if c in columns]
-    out = pd.DataFrame({c: df[columns[c]].to_numpy() for c in keep})
-    if len(out) == 0:
-        raise InputError(f"{what}: no rows; it needs at least one")
+    df = find_columns(df, ("id", "lat", "lon"), what, what="it", optional=optional)
+    out = df[[c for c in ("id", "lat", "lon", *optional) if c in df.columns]].copy()
+    out.attrs = dict(df.attrs)
     out["id"] = out["id"].astype(str)
-    bad = []
-    for name, bound in (("lat", 90.0), ("lon", 180.0)):
-        raw = out[name].astype(object)  # Python scalars, so messages show 91, not np.int64(91)
-        out[name] = pd.to_numeric(raw, errors="coerce").astype(np.float64)
-        rows = np.flatnonzero(~np.isfinite(out[name]) | (out[name].abs() > bound))
-        bad += [f"row {r} (id {out['id'].iat[r]!r}) {name}={raw.iat[r]!r}" for r in rows]
-    if bad:
-        raise InputError(f"{what}: {len(bad)} coordinate(s) not finite or out of range "
-                         f"(lat in [-90, 90], lon in [-180, 180]): {_listed(bad)}")
-    return out
+    check_table_coords(out, what)
+    return out.reset_index(drop=True)
 
 
 def _top1(pred: pd.DataFrame) -> pd.DataFrame:

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pigeon._io import atomic_path, provenance, write_json
-from pigeon.data.manifest import write_table
+from pigeon._io import atomic_path, provenance, write_json, write_table
 from pigeon.evaluate._metrics import METRIC_KEYS, match_predictions, summarize
 from pigeon.geo import RADII_KM, geoguessr_score
 
