@@ -10,7 +10,7 @@ from pigeon.errors import PigeonError
 
 # importing the command modules registers their commands on the apps
 from pigeon.cli import (  # noqa: E402,F401  isort: skip
-    data_manifest, data_geography, data_bluemarble, cells, backbones, embed, train, predict, evaluate, demo,
+    data_manifest, data_split, data_geography, data_bluemarble, cells, backbones, embed, train, predict, evaluate, demo,
 )
 
 __all__ = ["app", "main"]
