@@ -97,24 +97,28 @@ def coordinate_problems(df: pd.DataFrame, allow_missing: bool = False) -> list[s
         One ``"row R (...) lat='x' is not a number"``-style string per bad value, in row order.
     """
     problems: list[tuple[int, str]] = []
+    not_data: set[int] = set()
+    file_column = df.attrs.get("columns", {})  # pigeon name -> the file's column, after rename_columns
     for name in ("lat", "lon"):
-        bound = COORD_BOUNDS[name]
+        bound, column = COORD_BOUNDS[name], file_column.get(name, name)
         raw = df[name].astype(object)
         values = pd.to_numeric(raw, errors="coerce").astype(np.float64).to_numpy()
         missing = raw.isna().to_numpy() | raw.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy()
         text = ~missing & ~np.isfinite(values) & raw.map(lambda v: isinstance(v, str)).to_numpy()
         out_of_range = ~missing & ~text & (~np.isfinite(values) | (np.abs(values) > bound))
         for row in np.flatnonzero(text):
-            problems.append((row, f"{row_label(df, row)} is not data: {name}={plain(raw.iat[row])!r} is not a number "
-                                  "(a second header or a summary row? remove it)"))
+            if row not in not_data:
+                problems.append((row, f"{row_label(df, row)} is not data: {column}={plain(raw.iat[row])!r} is not a "
+                                      "number (a second header or a summary row? remove it)"))
+            not_data.add(row)
         for row in np.flatnonzero(out_of_range):
-            problems.append((row, f"{row_label(df, row)} {name}={plain(raw.iat[row])!r} out of range "
+            problems.append((row, f"{row_label(df, row)} {column}={plain(raw.iat[row])!r} out of range "
                                   f"[-{bound:g}, {bound:g}]"))
         if not allow_missing:
             for row in np.flatnonzero(missing):
-                problems.append((row, f"{row_label(df, row)} {name} is missing"))
+                problems.append((row, f"{row_label(df, row)} {column} is missing"))
         df[name] = values
-    return [text for _, text in sorted(problems, key=lambda p: p[0])]
+    return [text for row, text in sorted(problems, key=lambda p: p[0]) if row not in not_data or "is not data" in text]
 
 
 def check_table_coords(df: pd.DataFrame, where: str, allow_missing: bool = False) -> pd.DataFrame:
@@ -146,6 +150,7 @@ def rename_columns(df: pd.DataFrame, mapping: dict[str, str], where: str, option
     """Rename the file's columns to pigeon's names (``mapping`` from :func:`parse_column_map`).
 
     A pigeon-named column that the mapping replaces is dropped, so ``lat=pred_lat`` wins over a ``lat`` column.
+    ``attrs["columns"]`` keeps the mapping, so messages name the file's columns.
     """
     if not mapping:
         return df
@@ -155,5 +160,5 @@ def rename_columns(df: pd.DataFrame, mapping: dict[str, str], where: str, option
                          f"it has {', '.join(map(str, df.columns)) or 'no columns'}")
     replaced = [c for c in df.columns if str(c).lower() in mapping and c not in mapping.values()]
     out = df.drop(columns=replaced).rename(columns={theirs: ours for ours, theirs in mapping.items()})
-    out.attrs = dict(df.attrs)
+    out.attrs = {**df.attrs, "columns": {**df.attrs.get("columns", {}), **mapping}}
     return out

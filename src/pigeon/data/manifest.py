@@ -158,15 +158,15 @@ def image_views(df: pd.DataFrame, root: str | os.PathLike | None = None) -> list
     return out
 
 
-def location_points(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The points a row covers: its location, plus its view centres where the manifest has them.
+def location_points(df: pd.DataFrame, views: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The points a row covers: its location, plus (with ``views``) its view centres where the manifest has them.
 
     Returns:
         ``(lat, lon, row)``: flat float64 degrees and the row position (0..len(df)-1) of each point.
     """
     lat, lon = df["lat"].to_numpy(np.float64), df["lon"].to_numpy(np.float64)
     row = np.arange(len(df))
-    if not all(c in df.columns for c in VIEW_COLUMNS):
+    if not views or not all(c in df.columns for c in VIEW_COLUMNS):
         return lat, lon, row
     n_views = df["view_lat"].map(len).to_numpy()
     view_lat = np.concatenate([np.asarray(v, dtype=np.float64) for v in df["view_lat"]] or [np.empty(0)])
@@ -174,19 +174,20 @@ def location_points(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return np.r_[lat, view_lat], np.r_[lon, view_lon], np.r_[row, np.repeat(row, n_views)]
 
 
-def distance_to_rows_km(df: pd.DataFrame, reference: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def distance_to_rows_km(df: pd.DataFrame, reference: pd.DataFrame, views: bool = True
+                        ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``df``, the great-circle distance to the nearest row of ``reference``.
 
-    Two rows are as far apart as their closest pair of :func:`location_points` (locations and view centres),
-    so two panoramas whose views look at the same ground count as close.
+    Two rows are as far apart as their closest pair of :func:`location_points` (with ``views``: locations and
+    view centres, so two panoramas whose views look at the same ground count as close; without: locations).
 
     Returns:
         ``(distance_km (len(df),), nearest (len(df),))``: km, and the position in ``reference`` of the nearest row.
     """
     if len(reference) == 0:
         raise InputError("no reference rows to measure distances to; check the split or the --against file")
-    q_lat, q_lon, q_row = location_points(df)
-    r_lat, r_lon, r_row = location_points(reference)
+    q_lat, q_lon, q_row = location_points(df, views)
+    r_lat, r_lon, r_row = location_points(reference, views)
     dist, index = nearest_km(q_lat, q_lon, r_lat, r_lon)
     order = np.lexsort((dist, q_row))  # by row, nearest first
     first = order[np.r_[True, np.diff(q_row[order]) != 0]]
