@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from pigeon.cli._app import app
 from pigeon.errors import PigeonError
@@ -21,6 +22,8 @@ def main() -> None:
     try:
         app()
     except PigeonError as exc:
+        if os.environ.get("PIGEON_DEBUG"):
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
