@@ -29,8 +29,12 @@ def demo_command(
     config = DemoConfig(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size, epochs=epochs)
     result = run_demo(out, config, overwrite=overwrite, log=typer.echo)
     m, b = result["model"], result["baseline"]
-    typer.echo(f"\nmedian error {m['median_km']:.0f} km (baseline {b['median_km']:.0f} km) over {m['n']} test "
-               f"locations, {result['n_cells']} geocells.\n"
-               f"report: {out / 'report'} (metrics.md, error_cdf.png, error_map.png, cells.png)\n"
+    rm, rb = result["region"]["model"], result["region"]["baseline"]
+    typer.echo(f"\nrandom split: median error {m['median_km']:.0f} km (baseline {b['median_km']:.0f} km) over {m['n']} "
+               f"test locations, {result['n_cells']} geocells.\n"
+               f"region held out (no test ground seen in training): median error {rm['median_km']:.0f} km "
+               f"(baseline {rb['median_km']:.0f} km) over {rm['n']} test locations.\n"
+               f"report: {out / 'report'} (comparison.md, metrics.md, error_cdf.png, error_map.png, by_country.png, "
+               f"cells.png) and {out / 'region' / 'report'}\n"
                f"try:    pigeon predict {out / 'model'} $(ls {out}/data/images/*_?.jpg | head -{views}) "
                f"--views {views}")
