@@ -29,10 +29,10 @@ from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
 
 STAGES = ("data", "cells", "embeddings", "model", "report", "region")
-#: The region-held-out split: 20 regions of the demo's locations (k-means), whole regions go to val or test, and
+#: The region-held-out split: 50 regions of the demo's locations (k-means), whole regions go to val or test, and
 #: training rows closer than 905 km to a val/test row (view centres included) are left out. Two 640 km views
 #: overlap only when their centres are closer than 640 x sqrt(2) = 905 km, so no training view shows test ground.
-REGION_SPLIT = {"by": "region", "n_regions": 20, "buffer_km": 905.0}
+REGION_SPLIT = {"by": "region", "n_regions": 50, "buffer_km": 905.0}
 
 
 @dataclass(frozen=True)
@@ -154,12 +154,13 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
             "region": region}
 
 
-_REGION_NOTE = """
-Random split: test locations drawn at random, so most have training views of the same ground. Region held out:
-the same locations split by region ({counts[train]} train, {counts[val]} val, {counts[test]} test), every
-training view centre at least {buffer_km:g} km from every val/test view centre ({counts[excluded]} training
-locations left out for that), so no training view shows test ground; same model recipe and embeddings.
-"""
+_REGION_NOTE = (
+    "\n**Random split**: test locations drawn at random, so most have training views of the same ground. "
+    "**Region held out**: the same locations split by whole regions ({counts[train]} train, {counts[val]} val, "
+    "{counts[test]} test), every training view centre at least {buffer_km:g} km from every val/test view centre "
+    "({counts[excluded]} training locations left out for that), so no training view shows test ground; same model "
+    "recipe and embeddings. See by_train_distance.csv in each report for the error by distance to training.\n"
+)
 
 
 def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config: DemoConfig, *,

@@ -54,14 +54,14 @@ def check_coords(lat, lon, where: str = "coordinates") -> tuple[np.ndarray, np.n
     return lat, lon
 
 
-def row_label(df: pd.DataFrame, row: int) -> str:
-    """``row 3 (line 5, id 'x')``: a row named for a message, with its CSV line and id where known."""
+def row_context(df: pd.DataFrame, row: int) -> str:
+    """`` (line 5, id 'x')``: what else names a row in a message, its CSV line and id where known ("" if nothing)."""
     parts = []
     if df.attrs.get("source", {}).get("format") == "csv":
         parts.append(f"line {row + 2}")  # the header is line 1
     if "id" in df.columns:
         parts.append(f"id {str(df['id'].iat[row])!r}")
-    return f"row {row}" + (f" ({', '.join(parts)})" if parts else "")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def find_columns(df: pd.DataFrame, required: Sequence[str], where: str, what: str = "the table",
@@ -94,7 +94,7 @@ def coordinate_problems(df: pd.DataFrame, allow_missing: bool = False) -> list[s
     number outside :data:`COORD_BOUNDS`, or missing (unless ``allow_missing``).
 
     Returns:
-        One ``"row R (...) lat='x' is not a number"``-style string per bad value, in row order.
+        One ``"row 3 lat: 95.0 out of range [-90, 90] (line 5, id 'x')"``-style string per bad value, in row order.
     """
     problems: list[tuple[int, str]] = []
     not_data: set[int] = set()
@@ -108,15 +108,16 @@ def coordinate_problems(df: pd.DataFrame, allow_missing: bool = False) -> list[s
         out_of_range = ~missing & ~text & (~np.isfinite(values) | (np.abs(values) > bound))
         for row in np.flatnonzero(text):
             if row not in not_data:
-                problems.append((row, f"{row_label(df, row)} is not data: {column}={plain(raw.iat[row])!r} is not a "
-                                      "number (a second header or a summary row? remove it)"))
+                problems.append((row, f"row {row} is not data{row_context(df, row)}: {column}="
+                                      f"{plain(raw.iat[row])!r} is not a number (a second header or a summary row? "
+                                      "remove it)"))
             not_data.add(row)
         for row in np.flatnonzero(out_of_range):
-            problems.append((row, f"{row_label(df, row)} {column}={plain(raw.iat[row])!r} out of range "
-                                  f"[-{bound:g}, {bound:g}]"))
+            problems.append((row, f"row {row} {column}: {plain(raw.iat[row])!r} out of range "
+                                  f"[-{bound:g}, {bound:g}]{row_context(df, row)}"))
         if not allow_missing:
             for row in np.flatnonzero(missing):
-                problems.append((row, f"{row_label(df, row)} {column} is missing"))
+                problems.append((row, f"row {row} {column}: missing{row_context(df, row)}"))
         df[name] = values
     return [text for row, text in sorted(problems, key=lambda p: p[0]) if row not in not_data or "is not data" in text]
 

@@ -137,11 +137,11 @@ def test_rows_that_are_not_data_are_named(tmp_path, cli, other_tool):
             "--truth-columns", "id=IMG,lat=y,lon=x", "-o", tmp_path / "r")
     footer = tmp_path / "footer.csv"
     footer.write_text("\n".join([*lines, "mean,,median,"]) + "\n")
-    assert_clean_error(cli("evaluate", "-p", footer, *args), "row 6 (line 8, id 'mean') is not data",
+    assert_clean_error(cli("evaluate", "-p", footer, *args), "row 6 is not data (line 8, id 'mean')",
                        "predicted_lat")
     second_header = tmp_path / "twice.csv"
     second_header.write_text("\n".join([*lines[:4], lines[0], *lines[4:]]) + "\n")
-    assert_clean_error(cli("evaluate", "-p", second_header, *args), "row 3 (line 5, id 'img_id') is not data")
+    assert_clean_error(cli("evaluate", "-p", second_header, *args), "row 3 is not data (line 5, id 'img_id')")
     assert not (tmp_path / "r").exists()
 
 

@@ -3,15 +3,17 @@
 from pigeon._io import read_table, write_table
 from pigeon.data.benchmarks import FORMATS, import_benchmark
 from pigeon.data.bluemarble import make_bluemarble_dataset
+from pigeon.data.decontaminate import decontaminate
 from pigeon.data.ingest import IngestResult, PhotoInfo, ingest_photos, read_photo_info
 from pigeon.data.manifest import (
     REQUIRED_COLUMNS, SPLITS, VIEW_COLUMNS, distance_to_rows_km, image_views, location_points, read_manifest,
     select_split, validate_manifest, write_manifest,
 )
+from pigeon.data.split import SPLIT_METHODS, SplitConfig, split_manifest
 
 __all__ = [
-    "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "VIEW_COLUMNS", "IngestResult", "PhotoInfo", "distance_to_rows_km",
-    "image_views", "import_benchmark", "ingest_photos", "location_points", "make_bluemarble_dataset",
-    "read_manifest", "read_photo_info", "read_table", "select_split", "validate_manifest", "write_manifest",
-    "write_table",
+    "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "SPLIT_METHODS", "VIEW_COLUMNS", "IngestResult", "PhotoInfo",
+    "SplitConfig", "decontaminate", "distance_to_rows_km", "image_views", "import_benchmark", "ingest_photos",
+    "location_points", "make_bluemarble_dataset", "read_manifest", "read_photo_info", "read_table", "select_split",
+    "split_manifest", "validate_manifest", "write_manifest", "write_table",
 ]

@@ -34,7 +34,7 @@ import pandas as pd
 from pigeon._io import read_table, write_table
 from pigeon.errors import InputError
 from pigeon.geo import nearest_km
-from pigeon.validation import coordinate_problems, find_columns, row_label
+from pigeon.validation import coordinate_problems, find_columns, row_context
 
 REQUIRED_COLUMNS = ("id", "image", "lat", "lon")
 SPLITS = ("train", "val", "test")
@@ -74,7 +74,8 @@ def _view_problems(df: pd.DataFrame) -> list[str]:
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            problems.append(f"{row_label(df, row)} view_lat/view_lon: need equal-length lists of valid degrees")
+            problems.append(f"row {row} view_lat/view_lon: need equal-length lists of valid degrees"
+                            f"{row_context(df, row)}")
             vlat = vlon = np.empty(0)
         parsed["view_lat"].append(vlat.tolist())
         parsed["view_lon"].append(vlon.tolist())
