@@ -11,7 +11,11 @@ geocells on the training split and naive cells with about the same count, then t
 * ``full``: semantic cells, haversine label smoothing, 4-view average, auxiliary heads
 * ``one-hot``: cross-entropy on the true cell instead of label smoothing
 * ``naive cells``: naive (rectangular, quadtree) cells of about the same count
-* ``single view``: only the first view of each location, in training and at test time
+* ``single view, off-centre``: only view 0 of each 4-view location, in training and at test time; its centre is
+  320 km (half a view) from the location, so this mixes "fewer views" with "the view is not on the location"
+* ``single view, centred``: the same locations drawn as one view centred on the location (a 1-view Blue Marble
+  dataset with the same seed: same locations and split, its own embeddings). Against ``full`` it measures
+  "fewer views" alone; against the off-centre variant, "off-centre view" alone
 * ``no aux``: without the auxiliary heads
 * ``MLP head`` / ``MLP head, no aux``: a 512-wide hidden layer shared by the geocell and auxiliary heads (with
   the paper's linear head on frozen embeddings the auxiliary heads share no parameter with the geocell head,
@@ -36,7 +40,8 @@ VARIANTS = {
     "full": {},
     "one-hot": {"smoothing": False},
     "naive cells": {"cells": "naive"},
-    "single view": {"views": "first"},
+    "single view, off-centre": {"views": "first"},
+    "single view, centred": {"data": "centred"},
     "no aux": {"aux": False},
     "MLP head": {"hidden_dim": 512},
     "MLP head, no aux": {"hidden_dim": 512, "aux": False},
@@ -44,12 +49,20 @@ VARIANTS = {
 SHOWN = ("median_km", "mean_km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km", "country_acc", "geoscore_mean")
 
 
-def prepare(workdir: Path, n: int, seed: int) -> tuple[pd.DataFrame, object]:
-    """The enriched 4-view dataset and its embeddings, made once and reused (the demo's own stages)."""
+def prepare(workdir: Path, n: int, seed: int) -> dict[str, tuple[pd.DataFrame, object]]:
+    """The enriched 4-view dataset, the centred 1-view one with the same locations, and their embeddings.
+
+    Made once and reused (the demo's own stages).
+    """
     from pigeon.demo import demo_dataset, demo_embeddings
 
-    df = demo_dataset(workdir / "data", n=n, views=4, seed=seed)
-    return df, demo_embeddings(df, workdir / "emb")
+    four = demo_dataset(workdir / "data", n=n, views=4, seed=seed)
+    centred = demo_dataset(workdir / "data_centred", n=n, views=1, seed=seed)
+    for column in ("id", "lat", "lon", "split"):  # the same seed draws the same locations and split
+        if four[column].tolist() != centred[column].tolist():
+            raise RuntimeError(f"the 1-view and 4-view datasets differ in {column}; rebuild --workdir")
+    return {"4-view": (four, demo_embeddings(four, workdir / "emb")),
+            "centred": (centred, demo_embeddings(centred, workdir / "emb_centred"))}
 
 
 def build_cells(train: pd.DataFrame, min_size: int, max_size: int, workdir: Path):
@@ -74,15 +87,16 @@ def build_cells(train: pd.DataFrame, min_size: int, max_size: int, workdir: Path
     return cells
 
 
-def run_variant(name: str, df: pd.DataFrame, emb, cells: dict, epochs: int, seed: int, workdir: Path) -> dict:
+def run_variant(name: str, data: dict, cells: dict, epochs: int, seed: int, workdir: Path) -> dict:
     """Train one variant and evaluate it on the test split."""
     from pigeon.evaluate import compute_metrics
     from pigeon.model import TrainConfig, predict_manifest, train
 
     spec = dict(VARIANTS[name])
     which = spec.pop("cells", "semantic")
+    df, emb = data[spec.pop("data", "4-view")]
     config = TrainConfig(epochs=epochs, seed=seed, **spec)
-    out = workdir / "models" / f"{name.replace(' ', '_')}_seed{seed}"
+    out = workdir / "models" / f"{name.replace(' ', '_').replace(',', '')}_seed{seed}"
     t0 = time.perf_counter()
     geo = train(df, cells[which], emb, out, config, overwrite=True)
     seconds = time.perf_counter() - t0
@@ -111,9 +125,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args(argv)
 
-    df, emb = prepare(args.workdir, args.n, args.data_seed)
+    data = prepare(args.workdir, args.n, args.data_seed)
+    df = data["4-view"][0]
     cells = build_cells(df[df["split"] == "train"], args.min_size, args.max_size, args.workdir)
-    runs = {name: [run_variant(name, df, emb, cells, args.epochs, s, args.workdir) for s in args.seeds]
+    runs = {name: [run_variant(name, data, cells, args.epochs, s, args.workdir) for s in args.seeds]
             for name in args.variants}
     result = {"args": {k: str(v) for k, v in vars(args).items()}, "n_test": int((df["split"] == "test").sum()),
               "n_train": int((df["split"] == "train").sum()), "baseline": baseline(df), "runs": runs}

@@ -7,7 +7,8 @@ Usage::
 Each backbone runs in a fresh subprocess so its peak resident memory (``ru_maxrss``) is its own. Backbones:
 the offline default EfficientNet-Lite0 (real weights) and a randomly initialised CLIP ViT-B/16 (the size of
 ``openai/clip-vit-base-patch16``: 224 px, 768-d, 12 layers). The pipeline runs ``embed_manifest`` on generated
-640x480 JPEGs (decode + resize + crop in worker processes, forward, float16 shards) at the largest batch size.
+640x480 JPEGs (decode + resize + crop in worker processes, forward, float16 shards) at the batch size whose bare
+forward was fastest, and the ratio compares it with that best bare forward (the ceiling the pipeline can reach).
 Rates are the best of a few timing windows (the CPU may be shared). Prints a Markdown table.
 """
 
@@ -82,7 +83,7 @@ def run_one(name: str, n_images: int, batch_sizes: list[int], workers: int, seco
         bare[bs] = _rate(lambda: bb.embed_pixels(pixels), bs, seconds)
     with tempfile.TemporaryDirectory() as tmp:
         df = make_photos(tmp, n_images)
-        bs = max(batch_sizes)
+        bs = max(bare, key=bare.get)  # the fastest bare forward: what the pipeline should be compared with
         pixels = torch.randn(bs, 3, size, size)
         runs = iter(range(100))
         pipeline = 0.0
@@ -117,13 +118,14 @@ def main() -> None:
         rows.append(json.loads(out.strip().splitlines()[-1]))
     bss = args.batch_sizes
     print("| backbone | " + " | ".join(f"bare fwd bs={b} (img/s)" for b in bss)
-          + " | pipeline (img/s) | pipeline / bare | peak RSS (MB) |")
+          + " | pipeline (img/s) | pipeline / best bare | peak RSS (MB) |")
     print("|---" * (len(bss) + 4) + "|")
     for r in rows:
         bare = {int(k): v for k, v in r["bare"].items()}
+        best = max(bare, key=bare.get)
         print(f"| {r['backbone']} | " + " | ".join(f"{bare[b]:.1f}" for b in bss)
               + f" | {r['pipeline']:.1f} (bs={r['pipeline_bs']}, {r['workers']} workers) "
-              f"| {r['pipeline'] / bare[r['pipeline_bs']]:.0%} | {r['peak_mb']:.0f} |")
+              f"| {r['pipeline'] / bare[best]:.0%} (of bs={best}) | {r['peak_mb']:.0f} |")
 
 
 if __name__ == "__main__":

@@ -80,3 +80,29 @@ def test_bad_arguments_fail_before_any_work(tmp_path, args, needle):
     out = tmp_path / "demo"
     assert_clean_error(invoke("demo", "-o", out, *args), needle)
     assert not out.exists()
+
+
+def test_demo_reports_the_region_held_out_run_beside_the_random_split(demo):
+    import numpy as np
+
+    from pigeon.data import read_manifest, read_table
+    from tests.data.test_split import brute_force_km, points_of
+
+    out, result = demo
+    table = (out / "report/comparison.md").read_text()
+    columns = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
+    methods = ("pigeon (refined)", "pigeon head only (cell centroid)", "nearest training image (kNN)",
+               "spherical-mean baseline")
+    assert columns == ["metric"] + [f"{m}, {split}" for split in ("random split", "region held out") for m in methods]
+    assert "region held out" in result.stdout
+    split = read_manifest(out / "region/manifest.parquet")
+    pts = points_of(split)
+    train = np.concatenate([pts[i] for i in np.flatnonzero(split["split"] == "train")])
+    test = np.concatenate([pts[i] for i in np.flatnonzero(split["split"] == "test")])
+    assert brute_force_km(test, train).min() >= 905  # no training view shows test ground
+    region = json.loads((out / "region/report/metrics.json").read_text())
+    assert region["n"] == (split["split"] == "test").sum()
+    bands = read_table(out / "region/report/by_train_distance.csv").set_index("train_distance")
+    assert bands.loc[">= 750 km", "n"] == region["n"]  # every region test location is far from training
+    random_bands = read_table(out / "report/by_train_distance.csv")
+    assert random_bands["n"].sum() == 16 and (out / "report/error_vs_train_distance.png").is_file()

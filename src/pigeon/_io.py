@@ -1,4 +1,4 @@
-"""Atomic file output, JSON artefacts and the provenance every artefact records."""
+"""Atomic file output, JSON artefacts, tables (Parquet / CSV) and the provenance every artefact records."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pigeon.errors import ArtifactNotFoundError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _TRACKED_PACKAGES = (
     "pigeon-geo", "numpy", "pandas", "torch", "transformers", "shapely",
@@ -125,3 +128,91 @@ def mmap_safetensors(path: str | os.PathLike) -> dict[str, Any]:
         out[name] = (np.memmap(path, dtype=dtype, mode="r", offset=8 + n + begin, shape=shape) if end > begin
                      else np.zeros(shape, dtype))
     return out
+
+
+#: Table suffixes pigeon reads and writes.
+PARQUET_SUFFIXES, CSV_SUFFIXES = (".parquet", ".pq"), (".csv", ".txt")
+_META_KEY = b"pigeon"  # Parquet key-value metadata key of a table's pigeon metadata
+
+
+def table_meta_path(path: str | os.PathLike) -> Path:
+    """Where the metadata of a CSV table lives: ``table.csv`` -> ``table.csv.meta.json``."""
+    path = Path(path)
+    return path.with_name(path.name + ".meta.json")
+
+
+def read_table(path: str | os.PathLike, what: str = "table") -> pd.DataFrame:
+    """Read a Parquet or CSV file, with one-line errors for missing or unreadable files.
+
+    ``id`` columns of CSV files stay strings. The table's pigeon metadata (written by :func:`write_table`: in the
+    Parquet file, or beside a CSV file) is in ``df.attrs["meta"]`` (``{}`` when there is none), and
+    ``df.attrs["source"]`` is ``{"path": str, "format": "parquet" | "csv"}``.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactNotFoundError(path, f"pass an existing {what} (.parquet or .csv)")
+    suffix = path.suffix.lower()
+    if suffix not in PARQUET_SUFFIXES + CSV_SUFFIXES:
+        raise InputError(f"{path}: unsupported {what} format {path.suffix!r}; use .parquet or .csv")
+    meta: dict = {}
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            df = table.to_pandas()
+            raw = (table.schema.metadata or {}).get(_META_KEY)
+            meta = json.loads(raw) if raw else {}
+        else:
+            df = pd.read_csv(path, dtype={"id": str})
+    except Exception as exc:  # pyarrow / pandas raise many types for corrupt files
+        raise InputError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    if suffix in CSV_SUFFIXES and table_meta_path(path).is_file():
+        meta = read_json(table_meta_path(path))
+    df.attrs = {"meta": meta, "source": {"path": str(path), "format": "csv" if suffix in CSV_SUFFIXES else "parquet"}}
+    return df
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike, meta: dict | None = None) -> Path:
+    """Write a table as Parquet or CSV (by suffix), atomically. List cells become JSON arrays in CSV.
+
+    Args:
+        df: the table (its ``attrs`` are not written).
+        path: ``.parquet`` or ``.csv``.
+        meta: JSON-able metadata kept with the table (Parquet key-value metadata; for CSV a
+            :func:`table_meta_path` file beside it) and read back into ``attrs["meta"]`` by :func:`read_table`.
+    """
+    import numpy as np
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise InputError(f"{path}: unsupported output format {path.suffix!r}; use .parquet or .csv")
+    is_list = lambda v: isinstance(v, (list, tuple, np.ndarray))  # noqa: E731
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            out = df.copy()
+            out.attrs = {}
+            for col in out.columns:
+                if out[col].map(is_list).any():
+                    out[col] = out[col].map(lambda v: json.dumps(np.asarray(v).tolist()) if is_list(v) else v)
+            out.to_csv(tmp, index=False)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            out = df.copy()
+            out.attrs = {}
+            table = pa.Table.from_pandas(out, preserve_index=False)
+            if meta:
+                extra = {_META_KEY: json.dumps(meta, default=_json_default).encode()}
+                table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+            pq.write_table(table, tmp)
+    if suffix == ".csv":
+        if meta:
+            write_json(table_meta_path(path), meta)
+        else:
+            table_meta_path(path).unlink(missing_ok=True)
+    return path

@@ -34,3 +34,17 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         for item in items:
             yield item
             bar.advance(task)
+
+
+def track_chunks(n: int, size: int, description: str) -> Iterator[slice]:
+    """Slices of ``range(n)``, ``size`` at a time, while the bar counts the items done (not the chunks).
+
+    >>> for part in track_chunks(len(images), 64, "embedding images"):
+    ...     embed(images[part])
+    """
+    with progress() as bar:
+        task = bar.add_task(description, total=n, info="")
+        for start in range(0, n, size):
+            stop = min(n, start + size)
+            yield slice(start, stop)
+            bar.advance(task, stop - start)

@@ -9,9 +9,12 @@
       pretrained/      with --pretrain: the backbone after contrastive pretraining on the training split's captions
       embeddings/      EfficientNet-Lite0 embeddings of every view (the offline default backbone, or pretrained/)
       model/           the trained Geolocator (pigeon.Geolocator.from_pretrained("out_dir/model"))
-      report/          test-split evaluation of the refined model (metrics, error CDF, error map), cells.png,
-                       head/ (the head alone: cell centroids), knn/ (the nearest training image), baseline/
-                       (always guess the training set's spherical mean) and comparison.md
+      report/          test-split evaluation of the refined model (metrics, error CDF, error map, breakdown by
+                       distance to the nearest training location), cells.png, head/ (the head alone: cell
+                       centroids), knn/ (the nearest training image), baseline/ (always guess the training set's
+                       spherical mean) and comparison.md (random split and region held out side by side)
+      region/          the same recipe on a region split of the same locations (see :func:`run_region_holdout`):
+                       manifest.parquet, cells/, model/, report/ with the same sub-reports
 """
 
 from __future__ import annotations
@@ -27,13 +30,17 @@ import pandas as pd
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
 
-STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report")
+STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report", "region")
 #: How the demo places its guesses -> (row name in the comparison, report sub-folder; "" = the report itself).
 METHOD_REPORTS = {
     "refine": ("pigeon (refined)", ""),
     "cell": ("pigeon head only (cell centroid)", "head"),
     "knn": ("nearest training image (kNN)", "knn"),
 }
+#: The region-held-out split: 50 regions of the demo's locations (k-means), whole regions go to val or test, and
+#: training rows closer than 905 km to a val/test row (view centres included) are left out. Two 640 km views
+#: overlap only when their centres are closer than 640 x sqrt(2) = 905 km, so no training view shows test ground.
+REGION_SPLIT = {"by": "region", "n_regions": 50, "buffer_km": 905.0}
 
 
 @dataclass(frozen=True)
@@ -112,13 +119,14 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
         log: called with one line per stage.
 
     Returns:
-        ``{"model": metrics, "head": metrics, "knn": metrics, "baseline": metrics, "n_cells": int,
-        "out_dir": str}`` (the refined model, its head alone, the nearest-neighbour baseline and the spherical
-        mean); metrics as in :func:`pigeon.evaluate.compute_metrics`.
+        ``{"model", "head", "knn", "baseline": metrics, "n_cells": int, "out_dir": str, "region": ...}``: the
+        random split's refined model, its head alone, the nearest-neighbour baseline and the spherical mean
+        (metrics as in :func:`pigeon.evaluate.compute_metrics`), and the same for the region-held-out run
+        (:func:`run_region_holdout`).
     """
     from pigeon.cells import GeoCells, plot_cells
-    from pigeon.evaluate import mean_baseline, metrics_table, to_markdown, write_report
-    from pigeon.model import Geolocator, TrainConfig, predict_manifest, train
+    from pigeon.evaluate import metrics_table, to_markdown
+    from pigeon.model import Geolocator, TrainConfig, train
 
     config = (config or DemoConfig()).validate()
     out = Path(out_dir)
@@ -154,26 +162,98 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
                     overwrite=True)
 
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
-    runs: dict[str, dict[str, Any]] = {}
-    for method, (name, folder) in METHOD_REPORTS.items():
-        predictions = predict_manifest(geo, test_df, emb, top_k=5, method=method)
-        runs[name] = write_report(predictions, test_df, paths["report"] / folder if folder else paths["report"],
-                                  config={"demo": asdict(config), "method": method})
-    runs["spherical-mean baseline"] = write_report(
-        mean_baseline(train_df, test_df["id"]), test_df, paths["report"] / "baseline",
-        config={"baseline": "spherical mean of the training locations"})
-    note = ("random split: test locations share ground with training ones (views overlap), so retrieval finds "
-            "near neighbours; see a region-held-out split for generalisation")
-    geo.record_evaluation([{"split": "demo test (random)", "method": method, "metrics": runs[name], "note": note}
-                           for method, (name, _) in METHOD_REPORTS.items()], paths["model"])
+    runs = evaluate_methods(geo, train_df, test_df, emb, paths["report"], "random split",
+                            {"demo": asdict(config)})
     plot_cells(cells, paths["report"] / "cells.png")
+
+    region = run_region_holdout(df, emb, paths["region"], config, log=log)
+    runs.update(region["runs"])
+    notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
+                             "retrieval finds near neighbours",
+             "region held out": "region held out: no training view shows test ground"}
+    geo.record_evaluation([{"split": f"demo test ({split})", "method": method, "metrics": runs[f"{name}, {split}"],
+                            "note": notes[split]}
+                           for split in notes for method, (name, _) in METHOD_REPORTS.items()], paths["model"])
     table = to_markdown(metrics_table(runs))
     with atomic_path(paths["report"] / "comparison.md") as tmp:
-        tmp.write_text(table)
+        tmp.write_text(table + _REGION_NOTE.format(**region["split"]))
     log(table)
-    names = [name for name, _ in METHOD_REPORTS.values()]
-    return {"model": runs[names[0]], "head": runs[names[1]], "knn": runs[names[2]],
-            "baseline": runs["spherical-mean baseline"], "n_cells": len(cells), "out_dir": str(out)}
+    return {**_by_role(runs, "random split"), "n_cells": len(cells), "out_dir": str(out), "region": region}
+
+
+_REGION_NOTE = (
+    "\n**Random split**: test locations drawn at random, so most have training views of the same ground. "
+    "**Region held out**: the same locations split by whole regions ({counts[train]} train, {counts[val]} val, "
+    "{counts[test]} test), every training view centre at least {buffer_km:g} km from every val/test view centre "
+    "({counts[excluded]} training locations left out for that), so no training view shows test ground; same model "
+    "recipe and embeddings. See by_train_distance.csv in each report for the error by distance to training.\n"
+)
+
+
+def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config: DemoConfig, *,
+                       log=print) -> dict[str, Any]:
+    """The demo's recipe trained and evaluated on a region split of the same locations (see :data:`REGION_SPLIT`).
+
+    Reuses the embeddings; builds its own cells on its training rows. Writes ``out_dir/manifest.parquet`` (the
+    split) and ``out_dir/{cells,model,report}``.
+
+    Returns:
+        ``{"model", "head", "knn", "baseline": metrics, "runs": {row name: metrics}, "split": the split metadata
+        (counts, buffer)}``.
+    """
+    from pigeon.cells import GeoCells
+    from pigeon.data import write_manifest
+    from pigeon.data.split import split_manifest
+    from pigeon.model import Geolocator, TrainConfig, train
+
+    out = Path(out_dir)
+    split_df = split_manifest(df, **REGION_SPLIT, seed=config.seed)
+    info = split_df.attrs["meta"]["split"]
+    write_manifest(split_df, out / "manifest.parquet")
+    train_df, test_df = split_df[split_df["split"] == "train"], split_df[split_df["split"] == "test"]
+    log(f"[region] the same recipe on a region split: {len(train_df)} train / {len(test_df)} test locations, "
+        f">= {info['buffer_km']:g} km apart -> {out}")
+    if (out / "model" / "config.json").is_file():
+        geo = Geolocator.from_pretrained(out / "model")
+    else:
+        cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
+                               max_size=config.max_size, seed=config.seed)
+        cells.save(out / "cells")
+        geo = train(split_df, cells, emb, out / "model", TrainConfig(epochs=config.epochs, seed=config.seed),
+                    overwrite=True)
+    runs = evaluate_methods(geo, train_df, test_df, emb, out / "report", "region held out",
+                            {"demo": asdict(config), "split": info})
+    return {**_by_role(runs, "region held out"), "runs": runs, "split": info}
+
+
+def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, report: Path, split: str,
+                     config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Reports of every placing method (:data:`METHOD_REPORTS`) and of the spherical-mean baseline on one split.
+
+    Returns:
+        ``{"<row name>, <split>": metrics}``.
+    """
+    from pigeon.evaluate import mean_baseline, write_report
+    from pigeon.model import predict_manifest
+
+    runs: dict[str, dict[str, Any]] = {}
+    for method, (name, folder) in METHOD_REPORTS.items():
+        label = f"{name}, {split}"
+        runs[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method), test_df,
+                                   report / folder if folder else report, config={**config, "method": method},
+                                   train_df=train_df, name=label)
+    label = f"spherical-mean baseline, {split}"
+    runs[label] = write_report(mean_baseline(train_df, test_df["id"]), test_df, report / "baseline",
+                               config={**config, "baseline": "spherical mean of the training locations"},
+                               name=label)
+    return runs
+
+
+def _by_role(runs: dict[str, dict[str, Any]], split: str) -> dict[str, dict[str, Any]]:
+    """``{"model", "head", "knn", "baseline": metrics}`` of one split's runs."""
+    roles = dict(zip(("model", "head", "knn"), (name for name, _ in METHOD_REPORTS.values())))
+    return {role: runs[f"{name}, {split}"] for role, name in roles.items()} | {
+        "baseline": runs[f"spherical-mean baseline, {split}"]}
 
 
 def _claim(out: Path, config: DemoConfig, overwrite: bool) -> None:

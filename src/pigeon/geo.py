@@ -1,4 +1,4 @@
-"""Geodesy core: great-circle distances, spherical means, coordinate checks, GeoGuessr score.
+"""Geodesy core: great-circle distances, nearest neighbours, spherical means, GeoGuessr score.
 
 Convention, used everywhere in pigeon: coordinates are ``(lat, lon)`` in degrees on
 WGS84 (EPSG:4326); latitude in [-90, 90], longitude in [-180, 180]; distances are
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pigeon.errors import InputError
+from pigeon.validation import check_coords  # noqa: F401  (re-exported: the coordinate check lives there)
 
 if TYPE_CHECKING:
     import torch
@@ -123,23 +124,24 @@ def geoguessr_score(distance_km) -> np.ndarray:
     return np.round(5000.0 * np.exp(-d / GEOGUESSR_DECAY_KM)).astype(np.int64)
 
 
-def check_coords(lat, lon, where: str = "coordinates") -> tuple[np.ndarray, np.ndarray]:
-    """Validate latitudes and longitudes; return them as float64 1-d arrays.
+def nearest_km(lat, lon, ref_lat, ref_lon) -> tuple[np.ndarray, np.ndarray]:
+    """Great-circle distance from each point to the nearest reference point (a haversine ball tree).
 
-    Raises:
-        InputError: naming the first bad row, its value and the valid range.
+    Args:
+        lat, lon: (n,) query points, degrees.
+        ref_lat, ref_lon: (m,) reference points, degrees; m >= 1.
+
+    Returns:
+        ``(distance_km (n,) float64, index (n,) int64)``: the distance to, and the position of, the nearest
+        reference point.
     """
-    lat = np.atleast_1d(np.asarray(lat, dtype=np.float64)).reshape(-1)
-    lon = np.atleast_1d(np.asarray(lon, dtype=np.float64)).reshape(-1)
-    if lat.shape != lon.shape:
-        raise InputError(f"{where}: {lat.size} latitudes but {lon.size} longitudes")
-    for name, values, bound in (("lat", lat, 90.0), ("lon", lon, 180.0)):
-        bad = ~np.isfinite(values) | (np.abs(values) > bound)
-        if bad.any():
-            rows = np.flatnonzero(bad)
-            raise InputError(
-                f"{where}: {name} must be a finite number in [-{bound:g}, {bound:g}]; "
-                f"row {rows[0]} has {float(values[rows[0]])!r}"
-                + (f" ({rows.size} bad rows)" if rows.size > 1 else "")
-            )
-    return lat, lon
+    from sklearn.neighbors import BallTree
+
+    query = np.radians(np.column_stack([np.ravel(lat), np.ravel(lon)]).astype(np.float64))
+    ref = np.radians(np.column_stack([np.ravel(ref_lat), np.ravel(ref_lon)]).astype(np.float64))
+    if len(ref) == 0:
+        raise InputError("nearest_km needs at least one reference point")
+    if len(query) == 0:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    dist, index = BallTree(ref, metric="haversine").query(query, k=1)
+    return dist[:, 0] * EARTH_RADIUS_KM, index[:, 0].astype(np.int64)

@@ -85,7 +85,9 @@ def world_map(ax: Axes, bbox: tuple[float, float, float, float] | None = None, *
     span = max(lon_max - lon_min, lat_max - lat_min)
     tolerance = min(0.1, 10.0 ** math.floor(math.log10(max(span, 1e-3) / 1000.0)))
     ax.set_facecolor(ocean)
-    ax.add_patch(PathPatch(_country_path(tolerance), facecolor=land, edgecolor=border, linewidth=0.3, zorder=0))
+    # add_artist, not add_patch: the extent is set below, so the seconds add_patch spends walking every
+    # vertex to update the data limits are wasted
+    ax.add_artist(PathPatch(_country_path(tolerance), facecolor=land, edgecolor=border, linewidth=0.3, zorder=0))
     ax.set_xlim(lon_min, lon_max)
     ax.set_ylim(lat_min, lat_max)
     ax.set_aspect(1.0 / max(math.cos(math.radians((lat_min + lat_max) / 2)), 0.1))

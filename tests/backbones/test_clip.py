@@ -85,3 +85,34 @@ def test_missing_folder_or_uncached_hub_model_is_a_clear_error(tmp_path, spec):
     with pytest.raises(ArtifactNotFoundError, match="save_pretrained") as info:
         load(f"clip:{spec.format(tmp=tmp_path)}")
     assert "\n" not in str(info.value)
+
+
+def test_unreachable_hub_fails_at_once_without_retrying(monkeypatch):
+    """No hub, no cache: one line naming the hub, and transformers is never asked (it would retry for ~30 s)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from transformers import CLIPVisionModel
+
+    if isinstance(try_to_load_from_cache("openai/clip-vit-base-patch16", "config.json"), str):
+        pytest.skip("the hub model is cached on this machine")
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained must not be called when the hub cannot be reached")
+
+    monkeypatch.setattr(CLIPVisionModel, "from_pretrained", never)
+    with pytest.raises(ArtifactNotFoundError, match=r"hub \(http://127.0.0.1:9\) cannot be reached") as info:
+        load("clip:openai/clip-vit-base-patch16")
+    assert "\n" not in str(info.value)
+
+
+def test_long_loader_errors_are_shortened_at_a_word_boundary():
+    from pigeon.backbones.clip import _first_line
+
+    words = " ".join(f"word{i:03d}" for i in range(60))
+    short = _first_line(OSError(words + "\nsecond line"))
+    assert short.endswith(" ...") and len(short) <= 210
+    assert all(w.startswith("word") and len(w) == 7 for w in short.removesuffix(" ...").split())
+    assert _first_line(OSError("short reason\nmore")) == "short reason"

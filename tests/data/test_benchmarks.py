@@ -30,6 +30,7 @@ def _write(tmp_path, name: str, text: str):
 
 
 def test_im2gps3k(tmp_path):
+    (tmp_path / "im2gps3ktest").mkdir()
     df = import_benchmark(_write(tmp_path, "im2gps3k_places365.csv", IM2GPS3K), "im2gps3k")
     assert df["id"].tolist() == ["1000_0_aaa_1_2@N00.jpg", "1001_0_bbb_3_4@N00.jpg"]
     assert df["image"].tolist() == ["im2gps3ktest/1000_0_aaa_1_2@N00.jpg", "im2gps3ktest/1001_0_bbb_3_4@N00.jpg"]
@@ -38,6 +39,7 @@ def test_im2gps3k(tmp_path):
 
 
 def test_yfcc4k_lower_case_columns_and_bare_ids(tmp_path):
+    (tmp_path / "yfcc4k").mkdir()
     df = import_benchmark(_write(tmp_path, "yfcc4k_places365.csv", YFCC4K), "yfcc4k")
     assert df["id"].tolist() == ["5851398536", "9282341412"]  # read as text, not numbers
     assert df["image"].tolist() == ["yfcc4k/5851398536.jpg", "yfcc4k/9282341412.jpg"]
@@ -45,7 +47,7 @@ def test_yfcc4k_lower_case_columns_and_bare_ids(tmp_path):
 
 
 def test_osv5m_keeps_country_region_city_and_time(tmp_path):
-    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "images" / "train").mkdir(parents=True)
     df = import_benchmark(_write(tmp_path / "meta", "train.csv", OSV5M), "osv5m")
     assert df["id"].tolist() == ["301", "302"]
     assert (df["split"] == "train").all()  # from the file name
@@ -60,6 +62,7 @@ def test_osv5m_keeps_country_region_city_and_time(tmp_path):
 def test_image_folder_and_output_folder_make_relative_paths(tmp_path):
     csv = _write(tmp_path, "yfcc4k_places365.csv", YFCC4K)
     images = tmp_path / "data" / "yfcc"
+    images.mkdir(parents=True)
     df = import_benchmark(csv, "yfcc4k", image_dir=images, split="val", out_dir=tmp_path / "manifests")
     assert df["image"].iloc[0] == "../data/yfcc/5851398536.jpg"
     assert (df["split"] == "val").all()
@@ -75,7 +78,7 @@ def test_errors(tmp_path):
         import_benchmark(_write(tmp_path, "y.csv", IM2GPS3K), "osv5m")
     with pytest.raises(UnknownNameError, match="did you mean 'yfcc4k'"):
         import_benchmark(csv, "yfcc4")
-    with pytest.raises(InputError, match="row 1 lat: 91 is not in"):
+    with pytest.raises(InputError, match=r"row 1 lat: 91 out of range \[-90, 90\] \(id 'b.jpg'\)"):
         import_benchmark(_write(tmp_path, "z.csv", "IMG_ID,LAT,LON\na.jpg,1,2\nb.jpg,91,2\n"), "im2gps3k")
     with pytest.raises(InputError, match="split 'dev'"):
         import_benchmark(_write(tmp_path, "yfcc.csv", YFCC4K), "yfcc4k", split="dev")
@@ -83,6 +86,7 @@ def test_errors(tmp_path):
 
 def test_cli_import(tmp_path, cli):
     csv = _write(tmp_path, "test.csv", OSV5M)
+    (tmp_path / "images" / "test").mkdir(parents=True)
     out = tmp_path / "out" / "osv.parquet"
     result = cli("data", "import", csv, "--format", "osv5m", "-o", out)
     assert result.exit_code == 0, result
@@ -99,4 +103,16 @@ def test_cli_import_bad_inputs(tmp_path, cli):
     assert_clean_error(cli("data", "import", csv, "-f", "osv5m", "-o", out), "missing column")
     assert_clean_error(cli("data", "import", csv, "-f", "mp16", "-o", out), "unknown benchmark format")
     bad = _write(tmp_path, "bad.csv", "IMG_ID,LAT,LON\na.jpg,1,200\n")
-    assert_clean_error(cli("data", "import", bad, "-f", "im2gps3k", "-o", out), "row 0 lon")
+    assert_clean_error(cli("data", "import", bad, "-f", "im2gps3k", "-o", out), "row 0 lon: 200 out of range")
+
+
+def test_an_image_folder_that_does_not_exist_is_refused(tmp_path, cli):
+    csv = _write(tmp_path, "im2gps3k_places365.csv", IM2GPS3K)
+    out = tmp_path / "m.parquet"
+    assert_clean_error(cli("data", "import", csv, "-f", "im2gps3k", "-o", out),
+                       "im2gps3ktest not found", "default image folder of --format im2gps3k", "--images")
+    assert_clean_error(cli("data", "import", csv, "-f", "im2gps3k", "--images", tmp_path / "pics", "-o", out),
+                       "pics not found", "pass --images")
+    assert not out.exists()
+    (tmp_path / "pics").mkdir()
+    assert cli("data", "import", csv, "-f", "im2gps3k", "--images", tmp_path / "pics", "-o", out).exit_code == 0

@@ -127,7 +127,7 @@ def test_uniform_sampling_is_uniform_over_land_area():
 def test_manifest_columns_views_and_splits(dataset):
     out, df = dataset
     back = read_manifest(out / MANIFEST_NAME)
-    assert list(back.columns) == ["id", "image", "lat", "lon", "heading", "split", "sampling"]
+    assert list(back.columns) == ["id", "image", "lat", "lon", "heading", "view_lat", "view_lon", "split", "sampling"]
     assert back["id"].is_unique and len(back) == 20
     assert all(isinstance(v, list) and len(v) == 4 for v in back["image"])
     for views in image_views(back):
@@ -140,6 +140,29 @@ def test_manifest_columns_views_and_splits(dataset):
     assert ((heading >= 0) & (heading < 360)).all() and np.unique(heading).size == 20
     assert [str(p) for p in image_views(df)[0]] == [str(p) for p in image_views(back)[0]]
     assert on_land(back["lat"], back["lon"]).all()
+    assert back.attrs["meta"]["split"]["by"] == "random"
+
+
+def test_view_centres_are_recorded(dataset):
+    from pigeon.geo import haversine_km, initial_bearing
+
+    _, df = dataset  # no jitter: each view centre is patch_km / 2 ahead of the location in the view's heading
+    for row in df.itertuples():
+        vlat, vlon = np.asarray(row.view_lat), np.asarray(row.view_lon)
+        np.testing.assert_allclose(haversine_km(row.lat, row.lon, vlat, vlon), 200.0, atol=1e-6)
+        bearings = initial_bearing(row.lat, row.lon, vlat, vlon)
+        np.testing.assert_allclose((bearings - row.heading - np.arange(4) * 90 + 180) % 360 - 180, 0, atol=1e-6)
+
+
+def test_region_split_option(tmp_path):
+    from pigeon.data.split import SplitConfig
+
+    df = make_bluemarble_dataset(tmp_path, n=60, views=2, size_px=16,
+                                 split=SplitConfig(by="region", buffer_km=2000, n_regions=4, seed=1))
+    meta = read_manifest(tmp_path / MANIFEST_NAME).attrs["meta"]["split"]
+    assert meta["by"] == "region" and meta["min_heldout_to_train_km"] >= 2000
+    assert meta["counts"]["excluded"] == df["split"].isna().sum()
+    assert sum(meta["counts"].values()) == 60
 
 
 def test_views_look_in_the_recorded_headings(dataset):
@@ -221,7 +244,8 @@ def test_cli_writes_dataset_and_overwrites(cli, tmp_path):
     (("--n", "0"), "n=0"),
     (("--n", "-5"), "n=-5"),
     (("--views", "3"), "views=3"),
-    (("--split", "0.9,0.2,0.1"), "--split"),
+    (("--split", "0.9,0.2,0.1"), "--fractions"),
+    (("--by", "region", "--buffer-km", "30000"), "leaves no training row"),
     (("--populated", "2"), "populated_fraction"),
 ])
 def test_cli_bad_arguments_give_clean_errors(cli, tmp_path, args, needle):

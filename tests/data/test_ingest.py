@@ -10,7 +10,7 @@ from PIL import ExifTags, Image
 from PIL.TiffImagePlugin import IFDRational
 
 from pigeon.data import image_views, read_manifest
-from pigeon.data.ingest import assign_splits, find_photos, ingest_photos, parse_split, read_photo_info
+from pigeon.data.ingest import find_photos, ingest_photos, read_photo_info
 from pigeon.errors import ArtifactNotFoundError, InputError
 from tests.conftest import assert_clean_error
 
@@ -159,22 +159,6 @@ def test_ingest_errors(tmp_path):
         ingest_photos(tmp_path / "bad", tmp_path / "m.json")
 
 
-@pytest.mark.parametrize(("n", "fractions", "expected"), [
-    (10, (0.8, 0.1, 0.1), (8, 1, 1)), (7, (0.8, 0.1, 0.1), (5, 1, 1)), (3, (1 / 3, 1 / 3, 1 / 3), (1, 1, 1)),
-    (5, (1.0, 0.0, 0.0), (5, 0, 0)), (0, (0.8, 0.1, 0.1), (0, 0, 0)),
-])
-def test_assign_splits_counts(n, fractions, expected):
-    labels = assign_splits(n, fractions, seed=0)
-    assert tuple(int((labels == s).sum()) for s in ("train", "val", "test")) == expected
-
-
-def test_parse_split():
-    assert parse_split("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
-    for bad in ("0.8,0.1", "0.5,0.5,0.5", "a,b,c", "1.2,-0.1,-0.1", "nan,0,1"):
-        with pytest.raises(InputError, match="--split"):
-            parse_split(bad)
-
-
 def test_cli_ingest(photos, tmp_path, cli):
     out = tmp_path / "m.parquet"
     result = cli("data", "ingest", photos, "-o", out, "--split", "0.5,0.25,0.25", "--seed", "3")
@@ -187,8 +171,9 @@ def test_cli_ingest(photos, tmp_path, cli):
 
 
 @pytest.mark.parametrize(("args", "needle"), [
-    (("--split", "0.9,0.2,0.1"), "--split"),
-    (("--split", "0.8,0.2"), "--split"),
+    (("--split", "0.9,0.2,0.1"), "--fractions"),
+    (("--fractions", "0.8,0.2"), "--fractions"),
+    (("--by", "country"), "unknown split method"),
 ])
 def test_cli_ingest_bad_split(photos, tmp_path, cli, args, needle):
     assert_clean_error(cli("data", "ingest", photos, "-o", tmp_path / "m.parquet", *args), needle)

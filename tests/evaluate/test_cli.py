@@ -66,7 +66,7 @@ def test_bad_truth_and_paths(files, tmp_path, cli, truth):
     bad_truth = tmp_path / "bad_truth.csv"
     truth.assign(lon=[0, 0, 0, 0, 0, 200]).to_csv(bad_truth, index=False)
     out = tmp_path / "r"
-    assert_clean_error(cli("evaluate", "-p", pred_path, "-t", bad_truth, "-o", out), "row 5 lon")
+    assert_clean_error(cli("evaluate", "-p", pred_path, "-t", bad_truth, "-o", out), "row 5 lon: 200 out of range")
     dup_truth = tmp_path / "dup_truth.csv"
     pd.concat([truth, truth.iloc[[0]]]).to_csv(dup_truth, index=False)
     assert_clean_error(cli("evaluate", "-p", pred_path, "-t", dup_truth, "-o", out), "duplicate id 'paris'")

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
 from torch import nn
@@ -25,6 +29,9 @@ _POOLING = "mean over all tokens of last_hidden_state"
 _RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}  # PIL resample codes
 _HINT = ("pass a local folder saved with save_pretrained, or download it where a model hub is reachable "
          "(huggingface-cli download ID) and pass that folder")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "name" or "namespace/name"
+_CONNECT_TIMEOUT_S = 3.0
+_MAX_REASON = 200
 
 
 class CLIPVisionBackbone(Backbone):
@@ -74,12 +81,13 @@ def load_clip(spec: str) -> CLIPVisionBackbone:
     """Load ``clip:<hub id or local folder>`` (a CLIP or CLIP-vision checkpoint)."""
     from transformers import CLIPVisionModel
 
+    online = _check_source(spec)
     with quiet_transformers():  # "some weights not used" when loading a full CLIP checkpoint
         try:
-            model = CLIPVisionModel.from_pretrained(spec)
+            model = CLIPVisionModel.from_pretrained(spec, local_files_only=not online)
         except OSError as exc:
             raise ArtifactNotFoundError(spec, f"cannot load CLIP weights ({_first_line(exc)}); {_HINT}") from None
-    return CLIPVisionBackbone(f"clip:{spec}", read_clip_cfg(spec, download=True), model)
+    return CLIPVisionBackbone(f"clip:{spec}", read_clip_cfg(spec, download=online), model)
 
 
 @contextlib.contextmanager
@@ -98,6 +106,48 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def _check_source(spec: str) -> bool:
+    """Fail fast, on one line, when ``spec`` can load from nowhere; True when the hub must be asked.
+
+    A local folder loads offline. Anything else must be a hub id that is cached or reachable: without this
+    check, ``from_pretrained`` spends about 30 s retrying an unreachable hub before it gives up.
+    """
+    from pigeon.backbones._registry import _hub_cached
+
+    if Path(spec).is_dir():
+        return False
+    if spec.startswith((".", "/", "~")) or "\\" in spec or not _HUB_ID.fullmatch(spec):
+        raise ArtifactNotFoundError(spec, f"no such CLIP folder; {_HINT}")
+    if _hub_reachable():
+        return True
+    if _hub_cached(spec):
+        return False
+    raise ArtifactNotFoundError(spec, f"it is not a local folder, not in the model-hub cache, and the hub "
+                                      f"({_hub_endpoint()}) cannot be reached from here; {_HINT}")
+
+
+def _hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _hub_reachable() -> bool:
+    """Whether the model hub answers a TCP connection within a few seconds (False in offline mode)."""
+    from huggingface_hub import constants
+
+    offline = {os.environ.get(k, "").upper() for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    if constants.HF_HUB_OFFLINE or offline & {"1", "ON", "YES", "TRUE"}:
+        return False
+    url = urlsplit(_hub_endpoint())
+    try:
+        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)),
+                                      timeout=_CONNECT_TIMEOUT_S):
+            return True
+    except OSError:  # no DNS, refused, timed out
+        return False
+
+
 def _hub_file(repo_id: str, filename: str, download: bool) -> Path | None:
     try:
         from huggingface_hub import hf_hub_download, try_to_load_from_cache
@@ -109,7 +159,11 @@ def _hub_file(repo_id: str, filename: str, download: bool) -> Path | None:
 
 
 def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    """The first line of an error message, shortened at a word boundary (never mid-word)."""
+    line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if len(line) <= _MAX_REASON:
+        return line
+    return line[:_MAX_REASON].rsplit(" ", 1)[0] + " ..."
 
 
 def _read_json(spec: str, filename: str, required: bool, download: bool) -> dict | None:

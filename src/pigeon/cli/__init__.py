@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 from pigeon.cli._app import app
 from pigeon.errors import PigeonError
 
 # importing the command modules registers their commands on the apps
 from pigeon.cli import (  # noqa: E402,F401  isort: skip
-    data_manifest, data_geography, data_bluemarble, cells, backbones, pretrain, embed, train, refine, predict, serve,
-    evaluate,
-    demo,
+    data_manifest, data_split, data_geography, data_bluemarble, cells, backbones, pretrain, embed, train, refine,
+    predict, serve, evaluate, demo,
 )
 
 __all__ = ["app", "main"]
@@ -23,6 +23,8 @@ def main() -> None:
     try:
         app()
     except PigeonError as exc:
+        if os.environ.get("PIGEON_DEBUG"):
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

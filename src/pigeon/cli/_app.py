@@ -18,6 +18,26 @@ _settings = dict(no_args_is_help=True, pretty_exceptions_enable=False, add_compl
 
 app = typer.Typer(help="pigeon: predict where on Earth a photo was taken (PIGEON / PIGEOTTO).", cls=_FlowOrder,
                   **_settings)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        import pigeon
+
+        try:
+            version = metadata.version("pigeon-geo")
+        except metadata.PackageNotFoundError:  # run from a source tree without installing
+            version = pigeon.__version__
+        typer.echo(f"pigeon {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """pigeon: predict where on Earth a photo was taken (PIGEON / PIGEOTTO)."""
 data_app = typer.Typer(help="Manifests: ingest photos, import benchmarks, enrich, captions, demo data.", **_settings)
 cells_app = typer.Typer(help="Geocells: build, plot, export, stats.", **_settings)
 backbones_app = typer.Typer(help="Image backbones: list and inspect.", **_settings)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import data_app
+from pigeon.cli.data_split import BUFFER_KM, BY, CELLS, FRACTIONS, REGIONS, split_config, split_summary
 
 
 @data_app.command("bluemarble")
@@ -24,7 +25,11 @@ def bluemarble_command(
                                     "the rest are uniform over land."),
     south: float = typer.Option(-60.0, "--south", help="Southern latitude limit (degrees)."),
     north: float = typer.Option(80.0, "--north", help="Northern latitude limit (degrees)."),
-    split: str = typer.Option("0.8,0.1,0.1", "--split", help="train,val,test fractions."),
+    fractions: str = FRACTIONS,
+    by: str = BY,
+    buffer_km: float = BUFFER_KM,
+    regions: int = REGIONS,
+    cells: Path = CELLS,
     rotate: bool = typer.Option(True, "--rotate/--no-rotate", help="Random compass heading per location."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a dataset already in OUT."),
 ) -> None:
@@ -33,14 +38,11 @@ def bluemarble_command(
     Example: pigeon data bluemarble -o bluemarble --n 1000 --views 4 --seed 0
     """
     from pigeon.data.bluemarble import MANIFEST_NAME, make_bluemarble_dataset
-    from pigeon.data.ingest import parse_split
 
     df = make_bluemarble_dataset(
         out, n=n, views=views, seed=seed, size_px=size, patch_km=patch_km, jitter_km=jitter_km,
         view_offset_km=view_offset_km, rotate=rotate, populated_fraction=populated, lat_range=(south, north),
-        split=parse_split(split), overwrite=overwrite,
+        split=split_config(by, fractions, buffer_km, seed, regions, cells, always=True), overwrite=overwrite,
     )
-    counts = df["split"].value_counts()
-    typer.echo(f"{len(df)} locations x {views} view(s) of {size} px / {patch_km:g} km "
-               f"(train {counts.get('train', 0)}, val {counts.get('val', 0)}, test {counts.get('test', 0)}) "
+    typer.echo(f"{len(df)} locations x {views} view(s) of {size} px / {patch_km:g} km ({split_summary(df)}) "
                f"-> {out / MANIFEST_NAME}")

@@ -7,30 +7,33 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import data_app
+from pigeon.cli.data_split import BUFFER_KM, BY, CELLS, FRACTIONS, REGIONS, split_config, split_summary
 
 
 @data_app.command("ingest")
 def ingest_command(
     photos_dir: Path = typer.Argument(..., help="Folder of photos, searched recursively."),
     out: Path = typer.Option(..., "-o", "--out", help="Output manifest (.parquet or .csv)."),
-    split: str = typer.Option(None, "--split", help="train,val,test fractions, e.g. 0.8,0.1,0.1."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the split."),
+    fractions: str = FRACTIONS,
+    by: str = BY,
+    buffer_km: float = BUFFER_KM,
+    seed: int = typer.Option(None, "--seed", help="Random seed of the split (default 0)."),
+    regions: int = REGIONS,
+    cells: Path = CELLS,
 ) -> None:
     """Read EXIF GPS, heading and capture time; photos without GPS go to OUT-unlocated.
 
-    Example: pigeon data ingest ~/Pictures -o photos.parquet --split 0.8,0.1,0.1 --seed 0
-    """
-    from pigeon.data.ingest import ingest_photos, parse_split
+    Any split option adds a split column (see 'pigeon data split').
 
-    fractions = parse_split(split) if split is not None else None
-    result = ingest_photos(photos_dir, out, split=fractions, seed=seed)
+    Example: pigeon data ingest ~/Pictures -o photos.parquet --fractions 0.8,0.1,0.1 --by region --buffer-km 50
+    """
+    from pigeon.data.ingest import ingest_photos
+
+    result = ingest_photos(photos_dir, out, split=split_config(by, fractions, buffer_km, seed, regions, cells))
     for path, reason in result.skipped:
         typer.echo(f"skipped {path}: {reason}", err=True)
     if result.manifest_path is not None:
-        counts = ""
-        if "split" in result.located.columns:
-            sizes = result.located["split"].value_counts()
-            counts = " (" + ", ".join(f"{s} {int(sizes.get(s, 0))}" for s in ("train", "val", "test")) + ")"
+        counts = f" ({split_summary(result.located)})" if "split" in result.located.columns else ""
         typer.echo(f"{len(result.located)} photos with GPS{counts} -> {result.manifest_path}")
     else:
         typer.echo(f"no photo has EXIF GPS; no manifest written to {out}")

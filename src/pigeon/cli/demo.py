@@ -35,8 +35,13 @@ def demo_command(
     config = dataclasses.replace(DemoConfig(), **{k: v for k, v in options.items() if v is not None})
     result = run_demo(out, config, overwrite=overwrite, log=typer.echo)
     m, h, b = result["model"], result["head"], result["baseline"]
-    typer.echo(f"\nmedian error {m['median_km']:.0f} km refined, {h['median_km']:.0f} km from the head alone "
-               f"(baseline {b['median_km']:.0f} km) over {m['n']} test locations, {result['n_cells']} geocells.\n"
-               f"report: {out / 'report'} (metrics.md, error_cdf.png, error_map.png, cells.png)\n"
+    r = result["region"]
+    typer.echo(f"\nrandom split: median error {m['median_km']:.0f} km refined, {h['median_km']:.0f} km from the head "
+               f"alone (baseline {b['median_km']:.0f} km) over {m['n']} test locations, {result['n_cells']} geocells.\n"
+               f"region held out (no test ground seen in training): median error {r['model']['median_km']:.0f} km "
+               f"refined, {r['head']['median_km']:.0f} km head alone (baseline {r['baseline']['median_km']:.0f} km) "
+               f"over {r['model']['n']} test locations.\n"
+               f"report: {out / 'report'} (comparison.md, metrics.md, error_cdf.png, error_map.png, by_country.png, "
+               f"cells.png) and {out / 'region' / 'report'}\n"
                f"try:    pigeon predict {out / 'model'} $(ls {out}/data/images/*_?.jpg | head -{config.views}) "
                f"--views {config.views}")

@@ -26,24 +26,50 @@ def print_table(table, title: str) -> None:
 @app.command("evaluate")
 def evaluate_command(
     predictions: Path = typer.Option(..., "--predictions", "-p", help="CSV/Parquet: id, lat, lon [, rank, prob]."),
-    truth: Path = typer.Option(..., "--truth", "-t", help="Manifest with the true lat/lon per id."),
+    truth: Path = typer.Option(..., "--truth", "-t", help="Manifest (or any table) with the true lat/lon per id."),
     out: Path = typer.Option(..., "-o", "--out", help="Report folder (created)."),
     split: str = typer.Option(None, "--split", help="Evaluate only the truth rows of this split."),
+    columns: str = typer.Option(None, "--columns", help="Another tool's column names in the predictions file: "
+                                "id=img_id,lat=predicted_lat,lon=predicted_long."),
+    truth_columns: str = typer.Option(None, "--truth-columns", help="The same for the truth file."),
+    train: Path = typer.Option(None, "--train", help="Training manifest (its train split when it has one): "
+                               "adds the metrics by distance to the nearest training location."),
+    cells: Path = typer.Option(None, "--cells", help="Geocells folder (e.g. MODEL/cells): adds maps by cell."),
+    name: str = typer.Option(None, "--name", help="Run name in the figure titles (default: the OUT folder's name)."),
     compare_dirs: list[Path] = typer.Option(
-        [], "--compare", help="Another report folder to show side by side (repeatable)."),
+        [], "--compare", help="Another report folder to compare with (repeatable): writes OUT/comparison.md "
+        "and OUT/comparison_cdf.png."),
 ) -> None:
-    """Accuracy at 1/25/200/750/2500 km, median/mean km, GeoGuessr score, country accuracy, error CDF and map.
+    """Accuracy at 1/25/200/750/2500 km, median/mean km, GeoGuessr score, country accuracy, error CDF and maps.
 
-    Example: pigeon evaluate --predictions preds.csv --truth test.parquet -o report/ --compare baseline/
+    Example: pigeon evaluate --predictions preds.csv --truth test.parquet -o report/ --train train.parquet
+    --compare baseline/
     """
-    from pigeon.data import read_manifest, read_table, select_split
-    from pigeon.evaluate import compare, metrics_table, write_report
+    from pigeon.cells import GeoCells
+    from pigeon.data import read_manifest, select_split
+    from pigeon.evaluate import (
+        compare, metrics_table, read_predictions, read_truth, write_comparison, write_report,
+    )
 
-    others = compare(compare_dirs) if compare_dirs else None  # fail on a bad folder before writing anything
-    truth_df = select_split(read_manifest(truth), split)
-    metrics = write_report(read_table(predictions, "predictions file"), truth_df, out,
-                           config={"predictions": str(predictions), "truth": str(truth), "split": split})
-    runs = {out.name or str(out): metrics}
-    if others is not None:
-        runs.update({name: row.to_dict() for name, row in others.iterrows() if name not in runs})
-    print_table(metrics_table(runs), title=f"pigeon evaluate -> {out}")
+    if compare_dirs:
+        compare(compare_dirs)  # fail on a bad folder before writing anything
+    pred_df = read_predictions(predictions, columns)
+    truth_df = select_split(read_truth(truth, truth_columns), split)
+    train_df = None
+    if train is not None:
+        train_df = read_manifest(train)
+        train_df = select_split(train_df, "train") if "split" in train_df.columns else train_df
+    geocells = GeoCells.load(cells) if cells is not None else None
+    config = {"predictions": str(predictions), "truth": str(truth), "split": split, "columns": columns,
+              "truth_columns": truth_columns, "train": None if train is None else str(train),
+              "cells": None if cells is None else str(cells)}
+    write_report(pred_df, truth_df, out, config=config, name=name, train_df=train_df, cells=geocells)
+    dirs = [out, *(d for d in compare_dirs if Path(d).resolve() != out.resolve())]
+    table = compare(dirs)
+    if name:
+        table.index = [name, *table.index[1:]]
+    if compare_dirs:
+        write_comparison(dirs, out, names=list(table.index))
+    print_table(metrics_table({run: row.to_dict() for run, row in table.iterrows()}), title=f"pigeon evaluate -> {out}")
+    if compare_dirs:
+        typer.echo(f"comparison of {len(dirs)} reports -> {out / 'comparison.md'}, {out / 'comparison_cdf.png'}")

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pigeon.data.manifest import SPLITS, read_table, validate_manifest
-from pigeon.errors import InputError, UnknownNameError
+from pigeon._io import read_table
+from pigeon.data.manifest import SPLITS, validate_manifest
+from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def import_benchmark(
     Raises:
         UnknownNameError: ``fmt`` is not a known format.
         InputError: a required column is missing, or rows are invalid (all listed).
+        ArtifactNotFoundError: the image folder does not exist.
     """
     if fmt not in FORMATS:
         raise UnknownNameError("benchmark format", fmt, FORMATS, hint="use --format " + "|".join(FORMATS))
@@ -120,4 +122,9 @@ def import_benchmark(
         if source in columns:
             values = raw[columns[source]]
             df[target] = _timestamps(values) if target == "taken_at" else values
-    return validate_manifest(df, where=str(path))
+    df = validate_manifest(df, where=str(path))
+    if not folder.is_dir():
+        where = "the image folder" if image_dir is not None else f"the default image folder of --format {fmt}"
+        raise ArtifactNotFoundError(folder, f"{where} must hold the images ({df['image'].iat[0]}, ...); "
+                                    "pass --images DIR where they are")
+    return df

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import math
 import os
+from dataclasses import asdict
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -28,8 +29,8 @@ from PIL import Image
 
 from pigeon._io import atomic_path, provenance, write_json
 from pigeon._progress import track
-from pigeon.data.ingest import assign_splits
-from pigeon.data.manifest import SPLITS, write_manifest
+from pigeon.data.manifest import write_manifest
+from pigeon.data.split import SplitConfig
 from pigeon.errors import InputError
 from pigeon.geo import destination_point
 
@@ -255,7 +256,7 @@ def _is_int(value) -> bool:
 
 
 def _check_params(n, views, size_px, patch_km, jitter_km, view_offset_km, populated_fraction, lat_range,
-                  split, quality) -> None:
+                  quality) -> None:
     """Raise one-line :class:`InputError` for the first bad parameter."""
     def bad(name: str, value, rule: str) -> InputError:
         return InputError(f"bluemarble {name}={value!r}: {rule}")
@@ -276,8 +277,6 @@ def _check_params(n, views, size_px, patch_km, jitter_km, view_offset_km, popula
         raise bad("populated_fraction", populated_fraction, "give a fraction between 0 and 1")
     if len(lat_range) != 2 or not (-90 <= lat_range[0] < lat_range[1] <= 90):
         raise bad("lat_range", tuple(lat_range), "give (south, north) with -90 <= south < north <= 90")
-    if len(split) != len(SPLITS) or any(not math.isfinite(f) or f < 0 for f in split) or abs(sum(split) - 1) > 1e-6:
-        raise bad("split", tuple(split), "give three non-negative train, val, test fractions that sum to 1")
     if not _is_int(quality) or not 1 <= quality <= 95:
         raise bad("quality", quality, "give a JPEG quality between 1 and 95")
 
@@ -304,7 +303,7 @@ def make_bluemarble_dataset(
     rotate: bool = True,
     populated_fraction: float = 0.5,
     lat_range: Sequence[float] = (-60.0, 80.0),
-    split: Sequence[float] = (0.8, 0.1, 0.1),
+    split: Sequence[float] | SplitConfig = (0.8, 0.1, 0.1),
     quality: int = 90,
     overwrite: bool = False,
 ) -> pd.DataFrame:
@@ -326,18 +325,24 @@ def make_bluemarble_dataset(
         rotate: draw a random heading per location; if False every location has heading 0 (north up).
         populated_fraction: share of locations weighted by city lights; the rest are uniform over land.
         lat_range: (south, north) latitude limits in degrees; the default leaves out Antarctica.
-        split: (train, val, test) fractions.
+        split: (train, val, test) fractions of a random split seeded with ``seed``, or a
+            :class:`~pigeon.data.split.SplitConfig` (e.g. ``SplitConfig(by="region", buffer_km=905)``).
         quality: JPEG quality.
         overwrite: replace a dataset already in ``out_dir``.
 
     Returns:
         The manifest: ``id``, ``image`` (str, or list of str for several views, relative to ``out_dir``),
-        ``lat``, ``lon``, ``heading`` (degrees clockwise from north of the first view), ``split`` and
-        ``sampling`` (``"populated"`` or ``"land"``); ``attrs["root"]`` is ``out_dir``.
+        ``lat``, ``lon``, ``heading`` (degrees clockwise from north of the first view), ``view_lat`` and
+        ``view_lon`` (the centre of each view, degrees), ``split`` (empty for rows a split buffer left out) and
+        ``sampling`` (``"populated"`` or ``"land"``); ``attrs["root"]`` is ``out_dir``, ``attrs["meta"]`` the
+        split configuration.
     """
-    lat_range, split = tuple(float(v) for v in lat_range), tuple(float(v) for v in split)
+    lat_range = tuple(float(v) for v in lat_range)
+    if not isinstance(split, SplitConfig):
+        split = SplitConfig(fractions=tuple(float(v) for v in split), seed=seed)
     _check_params(n, views, size_px, float(patch_km), float(jitter_km), view_offset_km, float(populated_fraction),
-                  lat_range, split, quality)
+                  lat_range, quality)
+    split.validate()
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir} is a file; pass a folder for the dataset")
@@ -359,6 +364,18 @@ def make_bluemarble_dataset(
     width = max(5, len(str(n - 1)))
     ids = [f"bm{i:0{width}d}" for i in range(n)]
     images = [[f"images/{id_}_{k}.jpg" for k in range(views)] for id_ in ids]
+    manifest = pd.DataFrame({
+        "id": ids,
+        "image": images if views > 1 else [row[0] for row in images],
+        "lat": df["lat"].to_numpy(),
+        "lon": df["lon"].to_numpy(),
+        "heading": heading,
+        "view_lat": [row.tolist() for row in centre_lat],
+        "view_lon": [row.tolist() for row in centre_lon],
+        "split": None,
+        "sampling": df["sampling"].to_numpy(),
+    })
+    manifest = split.apply(manifest)  # before the images: a split that cannot be made fails fast
     source = blue_marble()
     for i in track(range(n), "bluemarble views"):
         for k in range(views):
@@ -370,23 +387,13 @@ def make_bluemarble_dataset(
         for old in (out_dir / "images").glob("bm*.jpg"):
             if f"images/{old.name}" not in keep:
                 old.unlink()
-
-    manifest = pd.DataFrame({
-        "id": ids,
-        "image": images if views > 1 else [row[0] for row in images],
-        "lat": df["lat"].to_numpy(),
-        "lon": df["lon"].to_numpy(),
-        "heading": heading,
-        "split": assign_splits(n, split, seed),
-        "sampling": df["sampling"].to_numpy(),
-    })
     write_manifest(manifest, out_dir / MANIFEST_NAME)
     config = dict(n=n, views=views, seed=seed, size_px=size_px, patch_km=patch_km, jitter_km=jitter_km,
                   view_offset_km=view_offset_km, rotate=rotate, populated_fraction=populated_fraction,
-                  lat_range=list(lat_range), split=list(split), quality=quality,
+                  lat_range=list(lat_range), split=asdict(split), quality=quality,
                   sources={name: _sha256(_resource(name)) for name in SOURCE_FILES.values()})
     meta = provenance("bluemarble", config)
-    meta["counts"] = {s: int((manifest["split"] == s).sum()) for s in SPLITS}
+    meta["counts"] = manifest.attrs["meta"]["split"]["counts"]
     write_json(out_dir / "meta.json", meta)
     manifest.attrs["root"] = str(out_dir.resolve())
     return manifest

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from pigeon._progress import track
-from pigeon.data.manifest import SPLITS, write_manifest
+from pigeon.data.manifest import write_manifest
+from pigeon.data.split import SplitConfig
 from pigeon.errors import ArtifactNotFoundError, InputError
 
 #: File suffixes (lower case) that ingest treats as photos.
@@ -156,37 +156,6 @@ def find_photos(root: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
-def parse_split(text: str) -> tuple[float, float, float]:
-    """Parse ``"0.8,0.1,0.1"`` into (train, val, test) fractions that sum to 1."""
-    try:
-        parts = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != len(SPLITS) or any(not math.isfinite(p) or p < 0 for p in parts) \
-            or abs(sum(parts) - 1.0) > 1e-6:
-        raise InputError(f"--split {text!r}: give three non-negative train,val,test fractions that sum to 1, "
-                         "e.g. 0.8,0.1,0.1")
-    return parts  # type: ignore[return-value]
-
-
-def assign_splits(n: int, fractions: tuple[float, float, float], seed: int = 0) -> np.ndarray:
-    """A random train/val/test label per row with exactly proportional counts (largest remainder).
-
-    Args:
-        n: number of rows.
-        fractions: (train, val, test) fractions summing to 1.
-        seed: random seed; the same ``(n, fractions, seed)`` gives the same labels.
-
-    Returns:
-        object array (n,) of ``"train"``, ``"val"``, ``"test"``.
-    """
-    exact = np.asarray(fractions, dtype=np.float64) * n
-    counts = np.floor(exact).astype(np.int64)
-    counts[np.argsort(-(exact - counts), kind="stable")[: n - counts.sum()]] += 1
-    labels = np.repeat(np.array(SPLITS, dtype=object), counts)
-    return labels[np.random.default_rng(seed).permutation(n)]
-
-
 def unlocated_path(manifest_path: str | os.PathLike) -> Path:
     """Where ingest writes the photos without GPS: ``photos.parquet`` -> ``photos-unlocated.parquet``."""
     path = Path(manifest_path)
@@ -203,7 +172,7 @@ def _relative(path: Path, root: Path) -> str:
 def ingest_photos(
     photos_dir: str | os.PathLike,
     out: str | os.PathLike,
-    split: tuple[float, float, float] | None = None,
+    split: SplitConfig | tuple[float, float, float] | None = None,
     seed: int = 0,
 ) -> IngestResult:
     """Walk a folder of photos and write a manifest of those with EXIF GPS.
@@ -213,8 +182,9 @@ def ingest_photos(
     Args:
         photos_dir: folder searched recursively for :data:`IMAGE_SUFFIXES` files.
         out: manifest path (``.parquet`` or ``.csv``); photos without GPS go to :func:`unlocated_path` of it.
-        split: optional (train, val, test) fractions; adds a seeded random ``split`` column to located rows.
-        seed: seed for the split.
+        split: optional :class:`~pigeon.data.split.SplitConfig`, or (train, val, test) fractions of a random
+            split; adds a ``split`` column to the located rows (recorded in the manifest's metadata).
+        seed: seed of a split given as fractions.
 
     Returns:
         :class:`IngestResult` with both tables, the skipped files and the paths written.
@@ -223,6 +193,8 @@ def ingest_photos(
         InputError: the folder holds no image files, or none of them is readable.
     """
     photos_dir, out = Path(photos_dir), Path(out)
+    if split is not None:
+        split = (split if isinstance(split, SplitConfig) else SplitConfig(fractions=tuple(split), seed=seed)).validate()
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise InputError(f"{out}: unsupported output format {out.suffix!r}; use .parquet or .csv")
     paths = find_photos(photos_dir)
@@ -252,8 +224,9 @@ def ingest_photos(
         skipped=skipped,
     )
     result.located["heading"] = result.located["heading"].astype("float64")
-    if split is not None:
-        result.located["split"] = assign_splits(len(result.located), split, seed)
+    if split is not None and located:
+        result.located.attrs["root"] = str(root)
+        result.located = split.apply(result.located)
     if located:
         result.manifest_path = write_manifest(result.located, out)
     if unlocated:

@@ -1,12 +1,18 @@
-"""Evaluation: metrics at the paper's radii, GeoGuessr score, country accuracy, report folders, comparison."""
+"""Evaluation: metrics at the paper's radii, GeoGuessr score, country accuracy, breakdowns, reports, comparison."""
 
-from pigeon.evaluate._compare import compare, read_metrics
+from pigeon.evaluate._compare import compare, read_metrics, write_comparison
+from pigeon.evaluate._inputs import read_predictions, read_truth
 from pigeon.evaluate._metrics import (
-    METRIC_KEYS, compute_metrics, country_accuracy, match_predictions, mean_baseline,
+    DISTANCE_BANDS_KM, GROUP_KEYS, METRIC_KEYS, band_labels, compute_metrics, country_accuracy, distance_bands,
+    match_predictions, mean_baseline, metrics_by_band, metrics_by_group,
 )
-from pigeon.evaluate._report import metrics_table, plot_error_cdf, plot_error_map, to_markdown, write_report
+from pigeon.evaluate._plots import plot_choropleth, plot_error_cdf, plot_error_map, plot_error_vs_train_distance
+from pigeon.evaluate._report import metrics_table, to_markdown, write_report
 
 __all__ = [
-    "METRIC_KEYS", "compare", "compute_metrics", "country_accuracy", "match_predictions", "mean_baseline", "metrics_table",
-    "plot_error_cdf", "plot_error_map", "read_metrics", "to_markdown", "write_report",
+    "DISTANCE_BANDS_KM", "GROUP_KEYS", "METRIC_KEYS", "band_labels", "compare", "compute_metrics",
+    "country_accuracy", "distance_bands", "match_predictions", "mean_baseline", "metrics_by_band",
+    "metrics_by_group", "metrics_table", "plot_choropleth", "plot_error_cdf", "plot_error_map",
+    "plot_error_vs_train_distance", "read_metrics", "read_predictions", "read_truth", "to_markdown",
+    "write_comparison", "write_report",
 ]

@@ -1,4 +1,4 @@
-"""Side-by-side comparison of evaluation reports."""
+"""Side-by-side comparison of evaluation reports: a table, ``comparison.md`` and one error-CDF plot."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pigeon._io import read_json
+from pigeon._io import atomic_path, read_json, read_table
 from pigeon.errors import InputError
 from pigeon.evaluate._metrics import METRIC_KEYS
 
@@ -41,3 +41,31 @@ def compare(report_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
     rows = [read_metrics(d) for d in dirs]
     return pd.DataFrame([[m[k] for k in METRIC_KEYS] for m in rows], index=pd.Index(names, name="run"),
                         columns=list(METRIC_KEYS))
+
+
+def write_comparison(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+                     names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Write ``comparison.md`` (metrics side by side) and ``comparison_cdf.png`` (an error CDF per report).
+
+    Args:
+        report_dirs: report folders made by :func:`write_report` (their ``errors.parquet`` gives the curves).
+        out_dir: where the two files go (created).
+        names: run names (default as in :func:`compare`).
+
+    Returns:
+        The table of :func:`compare`, indexed by run name.
+    """
+    from pigeon.evaluate._plots import plot_error_cdf
+    from pigeon.evaluate._report import metrics_table, to_markdown
+
+    table = compare(report_dirs)
+    if names is not None:
+        table.index = pd.Index(list(names), name="run")
+    errors = {name: read_table(Path(d) / "errors.parquet", "report errors file")["distance_km"].to_numpy()
+              for name, d in zip(table.index, report_dirs)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "comparison.md") as tmp:
+        tmp.write_text(to_markdown(metrics_table({name: row.to_dict() for name, row in table.iterrows()})))
+    plot_error_cdf(errors, out / "comparison_cdf.png")
+    return table

@@ -7,40 +7,25 @@ import pandas as pd
 
 from pigeon.errors import InputError
 from pigeon.geo import RADII_KM, geoguessr_score, haversine_km, spherical_mean
+from pigeon.validation import check_table_coords, find_columns
+from pigeon.validation import listed as _listed
 
 #: The keys of ``metrics.json``, in order.
 METRIC_KEYS = ("n", *(f"acc_{r}km" for r in RADII_KM), "median_km", "mean_km", "geoscore_mean", "country_acc")
-_MAX_LISTED = 5
-
-
-def _listed(items) -> str:
-    items = list(items)
-    text = ", ".join(map(str, items[:_MAX_LISTED]))
-    return text + (f" and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else "")
+#: Edges (km) of the distance-to-training bands: < 25, 25-200, 200-750 and >= 750 km.
+DISTANCE_BANDS_KM = (25, 200, 750)
+#: The per-area metrics of :func:`metrics_by_group` (no country accuracy: an area is inside one country).
+GROUP_KEYS = ("n", "acc_25km", "acc_200km", "acc_750km", "acc_2500km", "median_km", "mean_km", "geoscore_mean")
 
 
 def _clean(df: pd.DataFrame, what: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
     """Columns ``id, lat, lon`` (any case) plus ``optional`` ones, with every bad coordinate in one error."""
-    columns = {str(c).lower(): c for c in df.columns}
-    missing = [c for c in ("id", "lat", "lon") if c not in columns]
-    if missing:
-        raise InputError(f"{what}: missing column(s) {', '.join(missing)}; it needs id, lat, lon "
-                         f"(has {', '.join(map(str, df.columns)) or 'none'})")
-    keep = [c for c in ("id", "lat", "lon", *optional) if c in columns]
-    out = pd.DataFrame({c: df[columns[c]].to_numpy() for c in keep})
-    if len(out) == 0:
-        raise InputError(f"{what}: no rows; it needs at least one")
+    df = find_columns(df, ("id", "lat", "lon"), what, what="it", optional=optional)
+    out = df[[c for c in ("id", "lat", "lon", *optional) if c in df.columns]].copy()
+    out.attrs = dict(df.attrs)
     out["id"] = out["id"].astype(str)
-    bad = []
-    for name, bound in (("lat", 90.0), ("lon", 180.0)):
-        raw = out[name].astype(object)  # Python scalars, so messages show 91, not np.int64(91)
-        out[name] = pd.to_numeric(raw, errors="coerce").astype(np.float64)
-        rows = np.flatnonzero(~np.isfinite(out[name]) | (out[name].abs() > bound))
-        bad += [f"row {r} (id {out['id'].iat[r]!r}) {name}={raw.iat[r]!r}" for r in rows]
-    if bad:
-        raise InputError(f"{what}: {len(bad)} coordinate(s) not finite or out of range "
-                         f"(lat in [-90, 90], lon in [-180, 180]): {_listed(bad)}")
-    return out
+    check_table_coords(out, what)
+    return out.reset_index(drop=True)
 
 
 def _top1(pred: pd.DataFrame) -> pd.DataFrame:
@@ -162,3 +147,53 @@ def mean_baseline(train_df: pd.DataFrame, ids) -> pd.DataFrame:
     """
     lat, lon = spherical_mean(train_df["lat"], train_df["lon"])
     return pd.DataFrame({"id": list(ids), "lat": lat, "lon": lon})
+
+
+def band_labels(edges=DISTANCE_BANDS_KM) -> list[str]:
+    """``["< 25 km", "25-200 km", "200-750 km", ">= 750 km"]`` for the default edges."""
+    edges = [f"{e:,g}" for e in edges]
+    return [f"< {edges[0]} km", *(f"{a}-{b} km" for a, b in zip(edges[:-1], edges[1:])), f">= {edges[-1]} km"]
+
+
+def distance_bands(distance_km, edges=DISTANCE_BANDS_KM) -> np.ndarray:
+    """The band label of each distance: every distance falls in exactly one band (``[lo, hi)``)."""
+    labels = np.array(band_labels(edges), dtype=object)
+    return labels[np.searchsorted(np.asarray(edges, dtype=np.float64), np.asarray(distance_km, np.float64),
+                                  side="right")]
+
+
+def metrics_by_band(joined: pd.DataFrame, column: str = "train_distance_km", edges=DISTANCE_BANDS_KM) -> pd.DataFrame:
+    """The :data:`METRIC_KEYS` of each distance band (rows), e.g. by distance to the nearest training location.
+
+    Args:
+        joined: a table from :func:`match_predictions` with the distance ``column`` added.
+        column: the distance that defines the bands (km).
+        edges: band edges in km.
+
+    Returns:
+        DataFrame indexed by band label (all bands, in order; an empty band has ``n == 0`` and NaN metrics).
+    """
+    band = distance_bands(joined[column], edges)
+    rows = {}
+    for label in band_labels(edges):
+        part = joined[band == label]
+        rows[label] = summarize(part) if len(part) else {"n": 0, **{k: np.nan for k in METRIC_KEYS[1:]}}
+    return pd.DataFrame.from_dict(rows, orient="index")[list(METRIC_KEYS)].rename_axis(column.removesuffix("_km"))
+
+
+def metrics_by_group(joined: pd.DataFrame, key) -> pd.DataFrame:
+    """:data:`GROUP_KEYS` per group (e.g. per country or cell of the true location); missing keys left out.
+
+    Returns:
+        DataFrame with a ``key`` column and :data:`GROUP_KEYS`, most images first.
+    """
+    d = joined["distance_km"].to_numpy(np.float64)
+    frame = pd.DataFrame({"key": np.asarray(key, dtype=object), "d": d, "score": geoguessr_score(d)})
+    frame = frame[frame["key"].notna()]
+    grouped = frame.groupby("key", sort=False)
+    out = grouped["d"].agg(n="size", median_km="median", mean_km="mean")
+    for r in (25, 200, 750, 2500):
+        out[f"acc_{r}km"] = grouped["d"].agg(lambda x, r=r: float(np.mean(x < r)))
+    out["geoscore_mean"] = grouped["score"].mean()
+    return out.reset_index()[["key", *GROUP_KEYS]].sort_values(["n", "key"], ascending=[False, True],
+                                                                  ignore_index=True)

@@ -1,4 +1,4 @@
-"""The evaluation report folder: metrics.json, meta.json, metrics.md, errors.parquet and two figures."""
+"""The evaluation report folder: metrics, per-image errors, breakdowns by country, cell and distance to training."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pigeon._io import atomic_path, provenance, write_json
-from pigeon.data.manifest import write_table
-from pigeon.evaluate._metrics import METRIC_KEYS, match_predictions, summarize
+from pigeon._io import atomic_path, provenance, write_json, write_table
+from pigeon.evaluate._metrics import METRIC_KEYS, match_predictions, metrics_by_band, metrics_by_group, summarize
 from pigeon.geo import RADII_KM, geoguessr_score
 
 #: Row labels of the metrics table; the radii carry the paper's names.
@@ -23,7 +22,6 @@ LABELS = {
     "geoscore_mean": "GeoGuessr score (mean)",
     "country_acc": "country accuracy",
 }
-_MAP_LINES = 3000  # at most this many truth -> guess arcs on the error map (a seeded sample beyond it)
 
 
 def format_value(key: str, value) -> str:
@@ -52,89 +50,93 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_error_cdf(distance_km, path: str | os.PathLike, metrics: dict | None = None) -> Path:
-    """Share of guesses within d (log-distance axis), with the five radii marked; saved as PNG."""
-    import matplotlib.pyplot as plt
-
-    d = np.sort(np.asarray(distance_km, dtype=np.float64))
-    lo = min(0.1, max(float(d[0]), 1e-3))
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    ax.step(np.r_[lo, np.maximum(d, lo), 20_100], np.r_[0, np.arange(1, d.size + 1) / d.size, 1.0],
-            where="post", color="#1f5fa8", linewidth=1.8)
-    for r, key in zip(RADII_KM, [k for k in METRIC_KEYS if k.startswith("acc_")], strict=True):
-        ax.axvline(r, color="#888888", linestyle="--", linewidth=0.8)
-        label = LABELS[key].split(" (")[0]
-        share = metrics[key] if metrics else float(np.mean(d < r))
-        ax.annotate(f"{label}\n{100 * share:.1f} %", (r, 1.0), xytext=(3, -4), textcoords="offset points",
-                    va="top", fontsize=8, color="#444444", bbox={"fc": "white", "ec": "none", "alpha": 0.8})
-    ax.set_xscale("log")
-    ax.set_xlim(lo, 20_100)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("great-circle error d (km)")
-    ax.set_ylabel("share of guesses within d")
-    ax.set_title(f"Error distribution (n = {d.size:,})")
-    ax.grid(True, which="major", alpha=0.3)
-    return _save(fig, path)
+def _countries_of(joined: pd.DataFrame) -> np.ndarray | None:
+    """ISO alpha-2 code of each true location (None at sea), or None when country lookup is unavailable."""
+    try:
+        from pigeon.geography import country_of
+    except ImportError:
+        return None
+    return country_of(joined["lat"], joined["lon"])
 
 
-def plot_error_map(joined: pd.DataFrame, path: str | os.PathLike, seed: int = 0) -> Path:
-    """World map with an arc from each true location (dot) to its guess (cross); saved as PNG."""
-    import matplotlib.pyplot as plt
-
-    from pigeon.plotting import bbox_around, great_circle_lines, world_map
-
-    if len(joined) > _MAP_LINES:
-        joined = joined.sample(_MAP_LINES, random_state=seed)
-    lat = np.r_[joined["lat"], joined["pred_lat"]]
-    lon = np.r_[joined["lon"], joined["pred_lon"]]
-    fig, ax = plt.subplots(figsize=(10, 5.6), dpi=120)
-    world_map(ax, bbox_around(lat, lon))
-    great_circle_lines(ax, joined["lat"], joined["lon"], joined["pred_lat"], joined["pred_lon"],
-                       colors="#c0392b", linewidths=0.6, alpha=0.45, zorder=2)
-    ax.scatter(joined["lon"], joined["lat"], s=10, color="#1e8449", label="truth", zorder=3, linewidths=0)
-    ax.scatter(joined["pred_lon"], joined["pred_lat"], s=14, marker="x", color="#c0392b", label="guess",
-               zorder=3, linewidths=0.9)
-    ax.legend(loc="lower left", fontsize=8)
-    ax.set_title(f"Truth → guess ({len(joined):,} images)")
-    return _save(fig, path)
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
+def _write_md(path: Path, sections: list[tuple[str, str]]) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+        tmp.write_text("\n".join(f"{title}\n\n{body}" if title else body for title, body in sections))
 
 
 def write_report(pred_df: pd.DataFrame, truth_df: pd.DataFrame, out_dir: str | os.PathLike,
-                 config: dict | None = None) -> dict:
+                 config: dict | None = None, *, name: str | None = None, train_df: pd.DataFrame | None = None,
+                 cells=None, seed: int = 0) -> dict:
     """Evaluate predictions and write the report folder.
 
     Writes ``metrics.json`` (exactly :data:`METRIC_KEYS`), ``meta.json`` (provenance), ``metrics.md``,
-    ``errors.parquet`` (per image: truth, guess, ``distance_km``, ``geoscore``), ``error_cdf.png`` and
-    ``error_map.png``.
+    ``errors.parquet`` (per image: truth, guess, ``distance_km``, ``geoscore``, ``country`` of the truth and,
+    when given, ``train_distance_km`` and ``cell``), ``error_cdf.png``, ``error_map.png`` (arcs for a seeded
+    sample), ``by_country.csv`` / ``by_country.png`` (median error and accuracy within 750 km per country),
+    with ``train_df`` ``by_train_distance.csv`` / ``error_vs_train_distance.png`` (metrics by distance band to
+    the nearest training location) and with ``cells`` ``by_cell.csv`` / ``by_cell.png``.
 
     Args:
         pred_df: predictions, see :func:`compute_metrics`.
         truth_df: ``id, lat, lon`` of every evaluated image.
         out_dir: report folder (created).
         config: recorded in ``meta.json`` (e.g. the input paths).
+        name: the run's name in every figure title; default the folder's name.
+        train_df: the training locations (``lat, lon``) for the breakdown by distance from each test location to
+            the nearest training location (locations only; :func:`pigeon.data.split_manifest` also keeps view
+            centres apart).
+        cells: a :class:`~pigeon.cells.GeoCells` (e.g. the model's) for the per-cell maps.
+        seed: seed of the arc sample.
 
     Returns:
         The metrics dict.
     """
+    from pigeon.data import distance_to_rows_km
+    from pigeon.evaluate._plots import (
+        plot_choropleth, plot_error_cdf, plot_error_map, plot_error_vs_train_distance,
+    )
+
     out = Path(out_dir)
+    name = name or out.resolve().name
     joined = match_predictions(pred_df, truth_df)
     metrics = summarize(joined)
+    sections = [("", to_markdown(metrics_table({name: metrics})))]
+    if train_df is not None:
+        truth = truth_df.assign(id=truth_df["id"].astype(str)).drop_duplicates("id").set_index("id")
+        joined["train_distance_km"], _ = distance_to_rows_km(truth.loc[joined["id"]].reset_index(), train_df,
+                                                             views=False)
+        bands = metrics_by_band(joined)
+        sections.append(("## By distance to the nearest training location", to_markdown(
+            metrics_table({label: row.to_dict() for label, row in bands.iterrows()}))))
+    countries = _countries_of(joined)
+    if countries is not None:
+        joined["country"] = countries
+    if cells is not None:
+        joined["cell"] = cells.assign(joined["lat"], joined["lon"])
+
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
-    write_json(out / "meta.json", provenance("evaluation", dict(config or {})))
-    with atomic_path(out / "metrics.md") as tmp:
-        tmp.write_text(to_markdown(metrics_table({"value": metrics})))
+    meta = provenance("evaluation", dict(config or {}))
+    meta.update(name=name, n_train=None if train_df is None else len(train_df))
+    write_json(out / "meta.json", meta)
     write_table(joined.assign(geoscore=geoguessr_score(joined["distance_km"])), out / "errors.parquet")
-    plot_error_cdf(joined["distance_km"], out / "error_cdf.png", metrics)
-    plot_error_map(joined, out / "error_map.png")
+    plot_error_cdf(joined["distance_km"], out / "error_cdf.png", metrics, name=name)
+    plot_error_map(joined, out / "error_map.png", seed=seed, name=name)
+    if train_df is not None:
+        write_table(bands.reset_index(), out / "by_train_distance.csv")
+        plot_error_vs_train_distance(joined, out / "error_vs_train_distance.png", name=name)
+    if countries is not None:
+        from pigeon.geography import countries as country_shapes
+
+        table = metrics_by_group(joined, countries)
+        shapes = country_shapes().rename(columns={"iso_a2": "key"})
+        names = table["key"].map(shapes.set_index("key")["name"])
+        write_table(table.rename(columns={"key": "country"}).assign(name=names), out / "by_country.csv")
+        plot_choropleth(shapes, table, out / "by_country.png", name=name, what="country")
+    if cells is not None:
+        table = metrics_by_group(joined, joined["cell"])
+        write_table(table.rename(columns={"key": "cell"}), out / "by_cell.csv")
+        plot_choropleth(cells.table.assign(key=np.arange(len(cells))), table, out / "by_cell.png", name=name,
+                        what="cell")
+    _write_md(out / "metrics.md", sections)
     return metrics

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from pigeon._progress import track
+from pigeon._progress import track_chunks
 from pigeon.errors import InputError
 from pigeon.geo import check_coords
 from pigeon.geography._countries import drive_side
@@ -65,8 +65,8 @@ def enrich(df: pd.DataFrame, rasters: Mapping[str, str | os.PathLike] | None = N
         check_raster(path)
     lat, lon = check_coords(pd.to_numeric(df["lat"], errors="coerce"), pd.to_numeric(df["lon"], errors="coerce"),
                             where="manifest")
-    chunks = [_enrich_points(lat[i:i + _CHUNK], lon[i:i + _CHUNK], rasters, max_coast_km)
-              for i in track(range(0, len(lat), _CHUNK), "enriching", total=-(-len(lat) // _CHUNK))]
+    chunks = [_enrich_points(lat[part], lon[part], rasters, max_coast_km)
+              for part in track_chunks(len(lat), _CHUNK, "enriching points")]
     extra = pd.concat(chunks, ignore_index=True)
     month = _months(df["taken_at"]) if "taken_at" in df.columns else pd.array([pd.NA] * len(df), dtype="Int64")
     extra["month"] = month
