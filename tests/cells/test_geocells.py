@@ -11,11 +11,16 @@ from tests.cells.conftest import MAX_SIZE, MIN_SIZE
 
 
 def brute_force_assign(table, lat, lon):
+    """The covering cell, else the cell whose outline (densified to ~0.5 km) comes closest in great-circle km."""
+    from pigeon.geo import haversine_km
+
+    outlines = [shapely.get_coordinates(shapely.segmentize(shapely.boundary(g), 0.005)) for g in table.geometry]
     out = []
     for la, lo in zip(lat, lon):
         p = shapely.Point(lo, la)
         hits = [i for i, g in enumerate(table.geometry) if g.covers(p)]
-        out.append(hits[0] if hits else int(np.argmin([g.distance(p) for g in table.geometry])))
+        out.append(hits[0] if hits else int(np.argmin([haversine_km(la, lo, c[:, 1], c[:, 0]).min()
+                                                          for c in outlines])))
     return np.asarray(out)
 
 
