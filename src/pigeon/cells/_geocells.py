@@ -15,7 +15,9 @@ import shapely
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.cells._config import PRESETS
 from pigeon.cells._naive import naive_boxes
-from pigeon.cells._semantic import check_areas, contiguous_cells, fuse_small, initial_cells
+from pigeon.cells._semantic import (
+    check_areas, contiguous_cells, contiguous_split_cells, fuse_small, initial_cells,
+)
 from pigeon.cells._spatial import locate_points
 from pigeon.cells._split import split_oversized
 from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
@@ -230,7 +232,8 @@ def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance):
     sizes = np.bincount(area_cell[point_area], minlength=len(areas))
     area_cell, _ = fuse_small(area_cell, sizes, areas, min_size, seed)
     country = areas["country"].fillna("").to_numpy(dtype=object)
-    piece_cell = contiguous_cells(area_cell[piece_area], pieces, country[piece_area], point_piece)
+    piece_cell = contiguous_cells(area_cell[piece_area], pieces, country[piece_area],
+                                  np.bincount(point_piece, minlength=len(pieces)))
     kept = np.flatnonzero(piece_cell >= 0)
     cells, piece_label = np.unique(piece_cell[kept], return_inverse=True)
     geoms = pd.Series(pieces[kept]).groupby(piece_label).agg(lambda g: shapely.union_all(g.to_numpy())).to_numpy()
@@ -243,6 +246,7 @@ def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance):
     members = [by_point[i] for i in range(len(cells))]
     geoms, members, origin = split_oversized(list(geoms), members, lat, lon, min_size=min_size, max_size=max_size,
                                              optics_params=optics, seed=seed, balance=balance)
+    geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
     labels = np.empty(len(lat), dtype=np.int64)
     for i, idx in enumerate(members):
         labels[idx] = i

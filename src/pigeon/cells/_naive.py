@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pigeon.geography._topology import circular_span, unwrap_lon
+from pigeon.geography._topology import circular_span
 
 #: Boxes narrower than this (degrees) are not split further: all their points share one location.
 _MIN_SPAN_DEG = 1e-9
@@ -28,7 +28,7 @@ def naive_boxes(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.nda
         ``lon_max`` up to 540) and ``labels`` (n,) int64 box index of each point.
     """
     start, _ = circular_span(lon)
-    lon = unwrap_lon(lon, start + 180.0)
+    lon = np.where(lon < start, lon + 360.0, lon)  # the frame [start, start + 360)
     labels = np.empty(len(lat), dtype=np.int64)
     boxes = []
     stack = [((lat.min(), lon.min(), lat.max(), lon.max()), np.arange(len(lat)))]

@@ -17,7 +17,7 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
-from pigeon.cells._spatial import unit_xyz_km
+from pigeon.cells._spatial import locate_points, unit_xyz_km
 from pigeon.errors import InputError
 from pigeon.geography._topology import (
     border_graph, circular_span, contiguous_groups, pairs_within, polygon_parts,
@@ -179,25 +179,66 @@ def _touching(area_cell: np.ndarray, geoms: np.ndarray, country: np.ndarray) -> 
 
 
 def contiguous_cells(piece_cell: np.ndarray, pieces: np.ndarray, piece_country: np.ndarray,
-                     point_piece: np.ndarray) -> np.ndarray:
-    """Cells made of one connected region plus islands, after fusion (and the empty areas they took in).
+                     weight: np.ndarray) -> np.ndarray:
+    """Cells made of one connected region plus islands: the new cell of each piece.
 
-    Each cell keeps its region with the most training points; every other region that borders another
-    cell of the same country goes, with its points, to the cell it shares the longest border with
+    Each cell keeps its region with the largest ``weight`` (training points); every other region that borders
+    another cell of the same country goes, with its points, to the cell it shares the longest border with
     (:func:`pigeon.geography._topology.contiguous_groups`).
 
     Args:
-        piece_cell: (p,) cell of each area piece (polygon part of an area), -1 for none.
+        piece_cell: (p,) cell of each piece (a polygon part of an area or of a cell), -1 for none.
         pieces: (p,) the polygons.
         piece_country: (p,) country of each piece.
-        point_piece: (n,) piece of each training point.
+        weight: (p,) training points in each piece.
 
     Returns:
         (p,) the new cell of each piece.
     """
     idx = np.flatnonzero(piece_cell >= 0)
     i, j, length = border_graph(pieces[idx], piece_country[idx])
-    weight = np.bincount(point_piece, minlength=len(pieces))[idx]
     out = piece_cell.copy()
-    out[idx] = contiguous_groups(piece_cell[idx], i, j, length, weight, shapely.area(pieces[idx]))
+    out[idx] = contiguous_groups(piece_cell[idx], i, j, length, weight[idx], shapely.area(pieces[idx]))
     return out
+
+
+def contiguous_split_cells(geoms: list, members: list[np.ndarray], lat: np.ndarray, lon: np.ndarray,
+                           country: np.ndarray) -> tuple[list, list[np.ndarray]]:
+    """The same cleanup after the splits, across siblings and cells of different parents.
+
+    A split only looks at the siblings of one parent; a part it leaves may still border a cell of another
+    parent. Parts of multi-part cells are weighed by the training points inside them.
+
+    Args:
+        geoms, members: the cells' shapes and point indices.
+        lat, lon: (n,) all training points.
+        country: (k,) country of each cell.
+
+    Returns:
+        ``geoms`` and ``members``, with parts (and their points) moved.
+    """
+    parts, cell = polygon_parts(geoms)
+    counts = np.bincount(cell, minlength=len(geoms))
+    weight = np.asarray([len(m) for m in members], dtype=np.float64)[cell]
+    multi = np.flatnonzero(counts[cell] > 1)
+    if len(multi) == 0:
+        return geoms, members
+    idx = np.concatenate([members[c] for c in np.unique(cell[multi])])
+    point_cell = np.repeat(np.unique(cell[multi]), [len(members[c]) for c in np.unique(cell[multi])])
+    hit = locate_points(lat[idx], lon[idx], parts[multi], nearest=False)
+    own = (hit >= 0) & (cell[multi][np.maximum(hit, 0)] == point_cell)  # inside a part of its own cell
+    point_part = np.where(own, multi[np.maximum(hit, 0)], -1)
+    weight[multi] = np.bincount(point_part[own], minlength=len(parts))[multi]
+    owner = contiguous_cells(cell, parts, np.asarray(country, dtype=object)[cell], weight)
+    moved = np.flatnonzero(owner != cell)
+    if len(moved) == 0:
+        return geoms, members
+    geoms, members = list(geoms), list(members)
+    for c in np.unique(np.r_[cell[moved], owner[moved]]):
+        geoms[c] = shapely.union_all(parts[owner == c])
+    leaving = own & np.isin(point_part, moved)
+    new_cell = owner[point_part[leaving]]
+    for c in np.unique(np.r_[point_cell[leaving], new_cell]):
+        keep = members[c][~np.isin(members[c], idx[leaving])]
+        members[c] = np.sort(np.concatenate([keep, idx[leaving][new_cell == c]]))
+    return geoms, members

@@ -146,7 +146,7 @@ def split_cell(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray, grouper:
     if plan is None:
         return None
     groups, centroids = plan
-    parent = scale_x(unwrap_geometry(geom, centre), k)
+    parent = _valid(scale_x(unwrap_geometry(geom, centre), k))
     if centroids is None:
         shapes = _carve_cluster(parent, sites, groups)
         outside_group = groups[near]
@@ -164,7 +164,12 @@ def split_cell(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray, grouper:
     shapes, owner = _drop_empty(shapes, owner)
     if len(shapes) < 2:
         return None
-    return [(wrap_geometry(scale_x(s, 1.0 / k)), idx[owner == j]) for j, s in enumerate(shapes)]
+    return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), idx[owner == j]) for j, s in enumerate(shapes)]
+
+
+def _valid(geom):
+    """``geom`` repaired where rescaling its coordinates made it invalid (a rounding self-intersection)."""
+    return geom if shapely.is_valid(geom) else polygonal(shapely.make_valid(geom))
 
 
 def resolve_clusters(labels: np.ndarray, near: np.ndarray, site_xyz: np.ndarray, min_size: int, max_size: int
