@@ -70,11 +70,13 @@ def cell_regions(cells: GeoCells, lat=None, lon=None) -> pd.DataFrame:
 
     Args:
         cells: the geocells.
-        lat, lon: optional (n,) points (e.g. the training points), counted per region.
+        lat, lon: optional (n,) points (e.g. the training points), counted in the region they lie in (points
+            at sea lie in none).
 
     Returns:
         One row per region: ``cell``, ``region``, ``area`` (square degrees), ``n_points``, ``main`` (the
-        region with most points, else the largest), ``exclave`` (not main and it shares a border with
+        region with most points, as the contiguity cleanup chooses it; without points, the largest region
+        that borders another cell), ``exclave`` (not main and it shares a border with
         another cell of the same country), ``island`` (not main and borders no such cell).
     """
     from pigeon.cells._spatial import locate_points
@@ -85,9 +87,10 @@ def cell_regions(cells: GeoCells, lat=None, lon=None) -> pd.DataFrame:
     table["n_points"] = 0
     if lat is not None:
         hit = locate_points(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64),
-                            table.geometry.to_numpy())
-        table["n_points"] = np.bincount(hit, minlength=len(table))
-    order = table.sort_values(["cell", "n_points", "area"], ascending=[True, False, False], kind="stable").index
+                            table.geometry.to_numpy(), nearest=False)
+        table["n_points"] = np.bincount(hit[hit >= 0], minlength=len(table))
+    order = table.sort_values(["cell", "n_points", "touches_other", "area"], ascending=[True, False, False, False],
+                              kind="stable").index
     table["main"] = table.index.isin(table.loc[order].drop_duplicates("cell").index)
     table["exclave"] = ~table["main"] & table["touches_other"]
     table["island"] = ~table["main"] & ~table["touches_other"]
@@ -98,8 +101,8 @@ def cell_stats(cells: GeoCells, lat=None, lon=None) -> dict[str, Any]:
     """Counts and the distributions of cell sizes (training points), areas (km², equal-area CRS) and parts.
 
     Parts are the connected regions of a cell (:func:`cell_regions`). With points (e.g. the training
-    points), also the share of them that lie in exclaves (a part of their cell bordering another cell of
-    the same country) and on islands (a part that borders none, other than the cell's main part).
+    points), also the share of them that lie in exclaves (a part of a cell, other than its main part, that
+    borders another cell of the same country) and on islands (such a part that borders no other cell).
     """
     table = cells.table
     sizes = table["n_train"].to_numpy(dtype=np.float64)
@@ -130,8 +133,8 @@ def cell_stats(cells: GeoCells, lat=None, lon=None) -> dict[str, Any]:
         "area_km2": {k: float(v) for k, v in dist(area).items()},
         "parts": {k: float(v) for k, v in dist(per_cell["n"].to_numpy(dtype=np.float64)).items()},
     }
-    if lat is not None:
-        n = max(int(parts["n_points"].sum()), 1)
+    if lat is not None:  # shares of all the points given, at sea included
+        n = max(len(lat), 1)
         stats["exclave_share"] = float(parts.loc[parts["exclave"], "n_points"].sum() / n)
         stats["island_share"] = float(parts.loc[parts["island"], "n_points"].sum() / n)
     return stats

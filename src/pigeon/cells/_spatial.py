@@ -39,9 +39,9 @@ def locate_points(lat: np.ndarray, lon: np.ndarray, geoms: np.ndarray, nearest: 
 def nearest_polygon(lat: np.ndarray, lon: np.ndarray, geoms: np.ndarray) -> np.ndarray:
     """Index of the polygon nearest to each point in great-circle km, also across the antimeridian.
 
-    The planar nearest polygon (with the point also moved by ±360 degrees) bounds the search; every polygon
-    within that distance, widened by ``1 / cos(lat)`` for the shorter degrees of longitude, is a candidate,
-    and the one whose nearest point is closest in km wins (ties: the lowest index).
+    The planar nearest polygon (with points near ±180 also moved by ±360 degrees) bounds the search; every
+    polygon within that distance, widened by ``1 / cos(lat)`` for the shorter degrees of longitude, is a
+    candidate, and the one whose nearest point is closest in km wins (ties: the lowest index).
 
     Args:
         lat, lon: (n,) degrees.
@@ -54,16 +54,20 @@ def nearest_polygon(lat: np.ndarray, lon: np.ndarray, geoms: np.ndarray) -> np.n
     tree = shapely.STRtree(geoms)
     shifts = (0.0, 360.0, -360.0)
     planar = np.full(len(lat), np.inf)
-    for dx in shifts:
-        (src, _), dist = tree.query_nearest(shapely.points(lon + dx, lat), return_distance=True, all_matches=False)
-        np.minimum.at(planar, src, dist)
+    for dx in shifts:  # moved across the antimeridian, only the points that might get closer that way
+        near = np.arange(len(lat)) if dx == 0 else np.flatnonzero(np.abs(lon + dx) < 180.0 + planar)
+        (src, _), dist = tree.query_nearest(shapely.points(lon[near] + dx, lat[near]), return_distance=True,
+                                            all_matches=False)
+        np.minimum.at(planar, near[src], dist)
     slack = np.cos(np.radians(np.minimum(np.abs(lat) + planar, 89.0)))
     radius = planar / np.maximum(slack, 0.02) + 1e-9
     pt, poly, km = [], [], []
     for dx in shifts:
-        start = shapely.points(lon + dx, lat)
-        src, dst = tree.query(start, predicate="dwithin", distance=radius)
-        ends = shapely.get_coordinates(shapely.get_point(shapely.shortest_line(start[src], geoms[dst]), 1))
+        close = np.flatnonzero(np.abs(lon + dx) <= 180.0 + radius)
+        start = shapely.points(lon[close] + dx, lat[close])
+        src, dst = tree.query(start, predicate="dwithin", distance=radius[close])
+        start, src = start[src], close[src]
+        ends = shapely.get_coordinates(shapely.get_point(shapely.shortest_line(start, geoms[dst]), 1))
         pt.append(src)
         poly.append(dst)
         km.append(haversine_km(lat[src], lon[src], ends[:, 1], ends[:, 0]))

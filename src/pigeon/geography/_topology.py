@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 #: Pieces within this many degrees (~10 m) share a border: bridges rounding and small slivers, not straits.
 BORDER_TOL_DEG = 1e-4
@@ -21,14 +23,15 @@ _WORLD = shapely.box(-180.0, -90.0, 180.0, 90.0)
 
 
 def shift_x(geoms, dx):
-    """``geoms`` (one or an array) moved by ``dx`` degrees of longitude (scalar or one per geometry)."""
-    geoms = np.asarray(geoms, dtype=object)
-    dx = np.broadcast_to(np.asarray(dx, dtype=np.float64), geoms.shape)
-    out = geoms.copy()
-    for value in np.unique(dx[dx != 0]) if geoms.ndim else ([float(dx)] if dx != 0 else []):
+    """``geoms`` (one geometry or an array) moved by ``dx`` degrees of longitude (scalar or one per geometry)."""
+    single = isinstance(geoms, shapely.Geometry)
+    arr = np.array(geoms, dtype=object, ndmin=1)
+    dx = np.broadcast_to(np.asarray(dx, dtype=np.float64), arr.shape)
+    out = arr.copy()
+    for value in np.unique(dx[dx != 0]):
         sel = dx == value
-        out[sel] = shapely.transform(geoms[sel], lambda xy, v=value: xy + np.array([v, 0.0]))
-    return out if geoms.ndim else out.item()
+        out[sel] = shapely.transform(arr[sel], lambda xy, v=value: xy + np.array([v, 0.0]))
+    return out[0] if single else out
 
 
 def unwrap_lon(lon, centre: float) -> np.ndarray:
@@ -174,17 +177,13 @@ def contiguous_groups(groups: np.ndarray, i: np.ndarray, j: np.ndarray, length: 
     Returns:
         (n,) new group labels; every group keeps its main region, so none disappears.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     groups = np.asarray(groups, dtype=np.int64)
     if len(groups) and groups.min() < 0:
         raise ValueError("group labels must be >= 0")
     n = len(groups)
     tiebreak = np.zeros(n) if tiebreak is None else np.asarray(tiebreak, dtype=np.float64)
     same = groups[i] == groups[j]
-    graph = coo_matrix((np.ones(int(same.sum())), (i[same], j[same])), shape=(n, n))
-    n_comp, comp = connected_components(graph, directed=False)
+    n_comp, comp = _components(n, i[same], j[same])
     comp_group = np.zeros(n_comp, dtype=groups.dtype)
     comp_group[comp] = groups
     w = np.bincount(comp, weights=np.asarray(weight, dtype=np.float64), minlength=n_comp)
@@ -202,8 +201,7 @@ def contiguous_groups(groups: np.ndarray, i: np.ndarray, j: np.ndarray, length: 
         grow = ~settled[ei] & settled[ej]
         if not grow.any():  # loose regions touching only each other: in each such cluster, settle the heaviest
             both = ~settled[ei] & ~settled[ej]
-            _, cluster = connected_components(
-                coo_matrix((np.ones(int(both.sum())), (ei[both], ej[both])), shape=(n_comp, n_comp)), directed=False)
+            _, cluster = _components(n_comp, ei[both], ej[both])
             loose = np.flatnonzero(~settled)
             loose = loose[np.lexsort([-loose, t[loose], w[loose]])]
             settled[pd.Series(loose).groupby(cluster[loose]).last().to_numpy()] = True
@@ -221,7 +219,7 @@ def contiguous_groups(groups: np.ndarray, i: np.ndarray, j: np.ndarray, length: 
 
 def regions(geoms: np.ndarray, scope: Sequence | None = None, tol: float = BORDER_TOL_DEG
             ) -> pd.DataFrame:
-    """The connected regions of each owner's shape (pieces joined across shared borders and the antimeridian).
+    """The connected regions of each shape (its parts joined across shared borders and the antimeridian).
 
     Args:
         geoms: (k,) shapes in degrees, e.g. cells.
@@ -235,12 +233,8 @@ def regions(geoms: np.ndarray, scope: Sequence | None = None, tol: float = BORDE
     part_scope = None if scope is None else np.asarray(scope, dtype=object)[shape]
     i, j, length = border_graph(parts, part_scope, tol)
     same = shape[i] == shape[j]
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     n = len(parts)
-    _, comp = connected_components(coo_matrix((np.ones(int(same.sum())), (i[same], j[same])), shape=(n, n)),
-                                   directed=False)
+    _, comp = _components(n, i[same], j[same])
     touches = np.zeros(n, dtype=bool)
     touches[np.r_[i[~same], j[~same]]] = True
     table = pd.DataFrame({"shape": shape, "comp": comp, "area": shapely.area(parts), "touches": touches})
@@ -250,3 +244,8 @@ def regions(geoms: np.ndarray, scope: Sequence | None = None, tol: float = BORDE
     out = out.sort_values(["shape", "area"], ascending=[True, False], kind="stable").reset_index(drop=True)
     out.insert(1, "region", out.groupby("shape").cumcount())
     return out
+
+
+def _components(n: int, i: np.ndarray, j: np.ndarray) -> tuple[int, np.ndarray]:
+    """Connected components of the graph on ``n`` nodes with edges ``(i, j)``: their count and each node's."""
+    return connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
