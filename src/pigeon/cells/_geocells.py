@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 METHODS = ("semantic", "naive")
 TABLE_COLUMNS = ("cell_id", "country", "admin1", "admin2", "centroid_lat", "centroid_lon", "n_train", "geometry")
 CELLS_FILE, META_FILE = "cells.parquet", "meta.json"
+#: With ``balance``, rounds of median cuts and contiguity cleanup after the first, while a cell is above max_size.
+_REBALANCE_ROUNDS = 3
 _BUILD_HINT = "build it with 'pigeon cells build MANIFEST -o DIR'"
 
 
@@ -247,6 +249,13 @@ def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance):
     geoms, members, origin = split_oversized(list(geoms), members, lat, lon, min_size=min_size, max_size=max_size,
                                              optics_params=optics, seed=seed, balance=balance)
     geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
+    for _ in range(_REBALANCE_ROUNDS if balance else 0):  # the cleanup can push a cell back above max_size
+        if max(len(m) for m in members) <= max_size:
+            break
+        geoms, members, again = split_oversized(geoms, members, lat, lon, min_size=min_size, max_size=max_size,
+                                                optics_params=[], seed=seed, balance=True)
+        origin = list(np.asarray(origin)[again])
+        geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
     labels = np.empty(len(lat), dtype=np.int64)
     for i, idx in enumerate(members):
         labels[idx] = i

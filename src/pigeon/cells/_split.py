@@ -25,7 +25,8 @@ Deliberate changes (pigeon-spec section 9), none of which changes which rule app
   the sample); every point then joins the group of its nearest sampled site;
 - the points of a child are those inside its shape (the reference keeps a cluster's points even where they
   lie outside its centroid's region), so shapes and labels agree; points off the parent's land keep the
-  group of the region they lie in. A child left without points is merged into the sibling it borders most.
+  group of the region they lie in. A child left without points is merged into the sibling it borders most,
+  and a split that would leave a child without land (a cluster out at sea) is not made.
 
 Optional (``balance=True``, off by default; not in the paper): after the OPTICS rounds, cells still above
 ``max_size`` are cut at the median of their longer axis until none is.
