@@ -38,7 +38,8 @@ def write_gadm(path):
         "GID_0": ["FRA", "FRA", "NZL", "NZL", "XKO"], "COUNTRY": ["France"] * 2 + ["New Zealand"] * 2 + ["Kosovo"],
         "GID_1": ["FRA.1_1", "FRA.2_1", "NZL.1_1", "NZL.2_1", "XKO.1_1"],
         "NAME_1": ["Nord", "Sud", "North Island", "South Island", "Prishtina"],
-        "TYPE_1": ["Région"] * 2 + ["Island"] * 2 + ["Komuna"], "ENGTYPE_1": ["Region"] * 2 + ["Island"] * 2 + ["District"],
+        "TYPE_1": ["Région"] * 2 + ["Island"] * 2 + ["Komuna"],
+        "ENGTYPE_1": ["Region"] * 2 + ["Island"] * 2 + ["District"],
     }, geometry=[multi(NORD_OUEST, NORD_EST, ENCLAVE), multi(PROVENCE, CORSE), multi(NORTH_ISLAND),
                  multi(SOUTH_ISLAND), multi(KOSOVO)], crs="EPSG:4326")
     adm2 = gpd.GeoDataFrame({

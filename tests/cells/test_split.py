@@ -216,12 +216,24 @@ def test_points_off_the_cell_shape_keep_their_group():
 
 
 def test_a_split_that_leaves_a_child_without_land_is_not_made():
-    from pigeon.cells._split import median_labels, split_cell
+    rng = np.random.default_rng(0)
+    lat, lon = rng.uniform(0, 1, 400), np.concatenate([rng.uniform(0, 1, 100), rng.uniform(1.5, 3, 300)])
+    # two clusters, the second far out at sea: its Voronoi regions reach none of the cell's land
+    labels = (lon > 2.2).astype(int)
+    assert split_with_labels(shapely.box(0, 0, 1, 1), lat, lon, labels, min_size=30, max_size=300) is None
+
+
+def test_median_cuts_move_off_the_sea_onto_the_land():
+    """With most points at sea, the median lies off the land: the line moves to the middle of the land."""
+    from pigeon.cells._split import median_split
 
     rng = np.random.default_rng(0)
     lat, lon = rng.uniform(0, 1, 400), np.concatenate([rng.uniform(0, 1, 100), rng.uniform(1.5, 3, 300)])
-    # the median cut puts 200 points far at sea in a group whose Voronoi regions reach no land
-    assert split_cell(shapely.box(0, 0, 1, 1), np.arange(400), lat, lon, median_labels, 1, 60, rng) is None
+    children = median_split(shapely.box(0, 0, 1, 1), np.arange(400), lat, lon)
+    assert_partition(children, shapely.box(0, 0, 1, 1), 400)
+    (west, west_idx), (east, east_idx) = sorted(children, key=lambda c: c[0].bounds[0])
+    assert shapely.equals(west, shapely.box(0, 0, 0.5, 1)) and shapely.equals(east, shapely.box(0.5, 0, 1, 1))
+    assert (lon[west_idx] <= 0.5).all() and len(east_idx) > 300  # the sea points follow the line
 
 
 def test_split_across_the_antimeridian():

@@ -29,7 +29,8 @@ Deliberate changes (pigeon-spec section 9), none of which changes which rule app
   and a split that would leave a child without land (a cluster out at sea) is not made.
 
 Optional (``balance=True``, off by default; not in the paper): after the OPTICS rounds, cells still above
-``max_size`` are cut at the median of their longer axis until none is.
+``max_size`` are cut in two by a straight line at the median of their longer axis until none is
+(:func:`median_split`).
 """
 
 from __future__ import annotations
@@ -64,13 +65,6 @@ def optics_labels(lat: np.ndarray, lon: np.ndarray, n_total: int, min_samples: i
     return optics_xi(unit_xyz_km(lat, lon), ms, xi)
 
 
-def median_labels(lat: np.ndarray, lon: np.ndarray, n_total: int) -> np.ndarray:
-    """0/1 halves split at the median of the longer axis of the points in a local plane."""
-    xy = np.column_stack([lon * plane_scale(lat), lat])
-    axis = int(np.argmax(np.ptp(xy, axis=0)))
-    return (xy[:, axis] > np.median(xy[:, axis])).astype(np.int64)
-
-
 def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndarray, lon: np.ndarray, *,
                     min_size: int, max_size: int, optics_params: Sequence[tuple[int, float]], seed: int = 0,
                     balance: bool = False, sample_cap: int = SAMPLE_CAP) -> tuple[list, list[np.ndarray], list[int]]:
@@ -91,12 +85,13 @@ def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndar
     """
     geoms, members, origin = list(geoms), list(members), list(range(len(geoms)))
     rng = np.random.default_rng(seed)
-    rounds: list[tuple[str, Grouper]] = [
-        (f"OPTICS min_samples={ms} xi={xi}", partial(optics_labels, min_samples=ms, xi=xi)) for ms, xi in optics_params]
+    rounds: list[tuple[str, Callable]] = [
+        (f"OPTICS min_samples={ms} xi={xi}",
+         partial(split_cell, grouper=partial(optics_labels, min_samples=ms, xi=xi), min_size=min_size,
+                 max_size=max_size, rng=rng, sample_cap=sample_cap)) for ms, xi in optics_params]
     if balance:
-        rounds.append(("median cuts", median_labels))
-    for name, grouper in rounds:
-        strict = grouper is not median_labels  # median cuts put max_size first: a half may hold < min_size
+        rounds.append(("median cuts", median_split))
+    for name, splitter in rounds:
         queue = [i for i, m in enumerate(members) if len(m) > max_size]
         if not queue:
             break
@@ -104,8 +99,7 @@ def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndar
             task = bar.add_task(f"split cells ({name})", total=len(queue), info="")
             while queue:
                 i = queue.pop()
-                children = split_cell(geoms[i], members[i], lat, lon, grouper, min_size if strict else 1, max_size,
-                                      rng, sample_cap)
+                children = splitter(geoms[i], members[i], lat, lon)
                 bar.advance(task)
                 if children is None:
                     continue
@@ -166,6 +160,44 @@ def split_cell(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray, grouper:
     if len(shapes) < 2:
         return None
     return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), idx[owner == j]) for j, s in enumerate(shapes)]
+
+
+def median_split(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list | None:
+    """Cut one cell in two at the median of its points along the longer axis (in a local plane).
+
+    Not in the paper (``balance=True``). The cut is a straight line; where the median lies off the cell's land
+    (points at sea), the line moves to the middle of the land, so both halves have land; if the points
+    then all fall on one side, the other axis is tried. Halves may hold fewer than ``min_size`` points.
+
+    Returns:
+        two ``(shape, point indices)`` children, or None.
+    """
+    la = lat[idx]
+    centre = spherical_mean(la, lon[idx])[1]
+    k = plane_scale(la)
+    xy = np.column_stack([unwrap_lon(lon[idx], centre) * k, la])
+    parent = _valid(scale_x(unwrap_geometry(geom, centre), k))
+    bounds = np.asarray(shapely.bounds(parent))
+    far = 10.0 * (1.0 + np.abs(bounds).max())
+    for axis in np.argsort(-np.ptp(xy, axis=0), kind="stable"):
+        low, high = bounds[axis], bounds[axis + 2]
+        values = np.sort(xy[:, axis])
+        cut = float(values[len(values) // 2 - 1] + values[len(values) // 2]) / 2  # between points, not through one
+        if not low < cut < high:
+            cut = (low + high) / 2
+        first = xy[:, axis] <= cut
+        if first.all() or not first.any():
+            continue
+        below = shapely.box(-far, -far, cut, far) if axis == 0 else shapely.box(-far, -far, far, cut)
+        shapes = dirty_split_cleanup([polygonal(shapely.intersection(parent, below)),
+                                      polygonal(shapely.difference(parent, below))])
+        owner = locate_points(xy[:, 1], xy[:, 0], np.asarray(shapes, dtype=object), nearest=False)
+        outside = owner < 0  # points off the land follow the line
+        owner[outside] = (~first[outside]).astype(np.int64)
+        shapes, owner = _drop_empty(shapes, owner)
+        if len(shapes) == 2:
+            return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), idx[owner == j]) for j, s in enumerate(shapes)]
+    return None
 
 
 def _valid(geom):
