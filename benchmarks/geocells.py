@@ -139,11 +139,11 @@ def child(wheel: Path, n: int, method: str, min_size: int, max_size: int, preset
     return row
 
 
-def fitted_naive(wheel: Path, n: int, target: int, start: int, preset: str) -> dict:
+def fitted_naive(wheel: Path, n: int, target: int, start: int, preset: str, label: str) -> dict:
     """Naive cells with ``max_size`` fitted so the cell count is close to ``target`` (count ~ 1 / max_size)."""
     max_size, best = start, None
     for _ in range(3):
-        nv = child(wheel, n, "naive", 1, max_size, preset)
+        nv = child(wheel, n, "naive", 1, max_size, preset, label=label)
         if best is None or abs(nv["n_cells"] - target) < abs(best["n_cells"] - target):
             best = nv
         if abs(nv["n_cells"] - target) <= 0.05 * target:
@@ -182,13 +182,15 @@ def main() -> None:
         sizes = (preset.min_size, preset.max_size)
         if args.baseline_src is not None:
             rows.append(child(args.wheel, n, "semantic", *sizes, args.preset, src=args.baseline_src,
-                              label="semantic, before (baseline src)"))
-        sem = child(args.wheel, n, "semantic", *sizes, args.preset)
+                              label="semantic, before"))
+        sem = child(args.wheel, n, "semantic", *sizes, args.preset, label="semantic (paper rules, default)")
         rows.append(sem)
         if n in args.balance_sizes:
             bal = child(args.wheel, n, "semantic", *sizes, args.preset, balance="on")
-            rows += [bal, fitted_naive(args.wheel, n, bal["n_cells"], 2 * preset.max_size, args.preset)]
-        rows.append(fitted_naive(args.wheel, n, sem["n_cells"], 2 * preset.max_size, args.preset))
+            rows += [bal, fitted_naive(args.wheel, n, bal["n_cells"], 2 * preset.max_size, args.preset,
+                                       "naive (count of median cuts)")]
+        rows.append(fitted_naive(args.wheel, n, sem["n_cells"], 2 * preset.max_size, args.preset,
+                                 "naive (count of paper rules)"))
     (_, _), (held_lat, held_lon) = split_points(lat, lon, args.sizes[0])
     (tr_lat, tr_lon), _ = split_points(lat, lon, min(args.sizes[0], len(lat)))
     repeats = np.isin(held_lat + 1j * held_lon, tr_lat + 1j * tr_lon).mean()
@@ -199,8 +201,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         min_max = f"{r['min_size']}/{r['max_size']}" if r["method"] == "semantic" else f"-/{r['max_size']}"
-        print(f"| {r['n']:,} | {r['label']} | {min_max} | {r['n_cells']:,} | {r['seconds']:.0f} | {r['peak_rss_mb']:.0f} "
-              f"| {r['below_min']} ({r['below_min_country']}) | {r['above_max']} "
+        print(f"| {r['n']:,} | {r['label']} | {min_max} | {r['n_cells']:,} | {r['seconds']:.0f} "
+              f"| {r['peak_rss_mb']:.0f} | {r['below_min']:,} ({r['below_min_country']}) | {r['above_max']:,} "
               f"| {r['parts_mean']:.2f} / {r['parts_max']:.0f} | {100 * r['exclave_share']:.2f} % "
               f"| {100 * r['island_share']:.2f} % |")
     print("\n| points | cells | n cells | 1 km | 25 km | 200 km | 750 km | 2500 km | median km |")
