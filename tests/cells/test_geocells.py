@@ -11,11 +11,16 @@ from tests.cells.conftest import MAX_SIZE, MIN_SIZE
 
 
 def brute_force_assign(table, lat, lon):
+    """The covering cell, else the cell whose outline (densified to ~0.5 km) comes closest in great-circle km."""
+    from pigeon.geo import haversine_km
+
+    outlines = [shapely.get_coordinates(shapely.segmentize(shapely.boundary(g), 0.005)) for g in table.geometry]
     out = []
     for la, lo in zip(lat, lon):
         p = shapely.Point(lo, la)
         hits = [i for i, g in enumerate(table.geometry) if g.covers(p)]
-        out.append(hits[0] if hits else int(np.argmin([g.distance(p) for g in table.geometry])))
+        out.append(hits[0] if hits else int(np.argmin([haversine_km(la, lo, c[:, 1], c[:, 0]).min()
+                                                          for c in outlines])))
     return np.asarray(out)
 
 
@@ -140,3 +145,47 @@ def test_gadm_boundaries_fall_back_to_coarser_levels(tmp_path):
     assert sorted(areas["country"]) == ["DE", "FR", "FR", "IT"]
     assert set(areas.loc[areas["country"] == "FR", "admin2"]) == {"Lille", "Douai"}
     assert areas.loc[areas["country"] == "DE", "admin1"].item() == "Bayern"
+
+
+def test_naive_cells_across_the_antimeridian():
+    """Points on both sides of ±180 get boxes that cross the line (two parts, one region), not a world band."""
+    from pigeon.cells import GeoCells, cell_stats
+    from pigeon.geo import spherical_mean
+
+    rng = np.random.default_rng(0)
+    lat, lon = rng.uniform(-17, -16, 200), rng.uniform(179, 181, 200)
+    lon = np.where(lon > 180, lon - 360, lon)
+    one = GeoCells.build(lat, lon, method="naive", max_size=500)
+    geom = one.table.geometry.iloc[0]
+    assert geom.geom_type == "MultiPolygon" and geom.bounds[0] == -180 and geom.bounds[2] == 180
+    box_km2 = one.table.geometry.to_crs("EPSG:6933").area.iloc[0] / 1e6
+    assert abs(box_km2 / ((lat.max() - lat.min()) * (lon[lon < 0].max() + 360 - lon[lon > 0].min()) * 111.32 ** 2
+                          * np.cos(np.radians(16.5))) - 1) < 0.02
+    np.testing.assert_allclose(one.centroids[0], spherical_mean(lat, lon))
+    many = GeoCells.build(lat, lon, method="naive", max_size=30)
+    assert cell_stats(many)["multipart_cells"] == 0  # cells cut by the line are still one region each
+    assert np.isclose(shapely.area(many.table.geometry.to_numpy()).sum(), shapely.area(geom))
+    np.testing.assert_array_equal(many.assign(lat, lon), many.train_labels)
+
+
+def test_plot_draws_cells_cut_by_the_antimeridian_at_both_edges():
+    """A cell straddling ±180 is drawn as two patches at the edges of the map, never as a band across it."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PatchCollection
+
+    from pigeon.cells import GeoCells
+    from pigeon.cells._report import draw_cells
+
+    rng = np.random.default_rng(0)
+    lat, lon = rng.uniform(-17, -16, 100), rng.uniform(179, 181, 100)
+    cells = GeoCells.build(lat, np.where(lon > 180, lon - 360, lon), method="naive", max_size=500)
+    fig, ax = plt.subplots()
+    try:
+        draw_cells(ax, cells)
+        paths = [p for c in ax.collections if isinstance(c, PatchCollection) for p in c.get_paths()]
+        rings = [ring for p in paths for ring in p.to_polygons()]  # a multi-part cell is one path of several rings
+    finally:
+        plt.close(fig)
+    assert len(paths) == 1 and len(rings) == 2
+    xs = sorted((ring[:, 0].min(), ring[:, 0].max()) for ring in rings)
+    assert xs[0][0] == -180 and xs[0][1] < -178.9 and xs[1][0] > 178.9 and xs[1][1] == 180

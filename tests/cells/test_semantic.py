@@ -1,8 +1,9 @@
-"""Semantic geocells on the toy world (see conftest): the reference's invariants, with known answers."""
+"""Semantic geocells: the reference's invariants on the toy world (see conftest), contiguity, the antimeridian."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import shapely
 
 from tests.cells.conftest import CITY, EMPTY_AA, ISLAND, MAX_SIZE, MIN_SIZE, make_points
@@ -84,3 +85,97 @@ def test_points_outside_every_area_take_the_nearest(toy_areas):
     lat, lon = np.append(lat, -0.5), np.append(lon, 15.0)  # just south of BB, at sea
     cells = GeoCells.build(lat, lon, min_size=MIN_SIZE, max_size=MAX_SIZE, areas=toy_areas)
     assert cells.table.loc[cells.train_labels[-1], "country"] == "BB"
+
+
+def test_cells_on_interleaved_areas_are_one_part_plus_islands():
+    """Fragmented admin areas (interleaved places) still give cells that are one region plus islands."""
+    import geopandas as gpd
+
+    from pigeon.cells import GeoCells, cell_stats
+    from pigeon.geography._topology import regions
+    from tests.geography.conftest import INTERLEAVED_LAND, fragmented_areas
+
+    areas = fragmented_areas()
+    assert (regions(areas.geometry.to_numpy())["region"] > 0).any()
+    neighbour = gpd.GeoDataFrame({"country": ["BB"], "admin1": ["R"], "admin2": ["all"]},
+                                 geometry=[shapely.box(4, 0, 6, 4)], crs="EPSG:4326")
+    areas = gpd.GeoDataFrame(pd.concat([areas, neighbour], ignore_index=True), crs="EPSG:4326")
+    rng = np.random.default_rng(0)
+    lon, lat = np.r_[rng.uniform(0, 6, 900), 1.2, 1.3], np.r_[rng.uniform(0, 4, 900), 5.2, 5.3]
+    cells = GeoCells.build(lat, lon, min_size=30, max_size=60, areas=areas, balance=True)
+    stats = cell_stats(cells, lat, lon)
+    assert stats["cells_with_exclaves"] == 0 and stats["exclave_share"] == 0.0
+    assert stats["cells_with_islands"] >= 1  # the island stays in the cell of its area
+    # the cells tile the land of both countries without overlap
+    geoms = cells.table.geometry.to_numpy()
+    land = shapely.union_all([INTERLEAVED_LAND, shapely.box(4, 0, 6, 4)])
+    assert np.isclose(shapely.area(geoms).sum(), land.area)
+    assert shapely.symmetric_difference(shapely.union_all(geoms), land).area < 1e-9
+    np.testing.assert_array_equal(cells.assign(lat, lon)[:900], cells.train_labels[:900])
+
+
+def antimeridian_areas():
+    """Country XX across ±180: W (178-180 E) borders E (178-180 W) on the line; islands either side and far west."""
+    import geopandas as gpd
+
+    shapes = {"W": shapely.box(178, 0, 180, 1), "E": shapely.box(-180, 0, -178, 1),
+              "I1": shapely.box(179.5, 2, 179.8, 2.3), "I2": shapely.box(-179.8, 2, -179.5, 2.3),
+              "F": shapely.box(170, 2, 170.3, 2.3)}
+    return gpd.GeoDataFrame({"country": "XX", "admin1": "R", "admin2": list(shapes)}, geometry=list(shapes.values()),
+                            crs="EPSG:4326")
+
+
+def test_fusion_and_cells_across_the_antimeridian():
+    """W (5 points) fuses with E across the line, island I1 (3) with I2 (40): the old planar search found neither."""
+    from pigeon.cells import GeoCells, cell_stats
+    from pigeon.geo import spherical_mean
+
+    rng = np.random.default_rng(0)
+    boxes = {"W": (178, 0, 180, 1, 5), "E": (-180, 0, -178, 1, 40), "I1": (179.5, 2, 179.8, 2.3, 3),
+             "I2": (-179.8, 2, -179.5, 2.3, 40), "F": (170, 2, 170.3, 2.3, 40)}
+    lon = np.concatenate([rng.uniform(b[0] + 0.01, b[2] - 0.01, b[4]) for b in boxes.values()])
+    lat = np.concatenate([rng.uniform(b[1] + 0.01, b[3] - 0.01, b[4]) for b in boxes.values()])
+    cells = GeoCells.build(lat, lon, min_size=30, max_size=100, areas=antimeridian_areas())
+    table = cells.table
+    assert sorted(table["n_train"]) == [40, 43, 45]
+    assert cells.meta["config"]["undersized_cells"] == []
+    stats = cell_stats(cells)
+    assert stats["multipart_cells"] == 1  # W+E is one region across the line; I1+I2 are two islands
+    main = table.loc[table["n_train"] == 45].iloc[0]
+    c_lat, c_lon = spherical_mean(lat[:45], lon[:45])
+    assert np.isclose(main["centroid_lat"], c_lat) and np.isclose(main["centroid_lon"], c_lon)
+    assert abs(main["centroid_lon"]) > 178  # by the line, not at lon 0
+    km2 = table.geometry.to_crs("EPSG:6933").area.to_numpy() / 1e6
+    w_e = 4 * 111.32 * 110.6  # 4 degrees of longitude by 1 of latitude at the equator, roughly
+    assert abs(km2[table["n_train"] == 45][0] / w_e - 1) < 0.02
+
+
+def test_fiji_cells_straddle_the_antimeridian_with_the_right_centroids_and_areas():
+    """Fiji (Natural Earth, cut at ±180) with points around its towns: cells cross the line as one region."""
+    from pigeon.cells import GeoCells, cell_stats
+    from pigeon.geo import destination_point, spherical_mean
+    from pigeon.geography import admin_areas, places
+
+    fiji = admin_areas(0)
+    fiji = fiji[fiji["country"] == "FJ"]
+    towns = places()
+    towns = towns[towns["cc"] == "FJ"]
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, len(towns), 600)
+    lat, lon = destination_point(towns["lat"].to_numpy()[pick], towns["lon"].to_numpy()[pick],
+                                 rng.uniform(0, 360, 600), rng.uniform(0, 3, 600))
+    lon = np.r_[lon, -179.87, -179.85, 179.95, 179.97]  # Taveuni, on both sides of the line
+    lat = np.r_[lat, -16.85, -16.9, -16.82, -16.88]
+    cells = GeoCells.build(lat, lon, min_size=30, max_size=60, areas=fiji, balance=True)
+    table = cells.table
+    assert (table.geometry.bounds["minx"] >= -180).all() and (table.geometry.bounds["maxx"] <= 180).all()
+    stats = cell_stats(cells, lat, lon)
+    assert stats["cells_with_exclaves"] == 0
+    fiji_km2 = fiji.to_crs("EPSG:6933").area.sum() / 1e6
+    assert np.isclose(stats["area_km2"]["mean"] * len(cells), fiji_km2, rtol=1e-4)  # no gap, no overlap
+    for i in range(len(cells)):
+        member = cells.train_labels == i
+        np.testing.assert_allclose(cells.centroids[i], spherical_mean(lat[member], lon[member]))
+    assert (np.abs(cells.centroids[:, 1]) > 176).all()  # every centroid in Fiji, none near lon 0
+    taveuni = cells.assign([-16.86, -16.86], [179.96, -179.86])
+    assert taveuni[0] == taveuni[1]  # both sides of the line in one cell

@@ -15,11 +15,14 @@ import shapely
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.cells._config import PRESETS
 from pigeon.cells._naive import naive_boxes
-from pigeon.cells._semantic import check_areas, fuse_small, initial_cells
+from pigeon.cells._semantic import (
+    check_areas, contiguous_cells, contiguous_split_cells, fuse_small, initial_cells,
+)
 from pigeon.cells._spatial import locate_points
 from pigeon.cells._split import split_oversized
 from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
 from pigeon.geo import check_coords, latlon_to_xyz, pairwise_haversine_km, xyz_to_latlon
+from pigeon.geography._topology import polygon_parts, wrap_geometry
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
 METHODS = ("semantic", "naive")
 TABLE_COLUMNS = ("cell_id", "country", "admin1", "admin2", "centroid_lat", "centroid_lon", "n_train", "geometry")
 CELLS_FILE, META_FILE = "cells.parquet", "meta.json"
+#: With ``balance``, rounds of median cuts and contiguity cleanup after the first, while a cell is above max_size.
+_REBALANCE_ROUNDS = 3
 _BUILD_HINT = "build it with 'pigeon cells build MANIFEST -o DIR'"
 
 
@@ -55,13 +60,14 @@ class GeoCells:
     def build(cls, lat, lon, method: str = "semantic", min_size: int | None = None, max_size: int | None = None, *,
               preset: str = "streetview", optics_params: Sequence[tuple[int, float]] | None = None,
               areas: gpd.GeoDataFrame | None = None, boundaries: str | os.PathLike | None = None,
-              seed: int = 0, balance: bool = True) -> GeoCells:
+              seed: int = 0, balance: bool = False) -> GeoCells:
         """Build geocells from training coordinates.
 
         Args:
             lat, lon: (n,) training coordinates, degrees.
-            method: ``"semantic"`` (admin areas, fused and split with OPTICS + Voronoi) or ``"naive"``
-                (rectangles split at the midpoint of their longer side; uses only ``max_size``).
+            method: ``"semantic"`` (admin areas, fused and split with OPTICS + Voronoi by the paper's rules;
+                each cell one connected region plus islands) or ``"naive"`` (rectangles split at the midpoint
+                of their longer side; uses only ``max_size``).
             min_size, max_size: training points per cell; default from ``preset``.
             preset: ``"streetview"`` (30/60 and the street-view OPTICS rounds, PIGEON) or ``"photo"``
                 (1000/2000 and the photo rounds, PIGEOTTO); see :data:`pigeon.cells.PRESETS`.
@@ -71,7 +77,8 @@ class GeoCells:
                 Semantic cells use them as shapes; naive cells only for names.
             boundaries: a GADM 4.1 GeoPackage, or a GeoParquet / GeoJSON of areas with the columns above.
             seed: seeds the fusion order and the samples of very large cells; the result is deterministic.
-            balance: after the OPTICS rounds, cut cells still above ``max_size`` at their median.
+            balance: after the OPTICS rounds, cut cells still above ``max_size`` at their median until none is
+                (not in the paper, whose rules leave a cell above ``max_size`` when OPTICS finds no split).
 
         Returns:
             The cells, with :attr:`train_labels` set.
@@ -214,29 +221,45 @@ def _check_sizes(n: int, min_size: int, max_size: int) -> None:
 
 def _naive(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.ndarray, np.ndarray]:
     boxes, labels = naive_boxes(lat, lon, max_size)
-    return shapely.box(boxes[:, 1], boxes[:, 0], boxes[:, 3], boxes[:, 2]), labels
+    geoms = shapely.box(boxes[:, 1], boxes[:, 0], boxes[:, 3], boxes[:, 2])
+    return np.asarray([wrap_geometry(g) for g in geoms], dtype=object), labels
 
 
 def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance):
     """Shapes, point labels and (country, admin1, admin2) of semantic cells."""
-    area_cell, point_area = initial_cells(lat, lon, areas)
+    pieces, piece_area = polygon_parts(areas.geometry.to_numpy())
+    point_piece = locate_points(lat, lon, pieces)
+    point_area = piece_area[point_piece]
+    area_cell = initial_cells(point_area, areas)
     sizes = np.bincount(area_cell[point_area], minlength=len(areas))
     area_cell, _ = fuse_small(area_cell, sizes, areas, min_size, seed)
-    kept = np.flatnonzero(area_cell >= 0)
-    by_cell = pd.Series(kept).groupby(area_cell[kept]).indices
-    cells = np.asarray(sorted(by_cell))
-    area_geoms = areas.geometry.to_numpy()
-    geoms = [shapely.union_all(area_geoms[kept[by_cell[c]]]) for c in cells]
-    point_cell = np.searchsorted(cells, area_cell[point_area])
+    country = areas["country"].fillna("").to_numpy(dtype=object)
+    piece_cell = contiguous_cells(area_cell[piece_area], pieces, country[piece_area],
+                                  np.bincount(point_piece, minlength=len(pieces)))
+    kept = np.flatnonzero(piece_cell >= 0)
+    cells, piece_label = np.unique(piece_cell[kept], return_inverse=True)
+    geoms = pd.Series(pieces[kept]).groupby(piece_label).agg(lambda g: shapely.union_all(g.to_numpy())).to_numpy()
+    point_cell = np.searchsorted(cells, piece_cell[point_piece])
+    # each cell is named after the area holding most of its points (ties: the first area)
+    votes = pd.DataFrame({"cell": point_cell, "area": point_area}).value_counts().reset_index()
+    named = votes.sort_values(["cell", "count", "area"], ascending=[True, False, True]).drop_duplicates("cell")
+    cell_area = named.set_index("cell")["area"].reindex(np.arange(len(cells))).to_numpy()
     by_point = pd.Series(np.arange(len(lat))).groupby(point_cell).indices
     members = [by_point[i] for i in range(len(cells))]
-    geoms, members, origin = split_oversized(geoms, members, lat, lon, min_size=min_size, max_size=max_size,
+    geoms, members, origin = split_oversized(list(geoms), members, lat, lon, min_size=min_size, max_size=max_size,
                                              optics_params=optics, seed=seed, balance=balance)
+    geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
+    for _ in range(_REBALANCE_ROUNDS if balance else 0):  # the cleanup can push a cell back above max_size
+        if max(len(m) for m in members) <= max_size:
+            break
+        geoms, members, again = split_oversized(geoms, members, lat, lon, min_size=min_size, max_size=max_size,
+                                                optics_params=[], seed=seed, balance=True)
+        origin = list(np.asarray(origin)[again])
+        geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
     labels = np.empty(len(lat), dtype=np.int64)
     for i, idx in enumerate(members):
         labels[idx] = i
-    src = cells[origin]
-    names = areas[["country", "admin1", "admin2"]].iloc[src].reset_index(drop=True)
+    names = areas[["country", "admin1", "admin2"]].iloc[cell_area[origin]].reset_index(drop=True)
     return np.asarray(geoms, dtype=object), labels, names
 
 

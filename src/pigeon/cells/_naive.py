@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pigeon.geography._topology import circular_span
+
 #: Boxes narrower than this (degrees) are not split further: all their points share one location.
 _MIN_SPAN_DEG = 1e-9
 
@@ -13,16 +15,20 @@ def naive_boxes(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.nda
 
     As in the reference, points ``< midpoint`` go to the first half, and the halves tile their parent,
     so the boxes tile the bounding box of the training points. Boxes without points are dropped. A box
-    whose points all share one location cannot be split and may stay above ``max_size``.
+    whose points all share one location cannot be split and may stay above ``max_size``. The bounding box
+    spans the shortest longitude interval that holds the points (:func:`circular_span`): points on both
+    sides of the antimeridian get boxes that cross it (``lon_max`` above 180), not a box around the globe.
 
     Args:
         lat, lon: (n,) degrees.
         max_size: most points per box.
 
     Returns:
-        ``boxes`` (k, 4) as ``(lat_min, lon_min, lat_max, lon_max)`` degrees and ``labels`` (n,) int64
-        box index of each point.
+        ``boxes`` (k, 4) as ``(lat_min, lon_min, lat_max, lon_max)`` degrees (``lon_min`` in [-180, 180],
+        ``lon_max`` up to 540) and ``labels`` (n,) int64 box index of each point.
     """
+    start, _ = circular_span(lon)
+    lon = np.where(lon < start, lon + 360.0, lon)  # the frame [start, start + 360)
     labels = np.empty(len(lat), dtype=np.int64)
     boxes = []
     stack = [((lat.min(), lon.min(), lat.max(), lon.max()), np.arange(len(lat)))]

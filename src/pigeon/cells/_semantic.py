@@ -3,7 +3,9 @@
 Follows the reference (``geocell_creation.py``, ``cell_collection.py``): points take the id of the finest admin
 area that covers them (the nearest area when none does); empty areas join the cell whose area centroid is
 nearest within the same country, so cells tile the land of every country that has training points; small cells
-are fused with neighbours of the same country until they reach ``min_size`` (see :func:`fuse_small`).
+are fused with neighbours of the same country until they reach ``min_size`` (see :func:`fuse_small`). Then each
+cell is made one connected region plus islands (:func:`contiguous_cells`): an empty area attached to a cell it
+does not touch, or a fragment of an area, goes to the cell it borders most.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from scipy.spatial import cKDTree
 
 from pigeon.cells._spatial import locate_points, unit_xyz_km
 from pigeon.errors import InputError
+from pigeon.geography._topology import (
+    border_graph, circular_span, contiguous_groups, pairs_within, polygon_parts,
+)
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -34,10 +39,8 @@ def check_areas(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                          "pass pigeon.geography.admin_areas(level) or a table with country/admin1/admin2/geometry")
     if areas.crs is not None and not areas.crs.equals("EPSG:4326"):
         areas = areas.to_crs("EPSG:4326")
-    geoms = shapely.make_valid(np.asarray(areas.geometry.to_numpy(), dtype=object))
-    geoms = shapely.get_parts(geoms, return_index=True)
-    keep = shapely.get_type_id(geoms[0]) == 3  # polygons only: make_valid may add lines and points
-    parts, rows = geoms[0][keep], geoms[1][keep]
+    # polygons only: make_valid may add lines and points
+    parts, rows = polygon_parts(shapely.make_valid(np.asarray(areas.geometry.to_numpy(), dtype=object)))
     poly = pd.Series(parts).groupby(rows).agg(lambda s: shapely.union_all(s.to_numpy()))
     out = areas.iloc[poly.index].copy()
     out = out.set_geometry(np.asarray(poly.to_numpy(), dtype=object), crs="EPSG:4326")
@@ -46,15 +49,18 @@ def check_areas(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out.reset_index(drop=True)
 
 
-def initial_cells(lat: np.ndarray, lon: np.ndarray, areas: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+def initial_cells(point_area: np.ndarray, areas: gpd.GeoDataFrame) -> np.ndarray:
     """One cell per area that holds training points; empty areas attached to the nearest one (same country).
+
+    Args:
+        point_area: (n,) area of each training point (see :func:`locate_points`).
+        areas: the admin areas.
 
     Returns:
         ``area_cell`` (m,) int64: the cell (= index of its populated area) each area belongs to, -1 for
-        areas of countries without training points; ``point_area`` (n,) int64 area of each point.
+        areas of countries without training points.
     """
     geoms = areas.geometry.to_numpy()
-    point_area = locate_points(lat, lon, geoms)
     counts = np.bincount(point_area, minlength=len(areas))
     centre = shapely.point_on_surface(geoms)
     xyz = unit_xyz_km(shapely.get_y(centre), shapely.get_x(centre))
@@ -66,7 +72,7 @@ def initial_cells(lat: np.ndarray, lon: np.ndarray, areas: gpd.GeoDataFrame) -> 
         area_cell[full] = full
         if len(empty):
             area_cell[empty] = full[cKDTree(xyz[full]).query(xyz[empty])[1]]
-    return area_cell, point_area
+    return area_cell
 
 
 def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame, min_size: int,
@@ -76,7 +82,8 @@ def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame
     A random small cell (seeded) merges into the **largest** neighbour of the first non-empty tier:
     (a) small cells of the same admin-1, (b) any cell of the same admin-1, (c) small cells of the country,
     (d) any cell of the country; neighbours are cells whose areas touch (within :data:`TOUCH_DEG`), then,
-    if none touches, cells within the cell's own bounding-box diagonal (the reference's shape scaled x2).
+    if none touches, cells within the cell's own bounding-box diagonal (the reference's shape scaled x2);
+    both searches reach across the antimeridian.
     A cell with no neighbour at all (an isolated island) stays small. Fusion never crosses a border.
 
     Args:
@@ -115,14 +122,16 @@ def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame
         return None
 
     def nearby(c: int) -> set:
-        xmin, ymin = shapely.bounds(geoms[members[c]])[:, :2].min(0)
-        xmax, ymax = shapely.bounds(geoms[members[c]])[:, 2:].max(0)
+        bounds = shapely.bounds(geoms[members[c]])
+        xmin, xmax = circular_span(bounds[:, [0, 2]].ravel())  # the cell may straddle the antimeridian
+        ymin, ymax = bounds[:, 1].min(), bounds[:, 3].max()
         reach = float(np.hypot(xmax - xmin, ymax - ymin))
         # envelope query first, then the exact (costly) distance test only for areas of the same country
-        hits = occupied[tree.query(shapely.box(xmin - reach, ymin - reach, xmax + reach, ymax + reach))]
+        hits = np.unique(np.concatenate([tree.query(shapely.box(xmin - reach + dx, ymin - reach, xmax + reach + dx,
+                                                                 ymax + reach)) for dx in (0.0, -360.0, 360.0)]))
+        hits = occupied[hits]
         hits = hits[country[hits] == country[c]]
-        within = shapely.STRtree(geoms[members[c]]).query(geoms[hits], predicate="dwithin", distance=reach)[0]
-        hits = hits[np.unique(within)]
+        hits = hits[np.unique(pairs_within(geoms[members[c]], reach, other=geoms[hits])[1])]
         return {find(int(area_cell[h])) for h in hits} - {c}
 
     rng = np.random.default_rng(seed)
@@ -158,11 +167,78 @@ def _country_groups(areas: gpd.GeoDataFrame) -> dict[str, np.ndarray]:
 
 def _touching(area_cell: np.ndarray, geoms: np.ndarray, country: np.ndarray) -> dict[int, set]:
     """Neighbouring cells within the same country: cell id -> set of cell ids."""
-    a, b = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=TOUCH_DEG)
-    ok = (a != b) & (area_cell[a] >= 0) & (area_cell[b] >= 0) & (country[a] == country[b])
+    a, b, _ = pairs_within(geoms, TOUCH_DEG)
+    ok = (area_cell[a] >= 0) & (area_cell[b] >= 0) & (country[a] == country[b])
     ca, cb = area_cell[a[ok]], area_cell[b[ok]]
     adj: dict[int, set] = {int(c): set() for c in np.unique(area_cell[area_cell >= 0])}
     for x, y in set(zip(ca.tolist(), cb.tolist())):
         if x != y:
             adj[x].add(y)
+            adj[y].add(x)
     return adj
+
+
+def contiguous_cells(piece_cell: np.ndarray, pieces: np.ndarray, piece_country: np.ndarray,
+                     weight: np.ndarray) -> np.ndarray:
+    """Cells made of one connected region plus islands: the new cell of each piece.
+
+    Each cell keeps its region with the largest ``weight`` (training points); every other region that borders
+    another cell of the same country goes, with its points, to the cell it shares the longest border with
+    (:func:`pigeon.geography._topology.contiguous_groups`).
+
+    Args:
+        piece_cell: (p,) cell of each piece (a polygon part of an area or of a cell), -1 for none.
+        pieces: (p,) the polygons.
+        piece_country: (p,) country of each piece.
+        weight: (p,) training points in each piece.
+
+    Returns:
+        (p,) the new cell of each piece.
+    """
+    idx = np.flatnonzero(piece_cell >= 0)
+    i, j, length = border_graph(pieces[idx], piece_country[idx])
+    out = piece_cell.copy()
+    out[idx] = contiguous_groups(piece_cell[idx], i, j, length, weight[idx], shapely.area(pieces[idx]))
+    return out
+
+
+def contiguous_split_cells(geoms: list, members: list[np.ndarray], lat: np.ndarray, lon: np.ndarray,
+                           country: np.ndarray) -> tuple[list, list[np.ndarray]]:
+    """The same cleanup after the splits, across siblings and cells of different parents.
+
+    A split only looks at the siblings of one parent; a part it leaves may still border a cell of another
+    parent. Parts of multi-part cells are weighed by the training points inside them.
+
+    Args:
+        geoms, members: the cells' shapes and point indices.
+        lat, lon: (n,) all training points.
+        country: (k,) country of each cell.
+
+    Returns:
+        ``geoms`` and ``members``, with parts (and their points) moved.
+    """
+    parts, cell = polygon_parts(geoms)
+    counts = np.bincount(cell, minlength=len(geoms))
+    weight = np.asarray([len(m) for m in members], dtype=np.float64)[cell]
+    multi = np.flatnonzero(counts[cell] > 1)
+    if len(multi) == 0:
+        return geoms, members
+    idx = np.concatenate([members[c] for c in np.unique(cell[multi])])
+    point_cell = np.repeat(np.unique(cell[multi]), [len(members[c]) for c in np.unique(cell[multi])])
+    hit = locate_points(lat[idx], lon[idx], parts[multi], nearest=False)
+    own = (hit >= 0) & (cell[multi][np.maximum(hit, 0)] == point_cell)  # inside a part of its own cell
+    point_part = np.where(own, multi[np.maximum(hit, 0)], -1)
+    weight[multi] = np.bincount(point_part[own], minlength=len(parts))[multi]
+    owner = contiguous_cells(cell, parts, np.asarray(country, dtype=object)[cell], weight)
+    moved = np.flatnonzero(owner != cell)
+    if len(moved) == 0:
+        return geoms, members
+    geoms, members = list(geoms), list(members)
+    for c in np.unique(np.r_[cell[moved], owner[moved]]):
+        geoms[c] = shapely.union_all(parts[owner == c])
+    leaving = own & np.isin(point_part, moved)
+    new_cell = owner[point_part[leaving]]
+    for c in np.unique(np.r_[point_cell[leaving], new_cell]):
+        keep = members[c][~np.isin(members[c], idx[leaving])]
+        members[c] = np.sort(np.concatenate([keep, idx[leaving][new_cell == c]]))
+    return geoms, members

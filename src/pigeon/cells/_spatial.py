@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
-from pigeon.geo import EARTH_RADIUS_KM, latlon_to_xyz
+from pigeon.geo import EARTH_RADIUS_KM, haversine_km, latlon_to_xyz
 
 
 def locate_points(lat: np.ndarray, lon: np.ndarray, geoms: np.ndarray, nearest: bool = True) -> np.ndarray:
@@ -17,12 +17,14 @@ def locate_points(lat: np.ndarray, lon: np.ndarray, geoms: np.ndarray, nearest: 
     Args:
         lat, lon: (n,) degrees.
         geoms: (m,) shapely polygons in (lon, lat) degrees.
-        nearest: where no polygon covers a point, take the nearest one (planar degrees) instead of -1.
+        nearest: where no polygon covers a point, take the nearest one (great-circle distance, across the
+            antimeridian; :func:`nearest_polygon`) instead of -1.
 
     Returns:
         (n,) int64 polygon indices.
     """
-    points = shapely.points(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+    lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    points = shapely.points(lon, lat)
     out = np.full(len(points), np.iinfo(np.int64).max, dtype=np.int64)
     if len(points) and len(geoms):
         poly, pt = shapely.STRtree(points).query(geoms, predicate="intersects")
@@ -30,8 +32,50 @@ def locate_points(lat: np.ndarray, lon: np.ndarray, geoms: np.ndarray, nearest: 
     miss = np.flatnonzero(out == np.iinfo(np.int64).max)
     out[miss] = -1
     if nearest and miss.size and len(geoms):
-        src, dst = shapely.STRtree(geoms).query_nearest(points[miss], all_matches=False)
-        out[miss[src]] = dst
+        out[miss] = nearest_polygon(lat[miss], lon[miss], geoms)
+    return out
+
+
+def nearest_polygon(lat: np.ndarray, lon: np.ndarray, geoms: np.ndarray) -> np.ndarray:
+    """Index of the polygon nearest to each point in great-circle km, also across the antimeridian.
+
+    The planar nearest polygon (with points near ±180 also moved by ±360 degrees) bounds the search; every
+    polygon within that distance, widened by ``1 / cos(lat)`` for the shorter degrees of longitude, is a
+    candidate, and the one whose nearest point is closest in km wins (ties: the lowest index).
+
+    Args:
+        lat, lon: (n,) degrees.
+        geoms: (m,) polygons in (lon, lat) degrees, m >= 1.
+
+    Returns:
+        (n,) int64 polygon indices.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    tree = shapely.STRtree(geoms)
+    shifts = (0.0, 360.0, -360.0)
+    planar = np.full(len(lat), np.inf)
+    for dx in shifts:  # moved across the antimeridian, only the points that might get closer that way
+        near = np.arange(len(lat)) if dx == 0 else np.flatnonzero(np.abs(lon + dx) < 180.0 + planar)
+        (src, _), dist = tree.query_nearest(shapely.points(lon[near] + dx, lat[near]), return_distance=True,
+                                            all_matches=False)
+        np.minimum.at(planar, near[src], dist)
+    slack = np.cos(np.radians(np.minimum(np.abs(lat) + planar, 89.0)))
+    radius = planar / np.maximum(slack, 0.02) + 1e-9
+    pt, poly, km = [], [], []
+    for dx in shifts:
+        close = np.flatnonzero(np.abs(lon + dx) <= 180.0 + radius)
+        start = shapely.points(lon[close] + dx, lat[close])
+        src, dst = tree.query(start, predicate="dwithin", distance=radius[close])
+        start, src = start[src], close[src]
+        ends = shapely.get_coordinates(shapely.get_point(shapely.shortest_line(start, geoms[dst]), 1))
+        pt.append(src)
+        poly.append(dst)
+        km.append(haversine_km(lat[src], lon[src], ends[:, 1], ends[:, 0]))
+    pt, poly, km = np.concatenate(pt), np.concatenate(poly), np.concatenate(km)
+    order = np.lexsort([poly, km, pt])
+    first = order[np.r_[True, pt[order][1:] != pt[order][:-1]]]
+    out = np.empty(len(lat), dtype=np.int64)
+    out[pt[first]] = poly[first]
     return out
 
 

@@ -1,25 +1,36 @@
-"""Splitting oversized cells: OPTICS clusters carved out of the cell with Voronoi regions.
+"""Splitting oversized cells: OPTICS clusters carved out of the cell with Voronoi regions (the paper's rules).
 
-Follows the reference's ``Cell._split_cell`` (OPTICS rounds, noise rules, Voronoi carving, multipolygon
-cleanup) with these changes (pigeon-spec section 9):
+Follows the reference's ``Cell._split_cell`` (pigeon-spec section 1.2). For each OPTICS ``(min_samples, xi)``
+round, every cell above ``max_size`` is split, and its children are split again while above ``max_size``:
+
+- clusters with fewer than ``min_size`` points become noise. A split needs two groups of at least ``min_size``
+  points, where the noise counts as a group;
+- **doughnut** (one cluster, and noise of ``min_size`` points or more): no split if the noise holds more than
+  ``max_size`` points; otherwise the cluster is carved out as the union of its points' Voronoi regions with
+  the holes filled, and the rest (the ring around it) stays one cell;
+- **two clusters**: the noise joins the nearest cluster centroid, then the first cluster is carved out as in
+  the doughnut case;
+- **three or more clusters**: the noise joins the nearest cluster centroid (centroids of the clusters' own
+  points), and each cluster becomes the Voronoi region of its centroid;
+- **dirty splits**: each child keeps its largest part; every other part goes to the sibling it shares the
+  longest border with; parts that border no sibling (islands of the parent) stay.
+
+Deliberate changes (pigeon-spec section 9), none of which changes which rule applies:
 
 - OPTICS runs on 3-d points on the sphere (chord distance, i.e. great-circle distance at cell scale) instead
-  of raw (lon, lat) degrees, so clusters are not stretched east-west at high latitudes; it uses the fast
-  ordering of :mod:`pigeon.cells._optics` (same labels as sklearn);
-- a cell with more than ``sample_cap`` points is clustered on a seeded random sample (``min_samples`` scaled
-  to the sample); every point then joins the group of its nearest sampled site, which is exactly the
-  Voronoi region it lies in, so shapes and memberships agree;
-- a "doughnut" split also needs the rest to hold ``min_size`` points; the three-or-more-cluster case assigns
-  noise to the nearest cluster centroid and carves by point Voronoi regions (not centroid regions), so every
-  point lies in its own cell;
-- after the OPTICS rounds, cells still above ``max_size`` are cut at the median of their longer axis
-  (``balance=True``), so every cell ends up within bounds unless its points share one location.
+  of raw (lon, lat) degrees, with the fast ordering of :mod:`pigeon.cells._optics` (same labels as sklearn);
+- shapes are built in a local equirectangular plane around the cell, with the cell unwrapped across the
+  antimeridian, and wrapped back to ``[-180, 180]`` afterwards;
+- a cell with more than ``sample_cap`` points is clustered on a seeded random sample (``min_samples`` scaled to
+  the sample); every point then joins the group of its nearest sampled site;
+- the points of a child are those inside its shape (the reference keeps a cluster's points even where they
+  lie outside its centroid's region), so shapes and labels agree; points off the parent's land keep the
+  group of the region they lie in. A child left without points is merged into the sibling it borders most,
+  and a split that would leave a child without land (a cluster out at sea) is not made.
 
-Groups become shapes as the union of their sites' Voronoi regions clipped to the parent cell (in a local
-equirectangular plane). Each group keeps its part with the most sites (the reference: the largest part) and
-other parts go to the sibling they share the longest border with, so cells stay contiguous. Points are then
-re-assigned by point-in-polygon, and a child left below ``min_size`` by this cleanup joins its best-touching
-sibling (except in the median round, where ``max_size`` comes first).
+Optional (``balance=True``, off by default; not in the paper): after the OPTICS rounds, cells still above
+``max_size`` are cut in two by a straight line at the median of their longer axis until none is
+(:func:`median_split`).
 """
 
 from __future__ import annotations
@@ -34,6 +45,10 @@ from scipy.spatial import cKDTree
 from pigeon._progress import progress
 from pigeon.cells._optics import optics_xi
 from pigeon.cells._spatial import locate_points, plane_scale, scale_x, unit_xyz_km
+from pigeon.geo import spherical_mean, xyz_to_latlon
+from pigeon.geography._topology import (
+    border_graph, contiguous_groups, polygon_parts, polygonal, unwrap_geometry, unwrap_lon, wrap_geometry,
+)
 
 #: Most points OPTICS sees per cell; larger cells are clustered on a seeded sample of this size.
 SAMPLE_CAP = 4000
@@ -50,16 +65,9 @@ def optics_labels(lat: np.ndarray, lon: np.ndarray, n_total: int, min_samples: i
     return optics_xi(unit_xyz_km(lat, lon), ms, xi)
 
 
-def median_labels(lat: np.ndarray, lon: np.ndarray, n_total: int) -> np.ndarray:
-    """0/1 halves split at the median of the longer axis of the points in a local plane."""
-    xy = np.column_stack([lon * plane_scale(lat), lat])
-    axis = int(np.argmax(np.ptp(xy, axis=0)))
-    return (xy[:, axis] > np.median(xy[:, axis])).astype(np.int64)
-
-
 def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndarray, lon: np.ndarray, *,
                     min_size: int, max_size: int, optics_params: Sequence[tuple[int, float]], seed: int = 0,
-                    balance: bool = True, sample_cap: int = SAMPLE_CAP) -> tuple[list, list[np.ndarray], list[int]]:
+                    balance: bool = False, sample_cap: int = SAMPLE_CAP) -> tuple[list, list[np.ndarray], list[int]]:
     """Split every cell with more than ``max_size`` points, round by round, until none changes.
 
     Args:
@@ -69,7 +77,7 @@ def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndar
         min_size, max_size: cell size bounds (points).
         optics_params: OPTICS ``(min_samples, xi)`` rounds, in order.
         seed: seed of the samples drawn from large cells.
-        balance: finish with median cuts of cells still above ``max_size``.
+        balance: finish with median cuts of cells still above ``max_size`` (not in the paper).
         sample_cap: most points OPTICS sees per cell.
 
     Returns:
@@ -77,12 +85,13 @@ def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndar
     """
     geoms, members, origin = list(geoms), list(members), list(range(len(geoms)))
     rng = np.random.default_rng(seed)
-    rounds: list[tuple[str, Grouper]] = [
-        (f"OPTICS min_samples={ms} xi={xi}", partial(optics_labels, min_samples=ms, xi=xi)) for ms, xi in optics_params]
+    rounds: list[tuple[str, Callable]] = [
+        (f"OPTICS min_samples={ms} xi={xi}",
+         partial(split_cell, grouper=partial(optics_labels, min_samples=ms, xi=xi), min_size=min_size,
+                 max_size=max_size, rng=rng, sample_cap=sample_cap)) for ms, xi in optics_params]
     if balance:
-        rounds.append(("median cuts", median_labels))
-    for name, grouper in rounds:
-        strict = grouper is not median_labels  # median cuts put max_size first: a child may end below min_size
+        rounds.append(("median cuts", median_split))
+    for name, splitter in rounds:
         queue = [i for i, m in enumerate(members) if len(m) > max_size]
         if not queue:
             break
@@ -90,8 +99,7 @@ def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndar
             task = bar.add_task(f"split cells ({name})", total=len(queue), info="")
             while queue:
                 i = queue.pop()
-                children = split_cell(geoms[i], members[i], lat, lon, grouper, min_size if strict else 1, max_size,
-                                      rng, sample_cap)
+                children = splitter(geoms[i], members[i], lat, lon)
                 bar.advance(task)
                 if children is None:
                     continue
@@ -109,12 +117,14 @@ def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndar
 
 def split_cell(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray, grouper: Grouper, min_size: int,
                max_size: int, rng: np.random.Generator, sample_cap: int = SAMPLE_CAP) -> list | None:
-    """Split one cell into contiguous children; None when ``grouper`` finds no admissible split.
+    """Split one cell by the paper's rules; None when ``grouper`` finds no admissible split.
 
     Returns:
-        list of ``(shape, point indices)`` children, at least two, or None.
+        list of ``(shape, point indices)`` children, at least two, each shape one piece plus islands.
     """
-    la, lo = lat[idx], lon[idx]
+    la = lat[idx]
+    centre = spherical_mean(la, lon[idx])[1]
+    lo = unwrap_lon(lon[idx], centre)  # a local frame, continuous across the antimeridian
     n = len(idx)
     sample = np.sort(rng.choice(n, sample_cap, replace=False)) if n > sample_cap else np.arange(n)
     k = plane_scale(la)
@@ -126,101 +136,170 @@ def split_cell(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray, grouper:
     if raw is None:
         return None
     near = cKDTree(sites).query(xy)[1]
-    groups = _resolve(np.asarray(raw)[first], near, sites, k, min_size, max_size)
-    if groups is None:
+    site_xyz = unit_xyz_km(sites[:, 1], sites[:, 0] / k)
+    plan = resolve_clusters(np.asarray(raw)[first], near, site_xyz, min_size, max_size)
+    if plan is None:
         return None
-    shapes = _carve(scale_x(geom, k), sites, groups)
-    children = [scale_x(s, 1.0 / k) for s in shapes]
-    owner = locate_points(la, lo, np.asarray(children, dtype=object), nearest=False)
-    outside = owner < 0  # points off the parent's shape (at sea) keep the group of their nearest site
-    owner[outside] = groups[near[outside]]
-    keep = np.bincount(owner, minlength=len(children)) >= min_size
-    if keep.sum() < 2:
+    groups, centroids = plan
+    parent = _valid(scale_x(unwrap_geometry(geom, centre), k))
+    if centroids is None:
+        shapes = _carve_cluster(parent, sites, groups)
+        outside_group = groups[near]
+    else:
+        c_lat, c_lon = xyz_to_latlon(centroids)
+        c_xy = np.column_stack([unwrap_lon(c_lon, centre) * k, c_lat])
+        shapes = _centroid_regions(parent, c_xy)
+        outside_group = cKDTree(c_xy).query(xy)[1]
+    if any(shapely.is_empty(s) for s in shapes):
         return None
-    if not keep.all():  # a child left too small by the cleanup joins the sibling it shares most border with
-        shapes = _merge_into_neighbours([shapes[j] for j in np.flatnonzero(keep)],
-                                        [shapes[j] for j in np.flatnonzero(~keep)])
-        children = [scale_x(s, 1.0 / k) for s in shapes]
-        owner = locate_points(la, lo, np.asarray(children, dtype=object))
-    return [(children[j], idx[owner == j]) for j in range(len(children))]
+    shapes = dirty_split_cleanup(shapes)
+    owner = locate_points(la, lo * k, np.asarray(shapes, dtype=object), nearest=False)
+    outside = owner < 0  # points off the parent's land keep the group of the region they lie in
+    owner[outside] = outside_group[outside]
+    shapes, owner = _drop_empty(shapes, owner)
+    if len(shapes) < 2:
+        return None
+    return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), idx[owner == j]) for j, s in enumerate(shapes)]
 
 
-def _resolve(labels: np.ndarray, near: np.ndarray, sites: np.ndarray, k: float, min_size: int,
-             max_size: int) -> np.ndarray | None:
-    """The reference's rules turning cluster labels of the sites into groups 0..g-1, or None.
+def median_split(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list | None:
+    """Cut one cell in two at the median of its points along the longer axis (in a local plane).
 
-    Clusters with fewer than ``min_size`` points become noise. One cluster plus noise (the "doughnut")
-    splits into the cluster and the rest if the rest holds ``min_size`` to ``max_size`` points (the reference
-    only checks ``max_size`` and so leaves tiny rests); two clusters split into the
-    first and the rest; with three or more, the noise joins the nearest cluster centroid.
+    Not in the paper (``balance=True``). The cut is a straight line; where the median lies off the cell's land
+    (points at sea), the line moves to the middle of the land, so both halves have land; if the points
+    then all fall on one side, the other axis is tried. Halves may hold fewer than ``min_size`` points.
+
+    Returns:
+        two ``(shape, point indices)`` children, or None.
+    """
+    la = lat[idx]
+    centre = spherical_mean(la, lon[idx])[1]
+    k = plane_scale(la)
+    xy = np.column_stack([unwrap_lon(lon[idx], centre) * k, la])
+    parent = _valid(scale_x(unwrap_geometry(geom, centre), k))
+    bounds = np.asarray(shapely.bounds(parent))
+    far = 10.0 * (1.0 + np.abs(bounds).max())
+    for axis in np.argsort(-np.ptp(xy, axis=0), kind="stable"):
+        low, high = bounds[axis], bounds[axis + 2]
+        values = np.sort(xy[:, axis])
+        cut = float(values[len(values) // 2 - 1] + values[len(values) // 2]) / 2  # between points, not through one
+        if not low < cut < high:
+            cut = (low + high) / 2
+        first = xy[:, axis] <= cut
+        if first.all() or not first.any():
+            continue
+        below = shapely.box(-far, -far, cut, far) if axis == 0 else shapely.box(-far, -far, far, cut)
+        shapes = dirty_split_cleanup([polygonal(shapely.intersection(parent, below)),
+                                      polygonal(shapely.difference(parent, below))])
+        owner = locate_points(xy[:, 1], xy[:, 0], np.asarray(shapes, dtype=object), nearest=False)
+        outside = owner < 0  # points off the land follow the line
+        owner[outside] = (~first[outside]).astype(np.int64)
+        shapes, owner = _drop_empty(shapes, owner)
+        if len(shapes) == 2:
+            return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), idx[owner == j]) for j, s in enumerate(shapes)]
+    return None
+
+
+def _valid(geom):
+    """``geom`` repaired where rescaling its coordinates made it invalid (a rounding self-intersection)."""
+    return geom if shapely.is_valid(geom) else polygonal(shapely.make_valid(geom))
+
+
+def resolve_clusters(labels: np.ndarray, near: np.ndarray, site_xyz: np.ndarray, min_size: int, max_size: int
+                     ) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The paper's rules turning OPTICS labels of the sites into a split, or None for no split.
+
+    Args:
+        labels: (s,) cluster label of each site (-1 = noise).
+        near: (n,) site of each point (its nearest site), so counts are in points.
+        site_xyz: (s, 3) sites on the sphere.
+        min_size, max_size: cell size bounds.
+
+    Returns:
+        ``(groups, centroids)``: with ``centroids`` None, ``groups`` (s,) is 1 for the sites of the cluster to
+        carve out and 0 for the rest (doughnut, two clusters); otherwise ``groups`` (s,) is the cluster
+        0..g-1 of each site and ``centroids`` (g, 3) the cluster centroids whose Voronoi regions are the
+        children (three or more clusters).
     """
     labels = labels.copy()
     counts = np.bincount(labels[near] + 1)
-    small = np.flatnonzero(counts[1:] < min_size)
-    labels[np.isin(labels, small)] = -1
+    labels[np.isin(labels, np.flatnonzero(counts[1:] < min_size))] = -1  # small clusters are noise
     clusters = np.unique(labels[labels >= 0])
     n_noise = int((labels[near] < 0).sum())
-    if len(clusters) + (n_noise > 0) < 2:
+    if len(clusters) + (n_noise >= min_size) < 2:
         return None
-    if len(clusters) == 1:
-        return None if not min_size <= n_noise <= max_size else (labels >= 0).astype(np.int64)
-    if len(clusters) == 2:  # as the reference: carve out the first cluster, the rest stays together
-        return (labels == clusters[0]).astype(np.int64)
-    site_xyz = unit_xyz_km(sites[:, 1], sites[:, 0] / k)
-    point_xyz = site_xyz[near]
+    if len(clusters) == 1:  # the doughnut: carve out the cluster if the ring around it is not too big
+        return None if n_noise > max_size else ((labels == clusters[0]).astype(np.int64), None)
     point_labels = labels[near]
-    centroids = np.stack([point_xyz[point_labels == c].mean(axis=0) for c in clusters])
+    centroids = np.stack([site_xyz[near[point_labels == c]].mean(axis=0) for c in clusters])
     noise = labels < 0
     labels[noise] = clusters[np.argmax(site_xyz[noise] @ centroids.T, axis=1)]
-    return np.searchsorted(clusters, labels)
+    if len(clusters) == 2:  # carve out the first cluster, noise included; the rest stays
+        return (labels == clusters[0]).astype(np.int64), None
+    return np.searchsorted(clusters, labels), centroids
 
 
-def _carve(parent, sites: np.ndarray, groups: np.ndarray) -> list:
-    """Shapes of the groups: unions of their sites' Voronoi regions within ``parent``, each one piece."""
-    xmin, ymin, xmax, ymax = np.concatenate([np.minimum(sites.min(0), shapely.bounds(parent)[:2]),
-                                             np.maximum(sites.max(0), shapely.bounds(parent)[2:])])
+def _voronoi(points: np.ndarray, parent) -> np.ndarray:
+    """Voronoi regions of ``points`` (in order), covering ``parent``."""
+    xmin, ymin, xmax, ymax = np.concatenate([np.minimum(points.min(0), shapely.bounds(parent)[:2]),
+                                             np.maximum(points.max(0), shapely.bounds(parent)[2:])])
     pad = max(xmax - xmin, ymax - ymin) + 1.0
     extent = shapely.box(xmin - pad, ymin - pad, xmax + pad, ymax + pad)
-    regions = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(sites), extend_to=extent, ordered=True))
-    if len(regions) != len(sites):  # GEOS merged near-coincident sites: match regions to sites by location
-        regions = regions[locate_points(sites[:, 1], sites[:, 0], regions)]
+    regions = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(points), extend_to=extent, ordered=True))
+    if len(regions) != len(points):  # GEOS merged near-coincident points: match regions to points by location
+        regions = regions[locate_points(points[:, 1], points[:, 0], regions)]
+    return regions
+
+
+def _carve_cluster(parent, sites: np.ndarray, groups: np.ndarray) -> list:
+    """``[rest, cluster]``: the cluster is the union of its sites' Voronoi regions in ``parent``, holes filled."""
+    regions = _voronoi(sites, parent)
     shapely.prepare(parent)
-    shapes = [shapely.intersection(shapely.coverage_union_all(regions[groups == g]), parent)
-              for g in range(groups.max() + 1)]
-    return _one_piece_each(shapes, parent, sites)
+    cluster = shapely.intersection(shapely.coverage_union_all(regions[groups == 1]), parent)
+    if cluster.geom_type == "Polygon":  # as the reference: a one-piece cluster takes in its holes
+        cluster = shapely.intersection(shapely.Polygon(cluster.exterior), parent)
+    return [polygonal(shapely.difference(parent, cluster)), polygonal(cluster)]
 
 
-def _one_piece_each(shapes: list, parent, sites: np.ndarray) -> list:
-    """Keep the part of each shape with the most sites; give other parts to the shape they share most border with."""
-    main, loose = [], []
-    points = shapely.points(sites)
-    for g, shape in enumerate(shapes):
-        parts = shapely.get_parts(shape)
-        parts = parts[shapely.area(parts) > 0]
-        if len(parts) == 0:
-            main.append(shapely.Polygon())
-            continue
-        n_sites = np.array([shapely.contains(p, points).sum() for p in parts]) if len(parts) > 1 else np.ones(1)
-        big = int(np.lexsort([shapely.area(parts), n_sites])[-1])
-        main.append(parts[big])
-        loose.extend((g, p) for j, p in enumerate(parts) if j != big)
-    return _merge_into_neighbours(main, [p for _, p in loose], owners=[g for g, _ in loose], parent=parent)
+def _centroid_regions(parent, centroids: np.ndarray) -> list:
+    """The Voronoi region of each centroid, within ``parent``."""
+    shapely.prepare(parent)
+    return [polygonal(g) for g in shapely.intersection(_voronoi(centroids, parent), parent)]
 
 
-def _merge_into_neighbours(main: list, pieces: list, owners: list[int] | None = None, parent=None) -> list:
-    """Union each piece into the ``main`` shape it touches most; a piece touching none stays with its owner."""
-    extra: list[list] = [[] for _ in main]
-    if pieces:
-        main_arr = np.asarray(main, dtype=object)
-        ref = parent if parent is not None else shapely.union_all(main_arr)
-        eps = 1e-4 * float(np.sqrt(max(shapely.area(ref), 1e-12)))
-        for j, piece in enumerate(pieces):
-            overlap = shapely.area(shapely.intersection(shapely.buffer(piece, eps), main_arr))
-            own = owners[j] if owners is not None else -1
-            if own >= 0:
-                overlap[own] = 0.0
-            target = int(np.argmax(overlap)) if overlap.max() > 0 else own
-            if target < 0:  # no owner and no neighbour: the nearest shape
-                target = int(np.argmin(shapely.distance(piece, main_arr)))
-            extra[target].append(piece)
-    return [shapely.union_all([m, *e]) if e else m for m, e in zip(main, extra)]
+def dirty_split_cleanup(shapes: Sequence) -> list:
+    """Make each shape one piece plus islands: other pieces go to the sibling they share the longest border with.
+
+    Each shape keeps its largest piece; a piece that borders no sibling stays (the reference's
+    ``__clean_dirty_splits``, which also keeps the largest part).
+
+    Args:
+        shapes: (g,) sibling polygons in a plane.
+
+    Returns:
+        g shapes.
+    """
+    pieces, owner = polygon_parts(shapes)
+    if np.bincount(owner, minlength=len(shapes)).max(initial=0) <= 1:
+        return list(shapes)
+    area = shapely.area(pieces)
+    i, j, length = border_graph(pieces, wrap=False)
+    owner = contiguous_groups(owner, i, j, length, area)
+    return [shapely.union_all(pieces[owner == g]) if (owner == g).any() else shapely.Polygon()
+            for g in range(len(shapes))]
+
+
+def _drop_empty(shapes: list, owner: np.ndarray) -> tuple[list, np.ndarray]:
+    """Merge children without points into the sibling they border most (else the nearest one)."""
+    counts = np.bincount(owner, minlength=len(shapes))
+    if (counts > 0).all():
+        return shapes, owner
+    full = np.flatnonzero(counts > 0)
+    shapes = list(shapes)
+    for e in np.flatnonzero(counts == 0):
+        others = np.asarray([shapes[f] for f in full], dtype=object)
+        shared = shapely.length(shapely.intersection(shapely.boundary(shapes[e]), shapely.buffer(others, 1e-6)))
+        f = full[int(np.argmax(shared))] if shared.max() > 0 else full[int(np.argmin(shapely.distance(shapes[e],
+                                                                                                      others)))]
+        shapes[f] = shapely.union_all([shapes[f], shapes[e]])
+    return [shapes[f] for f in full], np.searchsorted(full, owner)

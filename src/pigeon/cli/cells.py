@@ -34,6 +34,9 @@ def build_command(
         None, help="GADM 4.1 GeoPackage, or GeoParquet/GeoJSON areas (default: offline GeoNames-derived admin-2)."),
     split: str = typer.Option(None, help="Rows to use (default: train if the manifest has a split column, else all)."),
     seed: int = typer.Option(0, help="Random seed (fusion order, samples of large cells)."),
+    balance: bool = typer.Option(
+        None, "--balance/--no-balance",
+        help="After the paper's OPTICS splits, cut cells still above --max-size at their median (default: off)."),
 ) -> None:
     """Build geocells from the training points of a manifest."""
     from pigeon.cells import GeoCells
@@ -43,8 +46,9 @@ def build_command(
     if split is None and "split" in df.columns:
         split = "train"
     df = select_split(df, split)
+    extra = {} if balance is None else {"balance": balance}
     cells = GeoCells.build(df["lat"].to_numpy(), df["lon"].to_numpy(), method=method, min_size=min_size,
-                           max_size=max_size, preset=preset, boundaries=boundaries, seed=seed)
+                           max_size=max_size, preset=preset, boundaries=boundaries, seed=seed, **extra)
     cells.save(out)
     cfg = cells.meta["config"]
     typer.echo(f"{len(cells)} {method} cells from {len(df)} points in {cfg['build_seconds']:.1f} s "
@@ -70,7 +74,7 @@ def stats_command(
     cells_dir: Path = typer.Argument(..., help="Geocells folder (from 'pigeon cells build')."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Cell count, size distribution (training points) and area distribution (km²)."""
+    """Cell count, size distribution (training points), area distribution (km²) and parts per cell."""
     import json
 
     from pigeon.cells import GeoCells, cell_stats
@@ -81,8 +85,13 @@ def stats_command(
         return
     typer.echo(f"{stats['n_cells']} {stats['method']} cells, {stats['n_train']} training points, "
                f"{stats['countries']} countries")
-    typer.echo(f"sizes {stats['min_size']}-{stats['max_size']}: {stats['below_min_size']} below, "
-               f"{stats['above_max_size']} above; {stats['multipart_cells']} multi-part cells")
+    typer.echo(f"sizes {stats['min_size']}-{stats['max_size']}: {stats['below_min_size']} below "
+               f"({stats['below_min_size_country_smaller']} in countries with fewer points), "
+               f"{stats['above_max_size']} above")
+    parts = stats["parts"]
+    typer.echo(f"parts per cell: median {parts['median']:.0f}, max {parts['max']:.0f}; "
+               f"{stats['multipart_cells']} cells with several parts: {stats['cells_with_islands']} with islands, "
+               f"{stats['cells_with_exclaves']} with exclaves")
     typer.echo(f"{'':10}" + "".join(f"{q:>14}" for q in ("min", "p10", "median", "p90", "max")))
     for name, key in (("points", "size"), ("km²", "area_km2")):
         d = stats[key]

@@ -107,10 +107,20 @@ def country_index(lat, lon, max_coast_km: float = 25.0) -> np.ndarray:
         return out
     # search radius in degrees of longitude, generous enough at the point's latitude
     radius_deg = max_coast_km / (KM_PER_DEG * np.maximum(np.cos(np.radians(lat[missing])), 0.01))
-    near_pt, near_geom = tree.query(points[missing], predicate="dwithin", distance=radius_deg)
+    near_pt, near_geom, near_dx = [], [], []
+    for dx in (0.0, 360.0, -360.0):  # and across the antimeridian, where land is cut at lon = ±180
+        shifted = lon[missing] + dx
+        close = np.flatnonzero(np.abs(shifted) <= 180.0 + radius_deg)
+        pt, geom = tree.query(shapely.points(shifted[close], lat[missing][close]), predicate="dwithin",
+                              distance=radius_deg[close])
+        near_pt.append(close[pt])
+        near_geom.append(geom)
+        near_dx.append(np.full(len(pt), dx))
+    near_pt, near_geom, near_dx = np.concatenate(near_pt), np.concatenate(near_geom), np.concatenate(near_dx)
     if near_pt.size == 0:
         return out
-    lines = shapely.shortest_line(points[missing][near_pt], tree.geometries.take(near_geom))
+    start = shapely.points(lon[missing][near_pt] + near_dx, lat[missing][near_pt])
+    lines = shapely.shortest_line(start, tree.geometries.take(near_geom))
     ends = shapely.get_coordinates(shapely.get_point(lines, 1))
     dist = haversine_km(lat[missing][near_pt], lon[missing][near_pt], ends[:, 1], ends[:, 0])
     order = np.lexsort((dist, near_pt))
