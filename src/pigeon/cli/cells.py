@@ -27,7 +27,8 @@ def build_command(
     manifest: Path = typer.Argument(..., help="Manifest (.parquet or .csv) with lat/lon."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (cells.parquet + meta.json)."),
     method: str = typer.Option("semantic", help="semantic (admin areas + OPTICS/Voronoi) or naive (rectangles)."),
-    preset: str = typer.Option("streetview", help="Sizes and OPTICS rounds: streetview (30/60) or photo (1000/2000)."),
+    preset: str = typer.Option(None, help="Sizes and OPTICS rounds: streetview (30/60, the default) or photo "
+                               "(1000/2000)."),
     min_size: int = typer.Option(None, "--min-size", help="Fewest training points per cell (default: from --preset)."),
     max_size: int = typer.Option(None, "--max-size", help="Most training points per cell (default: from --preset)."),
     boundaries: Path = typer.Option(
@@ -46,9 +47,10 @@ def build_command(
     if split is None and "split" in df.columns:
         split = "train"
     df = select_split(df, split)
-    extra = {} if balance is None else {"balance": balance}
+    unset_or_given = {"preset": preset, "balance": balance}  # unset: the library's default
     cells = GeoCells.build(df["lat"].to_numpy(), df["lon"].to_numpy(), method=method, min_size=min_size,
-                           max_size=max_size, preset=preset, boundaries=boundaries, seed=seed, **extra)
+                           max_size=max_size, boundaries=boundaries, seed=seed,
+                           **{k: v for k, v in unset_or_given.items() if v is not None})
     cells.save(out)
     cfg = cells.meta["config"]
     typer.echo(f"{len(cells)} {method} cells from {len(df)} points in {cfg['build_seconds']:.1f} s "
