@@ -74,8 +74,8 @@ def plot_error_cdf(distance_km, path: str | os.PathLike, metrics: dict | None = 
     if single is not None:
         ax.set_title(f"Error distribution: {name or 'errors'} (n = {single.size:,})")
     else:
-        ax.set_title(f"Error distribution: {', '.join(runs)}")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.set_title(f"Error distribution of {len(runs)} runs" + (f": {name}" if name else ""))
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, 0.93), fontsize=8)  # the runs are named here
     ax.grid(True, which="major", alpha=0.3)
     return _save(fig, path)
 
