@@ -253,5 +253,9 @@ def test_cli_merges_options_over_the_defaults(cli, monkeypatch, tmp_path):
     assert cfg.max_image_bytes == 2 * 2**20 and cfg.cors_origins == ("http://a.b",)
     assert (cfg.max_batch, cfg.max_views, cfg.request_timeout_s) == (default.max_batch, default.max_views,
                                                                       default.request_timeout_s)
-    assert seen["geo"].n_cells == 140 and seen["name"] == "demo"
+    from pigeon.model import Geolocator
+    from pigeon.model._geolocator import pretrained_path
+
+    bundled = Geolocator.from_pretrained(pretrained_path("demo"))  # the name resolves to the bundled model
+    assert seen["geo"].n_cells == bundled.n_cells and seen["name"] == "demo"
     assert "precision cap: 25 km" in result.stderr
