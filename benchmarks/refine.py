@@ -219,7 +219,8 @@ def _timed(fn, repeats: int = 3) -> float:
 
 def speed_one(n: int, dim: int) -> dict:
     """One gallery size in this process: refinement latency per image, kNN indexes and their recall."""
-    from pigeon.refine._search import build_index, prepare, search
+    from pigeon.refine._index import build_index, search
+    from pigeon.refine._search import prepare
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("PIGEON_BENCH_TMP")) as tmp:
         t0 = time.perf_counter()
