@@ -220,7 +220,8 @@ def _timed(fn, repeats: int = 3) -> float:
 def speed_one(n: int, dim: int, parts: tuple[str, ...] = ("refine", "knn")) -> dict:
     """One gallery size in this process: refinement latency per image (next to the backbone + head time, measured
     interleaved in the same process), kNN indexes and their recall."""
-    from pigeon.refine._search import build_index, prepare, search
+    from pigeon.refine._index import build_index, search
+    from pigeon.refine._search import prepare
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("PIGEON_BENCH_TMP")) as tmp:
         t0 = time.perf_counter()

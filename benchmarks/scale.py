@@ -1,8 +1,11 @@
-"""Scale-out: Ray embedding throughput against the single-process path, and memory of streamed against in-memory reads.
+"""Scale-out: Ray embedding throughput against the single-process path, memory of streamed against in-memory reads,
+DDP head-training step time, and IVF-PQ galleries built from embedding shards.
 
 Usage::
 
-    python benchmarks/scale.py [--parts embed manifest embeddings] [--images 384] [--rows 1000000] [--dim 768]
+    python benchmarks/scale.py [--parts embed manifest embeddings ddp ivfpq] [--images 384] [--rows 1000000]
+        [--dim 768] [--ddp-rows 65536] [--ddp-cells 2000] [--ddp-batch 512] [--ivf-sizes 1000000 10000000]
+        [--ivf-dim 1024] [--tmp DIR]
 
 Parts (each prints a Markdown table):
 
@@ -17,7 +20,19 @@ Parts (each prints a Markdown table):
 - ``embeddings``: a ``--rows`` x ``--dim`` float16 store; peak memory and time of one pass over every vector in
   memory (``Embeddings.get`` of all ids into one tensor, then batches of 1,024), with ``Embeddings.iter_batches``,
   and with ``EmbeddingBatches`` through a DataLoader (what a training engine consumes).
-- ``ddp``, ``ivfpq``: hooks for the DDP step time and the IVF-PQ gallery (issue 15, items 3 and 4), not measured yet.
+- ``ddp``: head training (``fit_head``: a linear geocell head over ``--ddp-cells`` cells with haversine label
+  smoothing, ``--ddp-rows`` x ``--dim`` embeddings, global batch ``--ddp-batch``) in 1 process with 1 and with 2
+  torch threads, and in 2 gloo processes of 1 thread each (torch.multiprocessing with torchrun's environment, the
+  same engine code as ``torchrun -m pigeon train``); time per optimiser step of the second epoch, as the engine
+  times it (training steps only). The 2 processes share the same 2 cores as the 2-thread process.
+- ``ivfpq``: for each ``--ivf-sizes``, clustered float16 ``--ivf-dim``-d vectors are written shard by shard into an
+  embeddings store; a fresh process builds an IVF-PQ index from the store with ``pigeon.refine.build_index``
+  (``IVF{4 sqrt(n)},PQ{dim/16}``, what the auto rule picks above 1M vectors, trained on a seeded sample of 256k rows,
+  filled shard by shard; FAISS's default threads) and reports build
+  time, peak memory and recall@1 against exact search (leave-one-out, ``--ivf-queries`` rows; without and with
+  exact re-ranking of 64 candidates); another fresh process memory-maps the saved index and times searches. A size
+  whose store would not fit on the disk (twice ``n x dim x 2`` bytes, plus a margin) is skipped with a note; the
+  store is deleted after each size.
 
 Every memory figure is the peak resident set (``VmHWM``) of a fresh process that does only that (memory-mapped
 shard pages it touched included), and how far it rose above the same process after a warm-up on a 1,000-row file.
@@ -180,8 +195,9 @@ def bench_manifest(rows: int, tmp: Path) -> list[str]:
 # ---------------------------------------------------------------- embeddings: in memory vs streamed
 
 
-def make_store(root: Path, rows: int, dim: int, shard_size: int = 4096) -> None:
-    """A complete ``rows`` x ``dim`` store of random float16 vectors (one view a row), without a backbone."""
+def make_store(root: Path, rows: int, dim: int, shard_size: int = 4096, draw=None) -> None:
+    """A complete ``rows`` x ``dim`` store of float16 vectors (one view a row), without a backbone, written shard by
+    shard: ``draw(rng, n)`` makes each shard's vectors (default: standard normal)."""
     import numpy as np
     import pandas as pd
 
@@ -195,7 +211,7 @@ def make_store(root: Path, rows: int, dim: int, shard_size: int = 4096) -> None:
     _prepare(root, config, overwrite=True)
     rng = np.random.default_rng(0)
     for k, shard in enumerate(shard_ranges(rows, shard_size)):
-        x = rng.standard_normal((len(shard), dim), dtype=np.float32)
+        x = draw(rng, len(shard)) if draw else rng.standard_normal((len(shard), dim), dtype=np.float32)
         write_shard(shard_path(root, k), ids[shard.start:shard.stop], list(x[:, None, :]), [], dim)
     _finish(root, config, len(shard_ranges(rows, shard_size)))
 
@@ -247,14 +263,189 @@ def bench_embeddings(rows: int, dim: int, tmp: Path) -> list[str]:
 # ---------------------------------------------------------------- hooks for the other parts of issue 15
 
 
-def bench_ddp() -> list[str]:
-    """DDP step time, 1 vs 2 processes: to be written with the torchrun training engine (issue 15, item 3)."""
-    return ["not measured yet: needs the DDP training engine (issue 15, item 3)"]
+# ---------------------------------------------------------------- ddp: one process vs two (torchrun's set-up)
 
 
-def bench_ivfpq() -> list[str]:
-    """IVF-PQ build time, memory and recall@1 at 1M and 10M vectors: with the large galleries (issue 15, item 4)."""
-    return ["not measured yet: needs the IVF-PQ galleries (issue 15, item 4)"]
+def _ddp_worker(rank: int, world: int, port: int, threads: int, rows: int, dim: int, cells: int, batch: int,
+                epochs: int, out: str) -> None:
+    """One process of a head-training run; rank 0 writes the engine's history as JSON."""
+    import numpy as np
+    import torch
+
+    if world > 1:
+        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                          MASTER_PORT=str(port))
+    torch.set_num_threads(threads)
+    from pigeon.model import TrainConfig, fit_head
+
+    rng = np.random.default_rng(0)  # the same data in every process: each reads only its block of rows
+    centroids = np.column_stack([np.degrees(np.arcsin(rng.uniform(-1, 1, cells))), rng.uniform(-180, 180, cells)])
+    labels = rng.integers(0, cells, rows)
+    X = (rng.standard_normal((cells, dim), dtype=np.float32)[labels]
+         + rng.standard_normal((rows, dim), dtype=np.float32))
+    coords = centroids[labels] + rng.normal(0, 1, (rows, 2))
+    val = (X[:2048], coords[:2048], labels[:2048])
+    config = TrainConfig(epochs=epochs, batch_size=batch, aux=False, dropout=0.0, patience=epochs,
+                         warmup_epochs=0.0, device="cpu")
+    result = fit_head(X, coords, labels, centroids, val=val, config=config)
+    allreduce_ms = None
+    if world > 1:  # what one step's gradient exchange costs alone: every parameter of the head, gloo
+        grads = torch.zeros(sum(p.numel() for p in result.head.parameters()))
+        torch.distributed.all_reduce(grads)
+        t = time.perf_counter()
+        for _ in range(20):
+            torch.distributed.all_reduce(grads)
+        allreduce_ms = 1000 * (time.perf_counter() - t) / 20
+    if rank == 0:
+        Path(out).write_text(json.dumps({"history": result.history, "allreduce_ms": allreduce_ms,
+                                         "params": sum(p.numel() for p in result.head.parameters())}))
+    if world > 1:
+        torch.distributed.destroy_process_group()
+
+
+def bench_ddp(rows: int, dim: int, cells: int, batch: int) -> list[str]:
+    """Optimiser-step time of head training: 1 process (1 and 2 threads) vs 2 gloo processes of 1 thread."""
+    import socket
+
+    import torch
+    import torch.multiprocessing as mp
+
+    epochs = 2
+    steps = -(-rows // batch)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, world, threads in (("1 process, 1 thread", 1, 1), ("1 process, 2 threads", 1, 2),
+                                     ("2 processes (DDP, gloo), 1 thread each", 2, 1)):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            out = f"{tmp}/{world}_{threads}.json"
+            mp.spawn(_ddp_worker, args=(world, port, threads, rows, dim, cells, batch, epochs, out), nprocs=world)
+            run = json.loads(Path(out).read_text())
+            results[name] = run["history"][-1]["seconds"] / steps  # the second epoch: warm
+            if run["allreduce_ms"] is not None:
+                exchange = (run["params"], run["allreduce_ms"])
+    base = results["1 process, 1 thread"]
+    lines = [f"Head training (`fit_head`): {rows:,} x {dim} embeddings, linear head over {cells:,} cells with haversine "
+             f"label smoothing, global batch {batch} ({steps} optimiser steps an epoch; each of 2 processes takes "
+             f"{batch // 2} rows a step from its own half of the data), the second of {epochs} epochs, torch "
+             f"{torch.__version__}. One run; the 2 processes share the same 2 cores as the 2-thread process, on a "
+             "machine other jobs were using.", "",
+             "| set-up | ms per step | steps/s | vs 1 process, 1 thread |", "|---|---|---|---|"]
+    for name, secs in results.items():
+        lines.append(f"| {name} | {1000 * secs:.1f} | {1 / secs:.1f} | {base / secs:.2f} |")
+    lines += ["", f"One all-reduce of the head's {exchange[0]:,} gradients ({exchange[0] * 4 / 1e6:.1f} MB, gloo over "
+              f"loopback) alone: {exchange[1]:.1f} ms."]
+    return lines
+
+
+# ---------------------------------------------------------------- ivfpq: large galleries
+
+
+def clustered_vectors(seed: int, dim: int, clusters: int = 20_000, intrinsic: int = 32):
+    """``draw(rng, n) -> float32 (n, dim)``: points around ``clusters`` centres, spread in a shared
+    ``intrinsic``-dimensional subspace plus a little isotropic noise (embeddings have a low intrinsic dimension)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((dim, intrinsic)))[0].astype(np.float32)
+    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
+
+    def draw(r, n: int):
+        k = r.integers(0, clusters, n)
+        spread = r.standard_normal((n, intrinsic), dtype=np.float32) * 0.5
+        return centres[k] + spread @ basis.T + r.standard_normal((n, dim), dtype=np.float32) * 0.05
+    return draw
+
+
+def ivfpq_probe(mode: str, root: str, index_path: str) -> dict:
+    """``build``: the index from the store, recall, peak memory; ``search``: the memory-mapped index."""
+    import faiss
+    import numpy as np
+
+    from pigeon.embed import Embeddings
+    from pigeon.model import StoreRows
+    from pigeon.refine import build_index, read_index, recall_at_1, write_index
+    from pigeon.refine._index import auto_factory, describe, search
+
+    emb = Embeddings.load(root)
+    factory = auto_factory(len(emb), emb.dim, flat_max=0, pq_min=0)  # IVF-PQ at every size
+    warm = build_index(np.random.default_rng(0).standard_normal((3000, emb.dim), dtype=np.float32), "euclidean",
+                       "IVF8,PQ8", 8)  # imports, OpenMP pools
+    search(warm, np.zeros((1, emb.dim), np.float32), 1, "euclidean")
+    base = _peak_mb()
+    out: dict = {"rows": len(emb), "factory": factory, "threads": faiss.omp_get_max_threads(), "base_mb": base}
+    if mode == "build":
+        t = time.perf_counter()
+        index = build_index(emb, "euclidean", factory, nprobe=32)
+        out["build_s"] = time.perf_counter() - t
+        out["build_peak_mb"] = _peak_mb()
+        write_index(index, index_path)
+        out["index_mb"] = Path(index_path).stat().st_size / 1e6
+        exact = StoreRows(emb, emb.ids)  # row-addressable store vectors, for the exact re-scoring
+        t = time.perf_counter()
+        out["recall_plain"] = recall_at_1(index, emb, "euclidean", queries=QUERIES)
+        out["recall_rerank"] = recall_at_1(index, emb, "euclidean", queries=QUERIES, exact=exact, rerank=64)
+        out["recall_s"] = time.perf_counter() - t
+        return out
+    t = time.perf_counter()
+    index = read_index(index_path, nprobe=32)
+    out["load_s"] = time.perf_counter() - t
+    out["load_mb"] = _peak_mb() - base
+    out.update(describe(index))
+    Q = clustered_vectors(0, emb.dim)(np.random.default_rng(99), 1000)
+    search(index, Q[:10], 1, "euclidean")
+    t = time.perf_counter()
+    search(index, Q, 1, "euclidean")
+    out["search_ms"] = 1000 * (time.perf_counter() - t) / len(Q)
+    out["plain_peak_mb"] = _peak_mb() - base  # the index alone (its mapped lists' touched pages included)
+    exact = StoreRows(emb, emb.ids)
+    t = time.perf_counter()
+    search(index, Q, 1, "euclidean", exact=exact, rerank=64)
+    out["rerank_ms"] = 1000 * (time.perf_counter() - t) / len(Q)
+    out["search_peak_mb"] = _peak_mb() - base
+    return out
+
+
+QUERIES = 500
+
+
+def bench_ivfpq(sizes: list[int], dim: int, tmp: Path) -> list[str]:
+    """IVF-PQ from a store, shard by shard: build time, peak memory, recall@1 vs exact, memory-mapped search."""
+    import shutil
+
+    lines = [f"Clustered float16 vectors (d = {dim}: 20,000 centres, spread in a 32-d subspace) in an embeddings store "
+             f"of 16,384-row shards; IVF-PQ as the auto rule makes it above 1M vectors, nprobe 32; recall@1 leave-one-out over {QUERIES} stored "
+             "rows against exact search; 1,000 fresh queries for the search time. Each step in a fresh process "
+             "(peak RSS above that process after its imports and a tiny warm-up build).", "",
+             "| vectors | index | store GB | write s | build s | build peak MB above base | index MB | "
+             "recall@1 | recall@1, 64 re-ranked | mapped: MB to load | ms/query | ms/query re-ranked | "
+             "RSS after the searches MB (mapped pages included) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for n in sizes:
+        need = 2 * n * dim * 2 * 1.1 + 2e9
+        free = shutil.disk_usage(tmp).free
+        if need > free:
+            lines.append(f"| {n:,} | skipped: the store needs {need / 1e9:.0f} GB, the disk has {free / 1e9:.0f} GB "
+                         "free | | | | | | | | | | | |")
+            continue
+        root = tmp / f"gallery_{n}"
+        t = time.perf_counter()
+        make_store(root, n, dim, shard_size=16_384, draw=clustered_vectors(0, dim))
+        written = time.perf_counter() - t
+        size = sum(p.stat().st_size for p in (root / "shards").iterdir()) / 1e9
+        index_path = str(tmp / f"gallery_{n}.faiss")
+        b = _run_probe("ivfpq", "build", str(root), index_path)
+        print(json.dumps(b), file=sys.stderr, flush=True)
+        q = _run_probe("ivfpq", "search", str(root), index_path)
+        print(json.dumps(q), file=sys.stderr, flush=True)
+        lines.append(f"| {n:,} | {b['factory']} | {size:.1f} | {written:.0f} | {b['build_s']:.0f} | "
+                     f"{b['build_peak_mb'] - b['base_mb']:,.0f} | {b['index_mb']:,.0f} | {b['recall_plain']:.3f} | "
+                     f"{b['recall_rerank']:.3f} | {q['load_mb']:,.0f} | {q['search_ms']:.2f} | {q['rerank_ms']:.2f} | "
+                     f"{q['search_peak_mb']:,.0f} |")
+        shutil.rmtree(root)
+        Path(index_path).unlink()
+    return lines
 
 
 # ---------------------------------------------------------------- driver
@@ -272,9 +463,15 @@ def _probe_table(kind: str, modes: tuple[str, ...], path: Path, warm_up: Path) -
 
 def _probe(kind: str, mode: str, path: str, warm_up: str) -> dict:
     """Run one memory probe in a fresh process, so its peak RSS is its own."""
-    cmd = [sys.executable, __file__, "--probe", kind, mode, path, warm_up]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return _run_probe(kind, mode, path, warm_up)
+
+
+def _run_probe(kind: str, mode: str, path: str, extra: str) -> dict:
+    cmd = [sys.executable, __file__, "--probe", kind, mode, path, extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"probe {kind} {mode} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -290,12 +487,18 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dim", type=int, default=768, help="embedding size (768: CLIP ViT-B/16; the paper's ViT-L/14 gives "
                         "1024, so its vectors take 4/3 as much)")
+    parser.add_argument("--ddp-rows", type=int, default=65_536)
+    parser.add_argument("--ddp-cells", type=int, default=2_000)
+    parser.add_argument("--ddp-batch", type=int, default=512, help="global batch of the ddp part")
+    parser.add_argument("--ivf-sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--ivf-dim", type=int, default=1024)
     parser.add_argument("--tmp", default=None, help="folder for the generated data (default: a temporary one)")
     parser.add_argument("--probe", nargs=4, help=argparse.SUPPRESS)  # internal: one measurement, prints JSON
     args = parser.parse_args()
     if args.probe:
-        kind, mode, path, warm_up = args.probe
-        print(json.dumps((manifest_probe if kind == "manifest" else embeddings_probe)(mode, path, warm_up)))
+        kind, mode, path, extra = args.probe
+        probes = {"manifest": manifest_probe, "embeddings": embeddings_probe, "ivfpq": ivfpq_probe}
+        print(json.dumps(probes[kind](mode, path, extra)))
         return
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         parts = {
@@ -303,8 +506,8 @@ def main() -> None:
                                          args.ray_workers, args.device, args.backbone),
             "manifest": lambda: bench_manifest(args.rows, Path(tmp)),
             "embeddings": lambda: bench_embeddings(args.rows, args.dim, Path(tmp)),
-            "ddp": bench_ddp,
-            "ivfpq": bench_ivfpq,
+            "ddp": lambda: bench_ddp(args.ddp_rows, args.dim, args.ddp_cells, args.ddp_batch),
+            "ivfpq": lambda: bench_ivfpq(args.ivf_sizes, args.ivf_dim, Path(tmp)),
         }
         for part in args.parts:
             print(f"\n### {part}\n")

@@ -69,3 +69,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def write_store(root, ids, X, shard_size: int = 64, backbone: str = "random"):
+    """An embeddings store holding the rows ``X`` (one view each) without a backbone; returns ``Embeddings``."""
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from pigeon.backbones import BackboneCfg
+    from pigeon.embed._extract import _finish, _prepare, embed_config, shard_ranges
+    from pigeon.embed._store import shard_path, write_shard
+
+    root, ids, X = Path(root), [str(i) for i in ids], np.asarray(X, np.float32)
+    cfg = BackboneCfg(source=backbone, embed_dim=X.shape[1], image_size=224)
+    config = embed_config(backbone, cfg, pd.DataFrame({"id": ids, "image": ids}), shard_size, 32)
+    _prepare(root, config, overwrite=True)
+    shards = shard_ranges(len(ids), shard_size)
+    for k, rows in enumerate(shards):
+        write_shard(shard_path(root, k), ids[rows.start:rows.stop], list(X[rows.start:rows.stop, None, :]), [],
+                    X.shape[1])
+    return _finish(root, config, len(shards))

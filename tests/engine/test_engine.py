@@ -61,6 +61,11 @@ def test_shuffle_sampler_shares_every_row_once_between_ranks():
     shards = [ShuffleSampler(23, 4, seed=0, rank=r, world_size=2) for r in range(2)]
     rows = np.concatenate([np.concatenate(list(s)) for s in shards])
     assert sorted(rows) == list(range(23)) and len(shards[0]) == len(shards[1]) == 3
+    # a last global batch of 1 row is filled up with the epoch's first row, so that no rank gets an empty batch
+    shards = [ShuffleSampler(17, 4, seed=0, rank=r, world_size=2) for r in range(2)]
+    parts = [list(s) for s in shards]
+    assert [len(b) for b in parts[0]] == [4, 4, 1] and [len(b) for b in parts[1]] == [4, 4, 1]
+    assert sorted(np.concatenate(parts[0] + parts[1])) == sorted(list(range(17)) + [parts[0][0][0]])
 
 
 # ------------------------------------------------------------------------------------------- schedule

@@ -225,6 +225,27 @@ def test_refine_build_merges_options_over_the_preset(cli, model, work, tmp_path)
     assert (cfg["top_k"], cfg["max_move_km"]) == (5, None)
 
 
+def test_refine_build_with_a_trained_index_reports_recall_and_maps_it(cli, model, work, tmp_path):
+    from pigeon.model import Geolocator
+    from pigeon.refine._index import is_memory_mapped
+
+    copy = tmp_path / "m"
+    shutil.copytree(model, copy)
+    args = ("refine", "build", copy, "--manifest", _manifest(work), "--embeddings", work / "emb", "--search", "index")
+    result = cli(*args, "--index", "IVF4,Flat", "--nprobe", "2")
+    assert result.exit_code == 0, result.stderr
+    assert "gallery index: IVF4,Flat" in result.stdout and "recall@1" in result.stdout
+    meta = json.loads((copy / "refiner" / "meta.json").read_text())
+    assert meta["config"]["refine"]["index"] == "IVF4,Flat" and meta["config"]["refine"]["nprobe"] == 2
+    assert 0 < meta["indexes"]["gallery"]["recall_at_1"] <= 1 and meta["indexes"]["gallery"]["nlist"] == 4
+    refiner = Geolocator.from_pretrained(copy).refiner
+    assert is_memory_mapped(refiner.index("gallery")) and is_memory_mapped(refiner.index("clusters"))
+    # 8-bit PQ codes need 256 training rows per codebook: a clear error on this small gallery
+    bad = cli(*args, "--index", "IVF2,PQ4")
+    assert bad.exit_code == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: cannot train the FAISS index 'IVF2,PQ4'")
+
+
 def test_refine_build_bad_input(cli, model, work, tmp_path):
     from pigeon.embed import embed_manifest
     from pigeon.data import read_manifest

@@ -47,3 +47,11 @@ app.add_typer(data_app, name="data")
 app.add_typer(cells_app, name="cells")
 app.add_typer(backbones_app, name="backbones")
 app.add_typer(refine_app, name="refine")
+
+
+def echo(message: str) -> None:
+    """Print ``message`` once: from rank 0 only when the command runs under torchrun."""
+    from pigeon._device import is_main_process
+
+    if is_main_process():
+        typer.echo(message)

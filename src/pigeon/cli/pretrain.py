@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pigeon.cli._app import app
+from pigeon.cli._app import app, echo
 
 
 @app.command("pretrain")
@@ -37,6 +37,9 @@ def pretrain_command(
     eps 1e-6, weight decay 1e-3, linear schedule with warm-up, gradient clipping at 1.0).
 
     Example: pigeon pretrain enriched.parquet --backbone efficientnet:lite0 -o pretrained/ --epochs 2 --lr 1e-4
+
+    On several GPUs: torchrun --nproc-per-node N -m pigeon pretrain ... (--batch-size is the whole contrastive
+    batch, split between the processes; the embeddings are gathered so that every batch's negatives are all of it).
     """
     from pigeon.pretrain import PretrainConfig, pretrain
 
@@ -46,6 +49,6 @@ def pretrain_command(
     config = PretrainConfig(**given)
     result = pretrain(manifest, backbone, out, config, resume=resume, overwrite=overwrite)
     last = result.history[-1]
-    typer.echo(f"pretrained {backbone} for {last['epoch']} epoch(s): loss {last['train_loss']:.3f}, in-batch "
+    echo(f"pretrained {backbone} for {last['epoch']} epoch(s): loss {last['train_loss']:.3f}, in-batch "
                f"image->caption accuracy {last['train_retrieval_acc']:.2f} -> {out}\n"
                f"embed with: pigeon embed {manifest} --backbone {out} -o embeddings/")

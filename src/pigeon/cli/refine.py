@@ -26,7 +26,14 @@ def build_command(
     xi: float = typer.Option(None, "--xi", help="OPTICS xi of the clusters (0.15 / 0.1)."),
     noise: str = typer.Option(None, "--noise", help="OPTICS noise points: singletons (kept) or drop."),
     metric: str = typer.Option(None, "--metric", help="Embedding similarity: cosine or euclidean."),
-    search: str = typer.Option(None, "--search", help="auto, exact (matrix products) or faiss."),
+    search: str = typer.Option(None, "--search", help="auto, exact (matrix products) or index (FAISS)."),
+    index: str = typer.Option(None, "--index", help="FAISS index of the clusters and the kNN gallery: auto (Flat, "
+                              "then IVF, then IVF-PQ above 1M vectors) or a factory string such as IVF4096,PQ64, "
+                              "IVF4096,Flat or HNSW32."),
+    nprobe: int = typer.Option(None, "--nprobe", help="Inverted lists searched per query (IVF); HNSW searches "
+                               "4 x nprobe deep (32)."),
+    rerank: int = typer.Option(None, "--rerank", help="Candidates of a PQ index re-scored exactly against the "
+                               "memory-mapped embeddings (64; 0: none)."),
     split: str = typer.Option("train", "--split", help="Manifest rows that form the gallery."),
 ) -> None:
     """Cluster the training locations inside each cell and store them with their embeddings in MODEL/refiner/.
@@ -43,7 +50,8 @@ def build_command(
     if no_max_move and max_move_km is not None:
         raise InputError("pass either --max-move-km or --no-max-move, not both")
     config = resolve(RefineConfig, "refine", preset, top_k=top_k, temperature=temperature, max_move_km=max_move_km,
-                     min_samples=min_samples, xi=xi, noise=noise, metric=metric, search=search)
+                     min_samples=min_samples, xi=xi, noise=noise, metric=metric, search=search, index=index,
+                     nprobe=nprobe, rerank=rerank)
     if no_max_move:
         config = config.replace(max_move_km=None)
     geo = Geolocator.from_pretrained(model)
@@ -55,3 +63,8 @@ def build_command(
     typer.echo(f"refiner: {len(r):,} gallery locations in {len(r.clusters):,} clusters over "
                f"{r.meta['config']['cells_with_clusters']} of {geo.n_cells} cells (top {config.top_k}, "
                f"T {config.temperature}, max move {config.max_move_km} km) -> {model / 'refiner'}")
+    for which, report in r.meta.get("indexes", {}).items():
+        typer.echo(f"{which} index: {report['factory']} over {report['ntotal']:,} vectors, nprobe {report['nprobe']}"
+                   f"{', re-ranked ' + str(report['rerank']) if report['lossy'] and report['rerank'] else ''}: "
+                   f"recall@1 {report['recall_at_1']:.3f} against exact search ({report['recall_queries']} "
+                   "leave-one-out queries)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pigeon.cli._app import app
+from pigeon.cli._app import app, echo
 
 
 @app.command("train")
@@ -52,6 +52,9 @@ def train_command(
     the retrieval refiner from the training locations.
 
     Example: pigeon train data/manifest.parquet --cells cells/ --embeddings emb/ -o model/ --preset streetview
+
+    On several GPUs (or CPU processes): torchrun --nproc-per-node N -m pigeon train ... (the same options;
+    --batch-size is the whole step's, split between the processes).
     """
     from pigeon._io import read_json
     from pigeon.data import read_manifest
@@ -71,11 +74,11 @@ def train_command(
     heads = ", ".join(["geocell"] + [n for n in ("climate", "month", "regression") if getattr(geo.head, n) is not None])
     refiner = (f"; refiner: {len(geo.refiner.clusters):,} clusters of {len(geo.refiner):,} locations"
                if geo.refiner is not None else "")
-    typer.echo(f"trained {heads} head(s) on {geo.config['data']['n_train']} locations, {geo.n_cells} cells; "
+    echo(f"trained {heads} head(s) on {geo.config['data']['n_train']} locations, {geo.n_cells} cells; "
                f"best epoch {best['epoch']}: val median {best['val_median_km']:.1f} km (head alone), "
                f"cell accuracy {best['val_acc']:.3f}{refiner} -> {out}")
     if finetune_epochs:
         options = {"lr": finetune_lr, "batch_size": finetune_batch_size}
         finetune(geo, read_manifest(manifest), out, epochs=finetune_epochs, seed=config.seed, aux=config.aux,
                  device=config.device, **{k: v for k, v in options.items() if v is not None})
-        typer.echo(f"fine-tuned the last backbone block for {finetune_epochs} epoch(s) -> {out}")
+        echo(f"fine-tuned the last backbone block for {finetune_epochs} epoch(s) -> {out}")

@@ -9,6 +9,11 @@ tasks stays outside the engine: the sampler (which indices form a batch), ``coll
 Files (rank 0 only) in ``out_dir``: ``checkpoint/last.safetensors`` (trainable weights, buffers, AdamW state, RNG
 state and, in its metadata, the loop's state as JSON: one atomic file, so a kill at any moment leaves a consistent
 checkpoint), ``checkpoint/best.safetensors``, the log (one JSON line per epoch) and ``curves.png``.
+
+Under ``torchrun --nproc-per-node N`` (see :func:`pigeon._device.init_distributed`) every process runs the same
+loop on its share of each batch: the model is wrapped in ``DistributedDataParallel`` (gradients averaged over the
+processes, not synchronised on the micro-batches of an accumulation group), the epoch's statistics are summed over
+processes, rank 0's validation metrics decide for everyone, and only rank 0 writes, with a barrier after each write.
 """
 
 from __future__ import annotations
@@ -22,12 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from pigeon._device import autocast_dtype, distributed_info, resolve_device
+from pigeon._device import (
+    all_gather_object, all_reduce_sum, autocast_dtype, barrier, broadcast_object, distributed_info, init_distributed,
+    resolve_device,
+)
 from pigeon._io import atomic_path
 from pigeon._progress import progress
 from pigeon.engine._config import OptimConfig, lr_factor
@@ -84,8 +93,8 @@ class Engine:
         self.config = config.validate()
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.log_name, self.description, self.panels, self.callbacks = log_name, description, panels, callbacks
+        self.device = init_distributed(resolve_device(config.device))
         self.rank, self.world_size = distributed_info()
-        self.device = resolve_device(config.device)
         self.amp_dtype = autocast_dtype(self.device, config.precision)
 
     @property
@@ -93,13 +102,27 @@ class Engine:
         """Whether this process writes files (rank 0)."""
         return self.rank == 0
 
+    def per_rank(self, batch_size: int) -> int:
+        """This process's share of a global batch of ``batch_size`` samples (split evenly between processes), so that
+        the same settings train the same model whatever the number of processes."""
+        if batch_size % self.world_size:
+            low = batch_size - batch_size % self.world_size
+            raise InputError(f"a batch of {batch_size} cannot be split evenly between {self.world_size} processes; "
+                             f"use a multiple of {self.world_size} (e.g. --batch-size {low or self.world_size})")
+        return batch_size // self.world_size
+
     def wrap(self, model: nn.Module) -> nn.Module:
-        """The one place where a model is wrapped for multi-process training."""
+        """The one place where a model is wrapped for multi-process training: ``DistributedDataParallel``.
+
+        Unused parameters are looked for on every step: an auxiliary head without a known label in a micro-batch
+        gets no gradient on that process.
+        """
         if self.world_size == 1:
             return model
-        raise InputError("training under torchrun (world size > 1) is not wired yet: wrap the model in "
-                         "DistributedDataParallel in pigeon.engine.Engine.wrap and all-gather the contrastive "
-                         "embeddings; run one process for now")
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
     # ------------------------------------------------------------------ the loop
     def fit(self, model: nn.Module, sampler: Sampler, collate: Callable[[Any], Any], *,
@@ -111,11 +134,13 @@ class Engine:
 
         Args:
             model: ``model(batch) -> (loss, stats, n)``; moved to the engine's device.
-            sampler: yields each epoch's index batches (see :class:`pigeon.engine.ShuffleSampler`).
+            sampler: yields each epoch's index batches of this process (see :class:`pigeon.engine.ShuffleSampler`);
+                every process must get the same number of batches.
             collate: index batch -> the batch ``model`` takes (tensors on the engine's device).
             param_groups: AdamW groups (``params`` plus optional ``lr``, ``weight_decay``); default every trainable
                 parameter of ``model`` in one group.
-            evaluate: ``evaluate(model) -> metrics`` after each epoch (eval mode, no gradients).
+            evaluate: ``evaluate(model) -> metrics`` after each epoch (eval mode, no gradients). It runs on every
+                process (it may share the work out and gather it); rank 0's metrics are used by all.
             select: key of a record, lower is better, choosing the epoch kept and driving ``patience``;
                 None keeps the last epoch.
             fingerprint: what must match for a resume (data sizes, task settings), besides the config.
@@ -135,6 +160,8 @@ class Engine:
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         keys = _saved_keys(model)
         fingerprint = {"config": cfg.to_dict(), "batches": len(sampler), **(fingerprint or {})}
+        if self.world_size > 1:
+            fingerprint["world_size"] = self.world_size
         fingerprint = json.loads(json.dumps(fingerprint, default=str))
         n_batches = len(sampler)
         if n_batches == 0:
@@ -161,7 +188,7 @@ class Engine:
                     state["stopped_early"] = True
                     break
                 model.train()
-                _seed(cfg.seed, epoch, self.device)
+                _seed(cfg.seed, epoch, self.device, self.rank)
                 if rng_state is not None:  # resuming inside this epoch: continue its random stream
                     _set_rng(rng_state, self.device)
                     rng_state = None
@@ -174,28 +201,34 @@ class Engine:
                         continue
                     start = i - i % cfg.grad_accum
                     group_len = min(cfg.grad_accum, n_batches - start)
-                    with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                        enabled=self.amp_dtype is not None):
-                        loss, stats, n = wrapped(collate(idx))
-                    scaler.scale(loss.float() / group_len).backward()
+                    last = i == start + group_len - 1
+                    # gradients are averaged over processes once per optimiser step, not per micro-batch
+                    sync = wrapped.no_sync() if self.world_size > 1 and not last else contextlib.nullcontext()
+                    with sync:
+                        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                            enabled=self.amp_dtype is not None):
+                            loss, stats, n = wrapped(collate(idx))
+                        scaler.scale(loss.float() / group_len).backward()
                     _accumulate(sums, {"loss": loss, **stats}, n)
-                    if i == start + group_len - 1:
+                    if last:
                         lr = self._step(opt, scaler, params, state["step"], total, warmup)
                         state["step"] += 1
                         if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and i < n_batches - 1:
-                            state.update(batches_done=i + 1, sums=sums)
+                            state.update(batches_done=i + 1, sums=self._reduce(sums))
                             self._save(model, opt, scaler, keys, state, fingerprint, rng=True)
                     if task is not None:
                         bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs}  "
                                                          f"loss {sums['loss'] / max(sums['n'], 1):.4f}")
                 record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+                sums = self._reduce(sums)
                 record.update({f"train_{k}": v / max(sums["n"], 1) for k, v in sums.items() if k != "n"})
                 record["seconds"] = round(time.perf_counter() - t0, 3)
                 if evaluate is not None:
                     t1 = time.perf_counter()
                     model.eval()
                     with torch.no_grad():
-                        record.update(evaluate(model))
+                        metrics = evaluate(model)
+                    record.update(broadcast_object(metrics))  # one decision for every process
                     record["val_seconds"] = round(time.perf_counter() - t1, 3)
                 history.append(record)
                 key = _as_key(select(record)) if select is not None else None
@@ -233,32 +266,48 @@ class Engine:
         opt.zero_grad(set_to_none=True)
         return opt.param_groups[0]["lr"]
 
+    def _reduce(self, sums: dict[str, float]) -> dict[str, float]:
+        """The epoch's sums over every process (unchanged in a single process)."""
+        if self.world_size == 1:
+            return dict(sums)
+        names = sorted(sums)
+        return dict(zip(names, all_reduce_sum(np.array([sums[k] for k in names])).tolist()))
+
     # ------------------------------------------------------------- files
     def _ckpt(self, name: str) -> Path:
         return self.out_dir / CHECKPOINT_DIR / name
 
     def _save(self, model, opt, scaler, keys, state, fingerprint, best=None, rng: bool = False) -> None:
-        if self.out_dir is None or not self.is_main:
+        """Rank 0 writes the checkpoint (with every process's RNG state when ``rng``); the others wait for it."""
+        if self.out_dir is None:
             return
-        tensors = {f"model.{k}": v for k, v in _weights(model, keys).items()}
-        opt_sd = opt.state_dict()
-        tensors.update({f"opt.{pid}.{k}": v.detach().cpu().contiguous()
-                        for pid, s in opt_sd["state"].items() for k, v in s.items()})
-        if rng:
-            tensors.update({f"rng.{k}": v for k, v in _get_rng(self.device).items()})
-        meta = {**state, "fingerprint": fingerprint, "param_groups": opt_sd["param_groups"],
-                "scaler": scaler.state_dict()}
-        if best is not None:
-            with atomic_path(self._ckpt(BEST)) as tmp:
-                save_file(best, str(tmp))
-        with atomic_path(self._ckpt(LAST)) as tmp:
-            save_file(tensors, str(tmp), metadata={"state": json.dumps(meta, default=float)})
+        rngs = all_gather_object(_get_rng(self.device)) if rng else []
+        if self.is_main:
+            tensors = {f"model.{k}": v for k, v in _weights(model, keys).items()}
+            opt_sd = opt.state_dict()
+            tensors.update({f"opt.{pid}.{k}": v.detach().cpu().contiguous()
+                            for pid, s in opt_sd["state"].items() for k, v in s.items()})
+            for r, states in enumerate(rngs):
+                tensors.update({f"{_rng_prefix(r)}{k}": v for k, v in states.items()})
+            meta = {**state, "fingerprint": fingerprint, "param_groups": opt_sd["param_groups"],
+                    "scaler": scaler.state_dict()}
+            if best is not None:
+                with atomic_path(self._ckpt(BEST)) as tmp:
+                    save_file(best, str(tmp))
+            with atomic_path(self._ckpt(LAST)) as tmp:
+                save_file(tensors, str(tmp), metadata={"state": json.dumps(meta, default=float)})
+        barrier()
 
     def _restore(self, model, opt, scaler, keys, fingerprint) -> tuple[dict[str, Any], dict | None]:
         if self.out_dir is None:
             raise InputError("resume needs an output folder holding a checkpoint")
         path = self._ckpt(LAST)
         meta = read_checkpoint_state(self.out_dir)
+        written_by = meta["fingerprint"].get("world_size", 1)
+        if written_by != self.world_size:
+            raise InputError(f"the checkpoint in {path.parent} was written by {written_by} process(es) and this run "
+                             f"has {self.world_size}; resume with 'torchrun --nproc-per-node {written_by}'"
+                             + (" or without torchrun" if written_by == 1 else ""))
         if meta["fingerprint"] | {"config": None} != fingerprint | {"config": None} or \
                 _resumable(meta["fingerprint"]["config"]) != _resumable(fingerprint["config"]):
             raise InputError(f"the checkpoint in {path.parent} was made with other data or settings; "
@@ -280,9 +329,12 @@ class Engine:
         opt.load_state_dict({"state": opt_state, "param_groups": groups})
         if meta["scaler"]:
             scaler.load_state_dict(meta["scaler"])
-        rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")} if meta["batches_done"] else None
+        prefix = _rng_prefix(self.rank)
+        rng = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)} if meta["batches_done"] else None
         state = {k: meta[k] for k in ("epoch", "batches_done", "step", "best_key", "best_epoch", "bad_epochs",
                                       "history", "sums", "stopped_early")}
+        if not self.is_main:  # the saved sums are every process's: rank 0 carries them on, the others restart at 0
+            state["sums"] = {k: 0.0 for k in state["sums"]}
         return state, rng
 
     def _write_log(self, history: list[dict[str, Any]]) -> None:
@@ -332,10 +384,17 @@ def _accumulate(sums: dict[str, float], stats: dict[str, Any], n: int) -> None:
         sums[k] = sums.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v) * n
 
 
-def _seed(seed: int, epoch: int, device: torch.device) -> None:
-    torch.manual_seed(seed * 100_003 + epoch)
+def _seed(seed: int, epoch: int, device: torch.device, rank: int = 0) -> None:
+    """Seed an epoch's random draws (dropout); each process draws its own."""
+    value = seed * 100_003 + epoch + rank * 1_000_003
+    torch.manual_seed(value)
     if device.type == "cuda":
-        torch.cuda.manual_seed_all(seed * 100_003 + epoch)
+        torch.cuda.manual_seed_all(value)
+
+
+def _rng_prefix(rank: int) -> str:
+    """Key prefix of a process's RNG state in a checkpoint (``rng.`` for rank 0, as single-process runs write)."""
+    return "rng." if rank == 0 else f"rng{rank}."
 
 
 def _get_rng(device: torch.device) -> dict[str, torch.Tensor]:

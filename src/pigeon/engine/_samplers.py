@@ -21,7 +21,8 @@ class ShuffleSampler:
 
     With ``world_size`` ranks each global batch of ``batch_size * world_size`` rows is split between them. The last
     global batch is smaller unless ``drop_last``; it is shared out so that every rank gets the same number of
-    batches (a rank may then get an empty tail only if the data is smaller than the world, which is refused).
+    batches, and when it has fewer rows than there are ranks it is filled up with the epoch's first rows, so that
+    no rank gets an empty batch.
     """
 
     def __init__(self, n: int, batch_size: int, seed: int = 0, *, rank: int = 0, world_size: int = 1,
@@ -46,6 +47,8 @@ class ShuffleSampler:
         per_step = self.batch_size * self.world_size
         for i in range(len(self)):
             chunk = order[i * per_step:(i + 1) * per_step]
+            if len(chunk) < self.world_size:
+                chunk = np.concatenate([chunk, order[:self.world_size - len(chunk)]])
             yield np.array_split(chunk, self.world_size)[self.rank]
 
 

@@ -16,13 +16,13 @@ from pigeon.model._loss import (
 )
 from pigeon.model._predict import FAILURE_COLUMNS, PREDICTION_COLUMNS, manifest_embeddings, predict_manifest
 from pigeon.model._train import train
-from pigeon.model._views import VIEW_RULES, location_embeddings
+from pigeon.model._views import VIEW_RULES, StoreRows, location_embeddings
 from pigeon.model.layers import GeocellHead, GeolocatorHead, HeadConfig
 
 __all__ = [
     "FAILURE_COLUMNS", "METHODS", "VIEW_RULES", "location_embeddings", "manifest_embeddings",
     "PREDICTION_COLUMNS", "PRETRAINED", "REGRESSION_TRANSFORMS", "TAU_PHOTOS_KM", "TAU_STREETVIEW_KM", "AuxTargets", "Candidate",
     "FitResult", "GeocellHead", "Geolocator", "GeolocatorHead", "GeolocatorLoss", "HeadConfig", "Prediction", "Standardiser",
-    "TrainConfig", "aux_targets", "finetune", "fit_head", "geocell_targets", "haversine_targets", "predict_manifest",
+    "StoreRows", "TrainConfig", "aux_targets", "finetune", "fit_head", "geocell_targets", "haversine_targets", "predict_manifest",
     "pretrained_path", "soft_cross_entropy", "top_cell_validation", "train",
 ]

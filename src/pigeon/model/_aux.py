@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from pigeon._device import all_reduce_counts, distributed_info
 from pigeon._io import read_json, write_json
 from pigeon.errors import InputError
 
@@ -123,19 +124,31 @@ def aux_loss(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
 
     Climate and month are cross-entropy over class indices, regression the MSE of standardised values; unknown
     labels (-1, NaN) are left out. ``weights`` maps ``climate``, ``month``, ``regression`` to their weights
-    (the paper's 2, 1, 8).
+    (the paper's 2, 1, 8). Under torchrun each loss is a mean over the known labels of all processes' shares of the
+    batch (their counts are summed over processes), so that the averaged gradients are the single-process ones.
     """
     loss = next(iter(out.values())).new_zeros(()).float()
+    terms = []  # (name, known mask, per-label loss)
     for name in ("climate", "month"):
         if name in out and name in targets:
             known = targets[name] >= 0
-            if known.any():
-                loss = loss + weights[name] * F.cross_entropy(out[name][known].float(), targets[name][known])
+            terms.append((name, known, lambda k, n=name, **kw: F.cross_entropy(out[n][k].float(), targets[n][k], **kw)))
     if "regression" in out and "regression" in targets:
         y = targets["regression"]
         known = torch.isfinite(y)
-        if known.any():
-            loss = loss + weights["regression"] * F.mse_loss(out["regression"][known].float(), y[known])
+        terms.append(("regression", known, lambda k, **kw: F.mse_loss(out["regression"][k].float(), y[k], **kw)))
+    if not terms:
+        return loss
+    world = distributed_info()[1]
+    counts = torch.stack([known.sum() for _, known, _ in terms])
+    totals = all_reduce_counts(counts) if world > 1 else counts
+    for (name, known, term), total in zip(terms, totals.tolist()):
+        if total == 0:
+            continue
+        if world == 1:
+            loss = loss + weights[name] * term(known)
+        else:  # this share's sum over the mean share of known labels: DDP's average is then the global mean
+            loss = loss + weights[name] * term(known, reduction="sum") * (world / total)
     return loss
 
 

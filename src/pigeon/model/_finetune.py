@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pigeon._device import barrier, is_main_process
 from pigeon.engine import Engine, OptimConfig, ShuffleSampler
 from pigeon.errors import InputError
 from pigeon.model._aux import AuxTargets, aux_targets, aux_tensors
@@ -72,6 +73,10 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         resume: continue an interrupted fine-tuning from ``out_dir/finetune``.
 
+    Under ``torchrun`` each process embeds and trains on ``batch_size / processes`` locations of each batch; rank 0
+    then re-embeds the refiner's gallery and writes the model folder while the others wait, and every process
+    returns the saved model.
+
     Returns:
         The fine-tuned geolocator, also saved in ``out_dir``.
     """
@@ -113,7 +118,8 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
         return {"pixels": pixels, "owner": owner.to(engine.device),
                 **{k: v[rows].to(engine.device) for k, v in data.items()}}
 
-    sampler = ShuffleSampler(len(views), batch_size, seed, rank=engine.rank, world_size=engine.world_size)
+    sampler = ShuffleSampler(len(views), engine.per_rank(batch_size), seed, rank=engine.rank,
+                             world_size=engine.world_size)
     result = engine.fit(model, sampler, collate, param_groups=[{"params": params}], resume=resume,
                         fingerprint={"n_train": len(views), "aux": aux, "batch_size": batch_size})
     geo.backbone_weights = {k: v.detach().cpu().clone() for k, v in backbone.named_parameters() if v.requires_grad}
@@ -122,12 +128,16 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
     head.eval()
     geo.config["finetune"] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
                               "seed": seed, "aux": aux, "n_train": len(views), "history": result.history}
+    if not is_main_process():  # rank 0 writes the model folder; the others load it once it is complete
+        barrier()
+        return Geolocator.from_pretrained(out_dir)
     if geo.refiner is not None:  # the gallery must be embedded by the fine-tuned backbone, like the queries
         from pigeon.refine import build_refiner
 
         refine_config, geo.refiner = geo.refiner.config, None
         geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
     geo.save_pretrained(out_dir)
+    barrier()
     return geo
 
 

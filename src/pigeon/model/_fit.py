@@ -3,6 +3,10 @@ stopping on a validation metric that the caller can replace).
 
 The task works on plain arrays (``X (N, D)``, ``coords (N, 2)``, cell labels, centroids), so it is testable on
 synthetic data; :func:`pigeon.model.train` feeds it from a manifest, geocells and an embeddings store.
+
+Under ``torchrun`` each process reads only its share of the embeddings (a contiguous block of the training rows and
+every N-th validation row), so ``X`` may be anything that reads rows on demand (``len``, ``shape``,
+``X[positions] -> float32``), such as :class:`pigeon.model.StoreRows` over an embeddings store.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pigeon._device import all_gather_object, all_reduce_sum
 from pigeon.engine import Engine, OptimConfig, ShuffleSampler
 from pigeon.engine._config import config_from_dict, raise_first
 from pigeon.errors import InputError
@@ -168,11 +173,15 @@ class GeolocatorLoss(nn.Module):
 
 def top_cell_validation(X: np.ndarray, coords: np.ndarray, cells: np.ndarray, centroids: np.ndarray,
                         tau_km: float | None, batch_size: int = 4096) -> Validation:
-    """The default validation: geocell loss, cell accuracy and km error of the top cell's centroid."""
+    """The default validation: geocell loss, cell accuracy and km error of the top cell's centroid.
+
+    Under torchrun each process passes its share of the validation rows; the per-row results are gathered, so every
+    process returns the metrics of the whole set.
+    """
     def validate(head: GeolocatorHead) -> dict[str, float]:
         device = head.feature_mean.device
         cents = torch.from_numpy(centroids).to(device)
-        loss, top = 0.0, []
+        loss, top = 0.0, [np.empty(0, np.int64)]
         for i in range(0, len(X), batch_size):
             logits = head(torch.from_numpy(X[i:i + batch_size]).to(device))["geocell"].float()
             c = torch.from_numpy(coords[i:i + batch_size]).to(device)
@@ -182,7 +191,9 @@ def top_cell_validation(X: np.ndarray, coords: np.ndarray, cells: np.ndarray, ce
         top = np.concatenate(top)
         guess = cell_guess(centroids, top)
         km = haversine_km(coords[:, 0], coords[:, 1], guess[:, 0], guess[:, 1])
-        return {"val_loss": loss / len(X), "val_acc": float((top == cells).mean()),
+        parts = all_gather_object((loss, top == cells, km))
+        hit, km = (np.concatenate([p[k] for p in parts]) for k in (1, 2))
+        return {"val_loss": sum(p[0] for p in parts) / len(km), "val_acc": float(hit.mean()),
                 "val_median_km": float(np.median(km)), "val_mean_km": float(km.mean())}
     return validate
 
@@ -199,13 +210,18 @@ def fit_head(
 ) -> FitResult:
     """Train a :class:`GeolocatorHead` on embeddings.
 
+    Under ``torchrun`` each process trains on its block of ``ceil(N / processes)`` rows (the last block is filled
+    up with the first rows), with ``config.batch_size / processes`` rows a step, and validates on every N-th
+    validation row; the gradients, the embedding statistics and the validation metrics are combined over processes.
+
     Args:
-        X: (N, D) float training embeddings.
+        X: (N, D) float training embeddings, or rows read on demand (``len``, ``shape``, ``X[positions]``, e.g.
+            :class:`pigeon.model.StoreRows`); only this process's rows are read.
         coords: (N, 2) true (lat, lon) degrees.
         cells: (N,) int true geocell of each sample.
         centroids: (C, 2) cell centroids (lat, lon) degrees.
         aux: auxiliary targets of the N samples (used when ``config.aux``).
-        val: ``(X_val, coords_val, cells_val)`` for early stopping; by default ``config.val_fraction`` of the
+        val: ``(X_val, coords_val, cells_val)`` for early stopping (``X_val`` like ``X``); by default ``config.val_fraction`` of the
             training rows are held out (seeded).
         config: the :class:`TrainConfig`.
         out_dir: when given, the engine's checkpoint (``checkpoint/``), ``train_log.jsonl`` and ``curves.png``.
@@ -218,58 +234,97 @@ def fit_head(
         A :class:`FitResult` whose head holds the epoch with the lowest validation median km.
     """
     config = (config or TrainConfig()).validate()
-    X, coords, cells, centroids = _check_arrays(X, coords, cells, centroids)
+    X = X if hasattr(X, "shape") else np.asarray(X)
+    coords, cells, centroids = _check_labels(X, coords, cells, centroids)
+    engine = Engine(config.optim(), out_dir, log_name=TRAIN_LOG, description="training head", panels=HEAD_PANELS,
+                    callbacks=callbacks)  # under torchrun: joins the process group
+    rank, world = engine.rank, engine.world_size
+    train_rows = np.arange(len(X))
     if val is None:
         train_rows, val_rows = _holdout(len(X), config.val_fraction, config.seed)
-        val = (X[val_rows], coords[val_rows], cells[val_rows])
-        X, coords, cells = X[train_rows], coords[train_rows], cells[train_rows]
+        X_val, coords_val, cells_val = X, coords[val_rows], cells[val_rows]
+        coords, cells = coords[train_rows], cells[train_rows]
         aux = aux.subset(train_rows) if aux is not None else None
-    X_val, coords_val, cells_val, _ = _check_arrays(*val, centroids)
+    else:
+        X_val = val[0] if hasattr(val[0], "shape") else np.asarray(val[0])
+        coords_val, cells_val, _ = _check_labels(X_val, val[1], val[2], centroids)
+        val_rows = np.arange(len(X_val))
     if X_val.shape[1] != X.shape[1]:
         raise InputError(f"validation embeddings have {X_val.shape[1]} dims, training ones {X.shape[1]}")
+    n_train, n_val = len(train_rows), len(val_rows)
+    mine, filled = _block(n_train, rank, world)  # this process's training rows (all of them in one process)
+    theirs = np.arange(rank, n_val, world)  # and validation rows
+    X_mine, X_val_mine = _read(X, train_rows[mine]), _read(X_val, val_rows[theirs])
+    bad = all_reduce_sum(np.array([not np.isfinite(X_mine).all() or not np.isfinite(X_val_mine).all()]))
+    if bad.any():
+        raise InputError("embeddings contain NaN or inf; re-embed the images")
     aux = aux if config.aux else None
     tau = config.tau_km if config.smoothing else None
 
     torch.manual_seed(config.seed)
     head = build_head(X.shape[1], len(centroids), config, aux)
-    head.set_feature_stats(torch.from_numpy(X))
+    _set_feature_stats(head, X_mine[~filled] if filled.any() else X_mine, world)
     standardiser = None
     if head.regression is not None:
         standardiser = Standardiser.fit(aux.regression_columns, aux.regression)
-    targets = {k: v for k, v in aux_tensors(aux or AuxTargets(), standardiser).items() if getattr(head, k) is not None}
+    aux_mine = aux.subset(mine) if aux is not None else AuxTargets()
+    targets = {k: v for k, v in aux_tensors(aux_mine, standardiser).items() if getattr(head, k) is not None}
 
-    engine = Engine(config.optim(), out_dir, log_name=TRAIN_LOG, description="training head", panels=HEAD_PANELS,
-                    callbacks=callbacks)
-    data = {"x": torch.from_numpy(X), "coords": torch.from_numpy(coords), "cells": torch.from_numpy(cells),
-            **targets}
+    data = {"x": torch.from_numpy(X_mine), "coords": torch.from_numpy(coords[mine]),
+            "cells": torch.from_numpy(cells[mine]), **targets}
     data = {k: v.to(engine.device) for k, v in data.items()}
-    validation = validation or top_cell_validation(X_val, coords_val, cells_val, centroids, tau)
+    validation = validation or top_cell_validation(X_val_mine, coords_val[theirs], cells_val[theirs], centroids, tau)
     task = GeolocatorLoss(head, centroids, tau, config.aux_weights)
-    sampler = ShuffleSampler(len(X), config.batch_size, config.seed, rank=engine.rank, world_size=engine.world_size)
+    sampler = ShuffleSampler(len(mine), engine.per_rank(config.batch_size), config.seed)
     result = engine.fit(
         task, sampler, lambda idx: {k: v[torch.as_tensor(idx, device=engine.device)] for k, v in data.items()},
         evaluate=lambda t: validation(t.head), select=lambda r: (r["val_median_km"], r.get("val_loss", 0.0)),
         fingerprint={"task": {k: v for k, v in config.to_dict().items() if k not in ("epochs", "device")},
-                     "n_train": len(X), "n_val": len(X_val)},
+                     "n_train": n_train, "n_val": n_val},
         resume=resume)
     head.cpu().eval()
-    return FitResult(head, standardiser, result.history, result.best, len(X), len(X_val))
+    return FitResult(head, standardiser, result.history, result.best, n_train, n_val)
 
 
-def _check_arrays(X, coords, cells, centroids):
-    X = np.ascontiguousarray(X, dtype=np.float32)
+def _check_labels(X, coords, cells, centroids):
+    """Coordinates, labels and centroids as arrays, checked against each other and ``X``'s shape (not read)."""
     coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     cells = np.asarray(cells, dtype=np.int64).ravel()
     centroids = np.array(centroids, dtype=np.float64).reshape(-1, 2)  # a copy: GeoCells exposes read-only arrays
-    if X.ndim != 2 or not len(X):
-        raise InputError(f"embeddings must be a non-empty (N, D) array, got shape {X.shape}")
+    if len(X.shape) != 2 or not len(X):
+        raise InputError(f"embeddings must be a non-empty (N, D) array, got shape {tuple(X.shape)}")
     if not (len(X) == len(coords) == len(cells)):
         raise InputError(f"embeddings ({len(X)}), coords ({len(coords)}) and cells ({len(cells)}) differ in length")
     if cells.min() < 0 or cells.max() >= len(centroids):
         raise InputError(f"cell labels must be in [0, {len(centroids)}), got {cells.min()}..{cells.max()}")
-    if not np.isfinite(X).all():
-        raise InputError("embeddings contain NaN or inf; re-embed the images")
-    return X, coords, cells, centroids
+    return coords, cells, centroids
+
+
+def _read(X, rows: np.ndarray) -> np.ndarray:
+    """Rows of an array or of a reader of rows, as contiguous float32."""
+    return np.ascontiguousarray(X[rows], dtype=np.float32)
+
+
+def _block(n: int, rank: int, world: int) -> tuple[np.ndarray, np.ndarray]:
+    """This process's training rows: a contiguous block of ``ceil(n / world)`` positions, the last ones filled up by
+    wrapping around to the first rows so that every process has as many; and which of them are such fillers."""
+    size = -(-n // world)
+    positions = np.arange(rank * size, (rank + 1) * size)
+    return positions % n, positions >= n
+
+
+def _set_feature_stats(head: GeolocatorHead, X: np.ndarray, world: int) -> None:
+    """Standardise with the mean and std of all processes' training rows (``X`` holds this process's)."""
+    if world == 1:
+        head.set_feature_stats(torch.from_numpy(X))
+        return
+    x = X.astype(np.float64)
+    n, total, squares = np.split(all_reduce_sum(np.concatenate([[len(x)], x.sum(0), (x * x).sum(0)])),
+                                 [1, 1 + x.shape[1]])
+    mean = total / n[0]
+    std = np.sqrt(np.maximum(squares - n[0] * mean ** 2, 0) / max(n[0] - 1, 1))
+    head.feature_mean.copy_(torch.from_numpy(mean))
+    head.feature_std.copy_(torch.from_numpy(std).clamp_min(1e-6))
 
 
 def _holdout(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

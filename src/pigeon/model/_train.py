@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from pigeon._device import barrier, is_main_process
 from pigeon._io import write_json
 from pigeon.errors import InputError
 from pigeon.model._aux import aux_targets
 from pigeon.engine import CHECKPOINT_DIR
 from pigeon.model._fit import TrainConfig, fit_head
 from pigeon.model._geolocator import CONFIG, Geolocator
-from pigeon.model._views import location_embeddings
+from pigeon.model._views import StoreRows
 
 if TYPE_CHECKING:
     from pigeon.refine import RefineConfig
@@ -70,6 +71,10 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace an existing model folder.
 
+    Under ``torchrun --nproc-per-node N -m pigeon train ...`` each process trains on its share of the embeddings
+    (see :func:`fit_head`); rank 0 then builds the refiner and writes the model folder while the others wait, and
+    every process returns the saved model.
+
     Returns:
         The trained :class:`Geolocator` (also saved in ``out_dir``).
     """
@@ -94,11 +99,14 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     val = None
     if val_df is not None:
         val_df = _embedded(val_df, emb, "validation")
-        val = _arrays(val_df, cells, emb, config.views)
-    X, coords, labels = _arrays(train_df, cells, emb, config.views)
+        val = _rows(val_df, cells, emb, config.views)
+    X, coords, labels = _rows(train_df, cells, emb, config.views)  # read by fit_head, each process its own rows
     aux = aux_targets(train_df)
     result = fit_head(X, coords, labels, cells.centroids, aux=aux, val=val, config=config,
                       out_dir=out_dir, resume=resume)
+    if not is_main_process():  # rank 0 writes the model folder; the others load it once it is complete
+        barrier()
+        return Geolocator.from_pretrained(out_dir)
 
     model_config: dict[str, Any] = {
         "kind": "geolocator",
@@ -116,11 +124,12 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     model_config["best_validation"] = result.best
     geo = Geolocator(result.head, cells, model_config, result.standardiser)
     if refine is not False:
-        geo.set_refiner(Refiner.build(X, coords, labels, len(cells), refine, ids=train_df["id"].to_numpy(),
+        geo.set_refiner(Refiner.build(X[:], coords, labels, len(cells), refine, ids=train_df["id"].to_numpy(),
                                       backbone=geo.backbone_id))
     geo.save_pretrained(out_dir)
     write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
                                    "best": result.best, "final": result.history[-1]})
+    barrier()
     return geo
 
 
@@ -133,6 +142,7 @@ def _embedded(df: pd.DataFrame, emb, what: str) -> pd.DataFrame:
     return keep
 
 
-def _arrays(df: pd.DataFrame, cells, emb, views: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rows(df: pd.DataFrame, cells, emb, views: str) -> tuple[StoreRows, np.ndarray, np.ndarray]:
+    """Embeddings (read on demand), coordinates and cells of ``df``'s rows."""
     coords = df[["lat", "lon"]].to_numpy(np.float64)
-    return location_embeddings(emb, df["id"].to_numpy(), views), coords, cells.assign(coords[:, 0], coords[:, 1])
+    return StoreRows(emb, df["id"].to_numpy(), views), coords, cells.assign(coords[:, 0], coords[:, 1])

@@ -39,3 +39,25 @@ def location_embeddings(emb, ids, rule: str = "mean") -> np.ndarray:
     if rule == "mean":
         return emb.get(ids)  # the store's per-row mean of the readable views
     return np.stack([pool_views(select_views(v, rule)) for v in emb.get_views(ids)]).astype(np.float32)
+
+
+class StoreRows:
+    """The ``(N, D)`` embeddings of ``ids`` under a view rule, read from an embeddings store only when indexed.
+
+    ``rows[positions]`` returns float32 rows (as :func:`location_embeddings` would), ``len(rows)`` and
+    ``rows.shape`` need no read: what :func:`pigeon.model.fit_head` takes so that each process of a multi-process
+    run reads only its own rows.
+    """
+
+    def __init__(self, emb, ids, rule: str = "mean") -> None:
+        self.emb, self.ids, self.rule = emb, np.asarray(ids, dtype=object), check_view_rule(rule)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.ids), self.emb.dim
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, positions) -> np.ndarray:
+        return location_embeddings(self.emb, self.ids[positions], self.rule)

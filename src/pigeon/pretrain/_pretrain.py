@@ -4,6 +4,9 @@ Every view of a training location is a sample, captioned afresh each epoch (seed
 :func:`pigeon.geography.captions` with the preset's templates and probabilities; the compass sentence uses each
 view's own heading (``heading + k * 360 / views``, views evenly spread as in a panorama). Batches never hold two
 views of one location (:class:`pigeon.engine.LocationBatchSampler`), since those would be false negatives.
+
+Under ``torchrun`` the batch is split between the processes and the image and caption embeddings are gathered from
+all of them (with their gradients), so the negatives span the whole batch and the loss is the single-process one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pigeon._device import barrier, distributed_info, is_main_process
 from pigeon._io import provenance
 from pigeon.engine import CHECKPOINT_DIR, Engine, LocationBatchSampler
 from pigeon.errors import InputError
@@ -67,8 +71,25 @@ class AuxHeads(nn.Module):
                 if (head := getattr(self, name)) is not None}
 
 
+def gather_batch(x: torch.Tensor) -> torch.Tensor:
+    """Every process's rows of ``x`` concatenated in rank order, differentiable (``x`` in a single process).
+
+    Gradients flow back to each process's own rows (summed over the processes), so when every process computes the
+    same loss on the gathered batch, ``DistributedDataParallel``'s averaging gives the single-process gradient.
+    """
+    if distributed_info()[1] == 1:
+        return x
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(x.contiguous()))
+
+
 class ContrastiveModel(nn.Module):
-    """Towers plus auxiliary heads with the pretraining loss: ``forward(batch) -> (loss, stats, n)``."""
+    """Towers plus auxiliary heads with the pretraining loss: ``forward(batch) -> (loss, stats, n)``.
+
+    The contrastive loss is computed on the batch of all processes (:func:`gather_batch`); the auxiliary losses on
+    this process's samples.
+    """
 
     def __init__(self, towers: Towers, aux_heads: AuxHeads | None, aux_weights: dict[str, float]) -> None:
         super().__init__()
@@ -76,7 +97,8 @@ class ContrastiveModel(nn.Module):
 
     def forward(self, batch: dict[str, Any]):
         features, image_embeds = self.towers.encode_image(batch["pixels"])
-        loss, acc = clip_loss(image_embeds, self.towers.encode_text(batch["texts"]), self.towers.logit_scale)
+        text_embeds = self.towers.encode_text(batch["texts"])
+        loss, acc = clip_loss(gather_batch(image_embeds), gather_batch(text_embeds), self.towers.logit_scale)
         stats = {"contrastive_loss": loss.detach(), "retrieval_acc": acc}
         if self.aux_heads is not None:
             extra = aux_loss(self.aux_heads(features), batch, self.aux_weights)
@@ -157,7 +179,8 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
             ``open_clip:<arch>:<ckpt>`` or a folder from an earlier ``pigeon pretrain``.
         out_dir: the backbone folder to write: it loads like any backbone (``pigeon embed --backbone out_dir``)
             and holds ``meta.json`` (captions' settings, training config), the log, ``curves.png`` and the checkpoint.
-        config: a :class:`PretrainConfig` (default: the street-view preset, the paper's optimiser).
+        config: a :class:`PretrainConfig` (default: the street-view preset, the paper's optimiser);
+            ``batch_size`` is the whole contrastive batch, split between the processes under ``torchrun``.
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace a finished folder.
 
@@ -184,7 +207,7 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
 
     views = CaptionedViews(df, config.style, config.seed)
     engine = Engine(config.optim(), out, log_name=PRETRAIN_LOG, description="pretraining", panels=PANELS)
-    sampler = LocationBatchSampler(views.groups, config.batch_size, config.seed, rank=engine.rank,
+    sampler = LocationBatchSampler(views.groups, engine.per_rank(config.batch_size), config.seed, rank=engine.rank,
                                    world_size=engine.world_size)
     torch.manual_seed(config.seed)
     towers = load_towers(backbone, embed_dim=config.embed_dim, max_tokens=config.max_tokens)
@@ -208,6 +231,9 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
                                               if k not in ("epochs", "device", "checkpoint_every")}},
                         resume=resume)
     towers.requires_grad_(False).cpu().eval()
+    if not is_main_process():  # rank 0 writes the folder; the others return once it is complete
+        barrier()
+        return PretrainResult(towers, result.history, out)
     from pigeon.geography import caption_settings
 
     meta = provenance("pretrained-backbone", {
@@ -217,6 +243,7 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
         "aux_heads": sorted(targets), "final": result.history[-1],
     })
     write_backbone_folder(towers, out, backbone, meta)
+    barrier()
     return PretrainResult(towers, result.history, out)
 
 

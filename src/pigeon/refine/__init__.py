@@ -8,10 +8,16 @@ True
 Inside each cell the training locations are clustered with OPTICS on great-circle distances; a query scores each
 of the head's top-K cells by its most similar cluster, the cell with the highest ``p_cell * softmax(score / T)``
 wins, and the guess is the location of the *nearest* member of that cell's best cluster.
+
+Large galleries: :func:`build_index` builds a FAISS index (e.g. ``IVF4096,PQ64``) batch by batch from an array, a
+memory map or an embeddings store, :func:`read_index` memory-maps a saved one, :func:`recall_at_1` measures it
+against exact search.
 """
 
 from pigeon.refine._build import build_refiner
 from pigeon.refine._config import METRICS, NOISE_POLICIES, SEARCHES, RefineConfig
+from pigeon.refine._index import build_index, read_index, recall_at_1, write_index
 from pigeon.refine._refiner import Refinement, Refiner
 
-__all__ = ["METRICS", "NOISE_POLICIES", "SEARCHES", "RefineConfig", "Refinement", "Refiner", "build_refiner"]
+__all__ = ["METRICS", "NOISE_POLICIES", "SEARCHES", "RefineConfig", "Refinement", "Refiner", "build_index",
+           "build_refiner", "read_index", "recall_at_1", "write_index"]

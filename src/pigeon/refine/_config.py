@@ -35,11 +35,16 @@ class RefineConfig:
             clusters of each batch's candidate cells, and ``benchmarks/refine.py speed`` measured it faster than an
             IVF index over all clusters at 250,000 clusters (3 vs 21 ms per image), hence the high default.
         index: FAISS index type (an ``index_factory`` string such as ``"Flat"``, ``"IVF4096,Flat"``,
-            ``"HNSW32"``) for the cluster search and the nearest-neighbour baseline; ``"auto"``: exact ``Flat`` up
-            to ``flat_max_vectors`` vectors, else an inverted file with ``4 sqrt(n)`` lists.
+            ``"HNSW32"``, ``"IVF4096,PQ64"``) for the cluster search and the nearest-neighbour baseline; ``"auto"``:
+            exact ``Flat`` up to ``flat_max_vectors`` vectors, an inverted file with ``4 sqrt(n)`` lists up to
+            ``pq_min_vectors``, and beyond the same with product-quantised codes of ``dim / 16`` bytes.
         flat_max_vectors: size up to which ``index="auto"`` stays exact.
+        pq_min_vectors: size above which ``index="auto"`` stores product-quantised codes instead of the vectors
+            (an ``IVF,Flat`` index holds 4 bytes a dimension while it is built: 4 GB for 1M 1024-d vectors).
         nprobe: inverted lists visited per query (IVF indexes); HNSW uses ``4 * nprobe`` as its search depth.
         index_neighbours: with the index search, clusters retrieved per query before grouping them by cell.
+        rerank: with a lossy index (PQ, SQ), the nearest-neighbour search re-scores this many candidates exactly
+            against the memory-mapped embeddings (and the cluster search all it retrieves); 0: never.
     """
 
     top_k: int = 5
@@ -53,8 +58,10 @@ class RefineConfig:
     exact_max_prototypes: int = 20_000_000
     index: str = "auto"
     flat_max_vectors: int = 200_000
+    pq_min_vectors: int = 1_000_000
     nprobe: int = 32
     index_neighbours: int = 256
+    rerank: int = 64
 
     def validate(self) -> RefineConfig:
         """Check values; raise :class:`InputError` naming the bad one and the fix."""
@@ -71,6 +78,7 @@ class RefineConfig:
             (self.exact_max_prototypes >= 1, f"exact_max_prototypes must be >= 1, got {self.exact_max_prototypes}"),
             (self.index_neighbours >= 1, f"index_neighbours must be >= 1, got {self.index_neighbours}"),
             (self.nprobe >= 1, f"nprobe must be >= 1, got {self.nprobe}"),
+            (self.rerank >= 0, f"rerank must be >= 0, got {self.rerank}"),
             (bool(self.index), "index must be 'auto' or a FAISS index_factory string such as 'Flat'"),
         ]
         for ok, msg in checks:
@@ -78,11 +86,13 @@ class RefineConfig:
                 raise InputError(msg)
         return self
 
-    def index_type(self, n: int) -> str:
-        """The FAISS index type for ``n`` vectors."""
+    def index_type(self, n: int, dim: int) -> str:
+        """The FAISS index type for ``n`` vectors of size ``dim``."""
+        from pigeon.refine._index import auto_factory
+
         if self.index != "auto":
             return self.index
-        return "Flat" if n <= self.flat_max_vectors else f"IVF{max(1, int(4 * n ** 0.5))},Flat"
+        return auto_factory(n, dim, self.flat_max_vectors, self.pq_min_vectors)
 
     def replace(self, **changes: Any) -> RefineConfig:
         """A copy with some fields changed."""

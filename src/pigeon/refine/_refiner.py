@@ -9,7 +9,9 @@ A ``refiner/`` folder (inside a model folder, or anywhere) holds::
     clusters.faiss          FAISS index over the clusters (only when large enough to need a trained index)
     gallery.faiss           FAISS index over the gallery, for the nearest-neighbour baseline (likewise)
 
-Nothing is pickled; the embeddings are memory-mapped on load.
+Nothing is pickled; the embeddings and the saved indexes are memory-mapped on load (see :func:`read_index`), so a
+gallery of millions of locations costs little memory at prediction and serve time. ``meta.json`` records each
+trained index (type, lists, memory mapping) and its recall@1 against exact search.
 """
 
 from __future__ import annotations
@@ -27,10 +29,8 @@ from pigeon.errors import ArtifactNotFoundError, InputError
 from pigeon.geo import haversine_km
 from pigeon.refine._config import RefineConfig
 from pigeon.refine._prototypes import Prototypes, build_prototypes
-from pigeon.refine._search import (
-    best_in_ranges, build_index, cell_scores_exact, import_faiss, index_cell_scores, prepare, search,
-    set_search_depth,
-)
+from pigeon.refine._index import build_index, describe, read_index, recall_at_1, search, write_index
+from pigeon.refine._search import best_in_ranges, cell_scores_exact, index_cell_scores, prepare
 
 META, GALLERY, CLUSTERS, EMBEDDINGS = "meta.json", "gallery.parquet", "clusters.parquet", "embeddings.safetensors"
 #: Trained FAISS indexes (IVF, HNSW...) are saved as ``<name>.faiss``; exact ones are rebuilt on first use.
@@ -138,7 +138,8 @@ class Refiner:
                       n_cells, meta)
         for which in INDEXES:  # trained indexes take time: build them now, so they are saved with the refiner
             if refiner._needs_index(which) and refiner._index_type(which) != "Flat":
-                refiner.index(which)
+                refiner.index(which, show_progress=show_progress)
+                refiner.meta.setdefault("indexes", {})[which] = refiner.index_report(which)
         return refiner
 
     # ------------------------------------------------------------------------------------------- folders
@@ -157,8 +158,7 @@ class Refiner:
         for which in INDEXES:
             (root / f"{which}.faiss").unlink(missing_ok=True)
             if which in self._indexes and self._index_type(which) != "Flat":
-                with atomic_path(root / f"{which}.faiss") as tmp:
-                    import_faiss().write_index(self._indexes[which], str(tmp))
+                write_index(self._indexes[which], root / f"{which}.faiss")
         self.meta.setdefault("config", {})["refine"] = self.config.to_dict()
         write_json(root / META, self.meta)
         return root
@@ -225,33 +225,46 @@ class Refiner:
         return which == "gallery" or self.search_backend() == "index"
 
     def _index_type(self, which: str) -> str:
-        return self.config.index_type(len(self.clusters) if which == "clusters" else len(self.gallery))
+        return self.config.index_type(len(self._vectors(which)), self.dim)
 
-    def index(self, which: str):
-        """The FAISS index over ``"clusters"`` or the ``"gallery"``: loaded (memory-mapped) from the folder when
-        saved there, else built (exact ``Flat`` ones on first use)."""
+    def _vectors(self, which: str):
+        return self._cluster_emb if which == "clusters" else self._gallery_emb
+
+    def index(self, which: str, show_progress: bool = False):
+        """The FAISS index over ``"clusters"`` or the ``"gallery"``: memory-mapped from the folder when saved there,
+        else built from the (memory-mapped) embeddings batch by batch (exact ``Flat`` ones on first use)."""
         if which not in self._indexes:
-            faiss = import_faiss()
             path = self.index_files.get(which)
             if path is not None:
-                try:
-                    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
-                except RuntimeError:  # index types that cannot be memory-mapped are read into memory
-                    index = faiss.read_index(str(path))
-                set_search_depth(index, self.config.nprobe)
+                index = read_index(path, self.config.nprobe)
             else:
-                vectors = self._cluster_emb if which == "clusters" else self._gallery_emb
-                index = build_index(vectors, self.config.metric, self._index_type(which), self.config.nprobe)
+                index = build_index(self._vectors(which), self.config.metric, self._index_type(which),
+                                    self.config.nprobe, show_progress=show_progress)
             self._indexes[which] = index
         return self._indexes[which]
+
+    def _search(self, which: str, Q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, rows)`` of the ``k`` nearest clusters or gallery rows; a lossy index's candidates are re-scored
+        exactly (all of them for clusters, the best ``config.rerank`` for the gallery)."""
+        rerank = k if which == "clusters" else self.config.rerank
+        return search(self.index(which), Q, k, self.config.metric, exact=self._vectors(which), rerank=rerank)
+
+    def index_report(self, which: str, queries: int = 500) -> dict[str, Any]:
+        """Type, size and memory mapping of an index, and its recall@1 against exact search (leave-one-out over
+        ``queries`` sampled rows, with the re-ranking that the refiner's searches use)."""
+        rerank = self.config.index_neighbours if which == "clusters" else self.config.rerank
+        recall = recall_at_1(self.index(which), self._vectors(which), self.config.metric, queries=queries,
+                             exact=self._vectors(which), rerank=rerank)
+        return {"factory": self._index_type(which), **describe(self.index(which)), "nprobe": self.config.nprobe,
+                "rerank": rerank, "recall_at_1": round(recall, 4), "recall_queries": min(queries, len(self._vectors(which)))}
 
     def cell_scores(self, Q: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """(B, K) similarity of each candidate cell's best cluster to the prepared queries (-inf: no cluster)."""
         if self.search_backend() == "exact":
             return cell_scores_exact(Q, candidates, self.cell_ptr, self._cluster_emb, self.config.metric)
-        return index_cell_scores(self.index("clusters"), Q, candidates, self.clusters["cell"].to_numpy(),
-                                 self.cell_ptr[1:] > self.cell_ptr[:-1], self.config.index_neighbours,
-                                 self.config.metric)
+        scores, ids = self._search("clusters", Q, min(self.config.index_neighbours, len(self.clusters)))
+        return index_cell_scores(scores, ids, candidates, self.clusters["cell"].to_numpy(),
+                                 self.cell_ptr[1:] > self.cell_ptr[:-1])
 
     def refine(self, X: np.ndarray, candidates: np.ndarray, probs: np.ndarray, head_guess: np.ndarray, *,
                temperature: float | None = None, max_move_km: float | None | str = "config") -> Refinement:
@@ -322,8 +335,7 @@ class Refiner:
         if k < 1:
             raise InputError(f"k must be >= 1, got {k}")
         X = np.asarray(X, np.float32).reshape(-1, self.dim)
-        scores, rows = search(self.index("gallery"), prepare(X, self.config.metric), min(k, len(self)),
-                              self.config.metric)
+        scores, rows = self._search("gallery", prepare(X, self.config.metric), min(k, len(self)))
         return rows, scores
 
 

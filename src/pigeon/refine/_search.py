@@ -6,14 +6,13 @@ Two building blocks:
   (used for "best cluster of a cell" and "nearest member of a cluster"); one gather + row-wise product.
 * :func:`cell_scores_exact` / :func:`index_cell_scores`: the score of each candidate cell (its best cluster) for
   each query: a matrix product against the clusters of all the batch's candidate cells, or a FAISS index over all
-  clusters (:func:`build_index`: exact ``Flat``, or approximate IVF / HNSW for large galleries).
+  clusters (:mod:`pigeon.refine._index`: exact ``Flat``, or approximate IVF / HNSW / IVF-PQ for large galleries).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pigeon.errors import MissingDependencyError
 
 #: Elements (rows x dims) gathered or multiplied per chunk: bounds the memory of one step (~64 MB float32).
 CHUNK_ELEMENTS = 1 << 24
@@ -135,75 +134,17 @@ def cell_scores_exact(Q: np.ndarray, candidates: np.ndarray, cell_ptr: np.ndarra
     return out
 
 
-def index_cell_scores(index, Q: np.ndarray, candidates: np.ndarray, proto_cell: np.ndarray,
-                      has_clusters: np.ndarray, neighbours: int, metric: str) -> np.ndarray:
-    """Candidate-cell scores from an index over all clusters: the ``neighbours`` most similar clusters of each
-    query, grouped by cell.
+def index_cell_scores(scores: np.ndarray, ids: np.ndarray, candidates: np.ndarray, proto_cell: np.ndarray,
+                      has_clusters: np.ndarray) -> np.ndarray:
+    """Candidate-cell scores from the clusters an index retrieved for each query (``scores``, ``ids``: (B, n)),
+    grouped by cell.
 
     A candidate cell none of whose clusters is retrieved gets the score of the least similar retrieved cluster
     (its best cluster can be no more similar than that); a cell without clusters gets -inf.
     """
-    scores, ids = search(index, Q, min(neighbours, index.ntotal), metric)
     cells = np.where(ids >= 0, proto_cell[np.maximum(ids, 0)], -1)
     match = cells[:, None, :] == candidates[:, :, None]             # (B, K, neighbours)
     best = np.where(match, scores[:, None, :], -np.inf).max(axis=2)
     floor = np.where(np.isfinite(scores), scores, np.inf).min(axis=1, keepdims=True)
     best = np.where(np.isfinite(best), best, floor)
     return np.where(has_clusters[candidates], best, -np.inf).astype(np.float32)
-
-
-def import_faiss():
-    """The ``faiss`` module, or a one-line error naming the install."""
-    try:
-        import faiss
-    except ImportError:
-        raise MissingDependencyError("faiss-cpu", purpose="FAISS search") from None
-    return faiss
-
-
-def build_index(vectors, metric: str, factory: str, nprobe: int, *, train_size: int = 256 * 1024, seed: int = 0):
-    """A FAISS index over prepared ``vectors`` (an array or memory map, added in chunks).
-
-    Args:
-        vectors: (n, D) rows, unit length for cosine.
-        metric: ``"cosine"`` (inner product) or ``"euclidean"`` (L2).
-        factory: an ``index_factory`` string (``"Flat"``, ``"IVF1024,Flat"``, ``"HNSW32"``, ``"IVF4096,PQ64"``).
-        nprobe: inverted lists to visit (IVF); HNSW searches ``4 * nprobe`` deep.
-        train_size: rows (a seeded sample) used to train an index that needs training.
-    """
-    from pigeon.errors import InputError
-
-    faiss = import_faiss()
-    n, dim = vectors.shape
-    kind = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
-    try:
-        index = faiss.index_factory(dim, factory, kind)
-    except RuntimeError as exc:
-        raise InputError(f"FAISS index type {factory!r} is not valid ({str(exc).splitlines()[0][:100]}); use e.g. "
-                         "'Flat', 'IVF1024,Flat' or 'HNSW32'") from None
-    if not index.is_trained:
-        rows = np.sort(np.random.default_rng(seed).choice(n, min(n, train_size), replace=False))
-        index.train(np.asarray(vectors[rows], np.float32))
-    for lo in range(0, n, 65536):
-        index.add(np.asarray(vectors[lo:lo + 65536], np.float32))
-    set_search_depth(index, nprobe)
-    return index
-
-
-def set_search_depth(index, nprobe: int) -> None:
-    """Visit ``nprobe`` inverted lists (IVF) or search ``4 * nprobe`` deep (HNSW); exact indexes ignore it."""
-    faiss = import_faiss()
-    ivf = faiss.try_extract_index_ivf(index)
-    if ivf is not None:
-        ivf.nprobe = nprobe
-    hnsw = getattr(faiss.downcast_index(index), "hnsw", None)
-    if hnsw is not None:
-        hnsw.efSearch = 4 * nprobe
-
-
-def search(index, Q: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores, ids)`` (B, k) of the ``k`` most similar rows: similarity for cosine, minus the distance for L2
-    (-inf where the index returned fewer than ``k``)."""
-    dist, ids = index.search(np.ascontiguousarray(Q, dtype=np.float32), k)
-    scores = dist if metric == "cosine" else -np.sqrt(np.maximum(dist, 0))
-    return np.where(ids >= 0, scores, -np.inf).astype(np.float32), ids.astype(np.int64)
