@@ -41,7 +41,6 @@ def prepare(workdir: Path, n: int, views: int, min_size: int, max_size: int):
     from pigeon.backbones import DEFAULT_BACKBONE
     from pigeon.cells import GeoCells
     from pigeon.demo import demo_dataset
-    from pigeon.embed import Embeddings, embed_manifest
 
     df = demo_dataset(workdir / "data", n=n, views=views, seed=0)
     train = df[df["split"] == "train"]
@@ -189,7 +188,6 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
 
-    from pigeon.embed import Embeddings
     from pigeon.pretrain import load_towers
 
     df, cells, plain = prepare(args.workdir, args.n, args.views, args.min_size, args.max_size)

@@ -7,7 +7,7 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -184,6 +184,17 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, meta: dict | None = N
         meta: JSON-able metadata kept with the table (Parquet key-value metadata; for CSV a
             :func:`table_meta_path` file beside it) and read back into ``attrs["meta"]`` by :func:`read_table`.
     """
+    write_table_batches([df], path, meta)
+    return Path(path)
+
+
+def write_table_batches(batches: Iterable[pd.DataFrame], path: str | os.PathLike, meta: dict | None = None) -> int:
+    """Write a table that arrives in batches (same columns) as one Parquet or CSV file, atomically.
+
+    Only one batch is in memory at a time: Parquet gets one row group per batch, CSV one header. Nothing is left
+    at ``path`` when the iterator raises. The Parquet schema is the first batch's, with columns that are all
+    missing there typed as strings. Returns the number of rows written.
+    """
     import numpy as np
 
     path = Path(path)
@@ -191,28 +202,54 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, meta: dict | None = N
     if suffix not in (".parquet", ".pq", ".csv"):
         raise InputError(f"{path}: unsupported output format {path.suffix!r}; use .parquet or .csv")
     is_list = lambda v: isinstance(v, (list, tuple, np.ndarray))  # noqa: E731
-    with atomic_path(path) as tmp:
-        if suffix == ".csv":
+    n_rows, writer = 0, None
+    with atomic_path(path) as tmp, contextlib.ExitStack() as stack:
+        for df in batches:
             out = df.copy()
             out.attrs = {}
-            for col in out.columns:
-                if out[col].map(is_list).any():
-                    out[col] = out[col].map(lambda v: json.dumps(np.asarray(v).tolist()) if is_list(v) else v)
-            out.to_csv(tmp, index=False)
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            out = df.copy()
-            out.attrs = {}
-            table = pa.Table.from_pandas(out, preserve_index=False)
-            if meta:
-                extra = {_META_KEY: json.dumps(meta, default=_json_default).encode()}
-                table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
-            pq.write_table(table, tmp)
+            if suffix == ".csv":
+                for col in out.columns:
+                    if out[col].map(is_list).any():
+                        out[col] = out[col].map(lambda v: json.dumps(np.asarray(v).tolist()) if is_list(v) else v)
+                out.to_csv(tmp, index=False, mode="a" if writer else "w", header=not writer)
+                writer = True
+            else:
+                writer = writer or stack.enter_context(_parquet_writer(tmp, out, meta))
+                writer.write(out)
+            n_rows += len(out)
+        if writer is None:
+            raise InputError(f"{path}: nothing to write (no batches)")
     if suffix == ".csv":
         if meta:
             write_json(table_meta_path(path), meta)
         else:
             table_meta_path(path).unlink(missing_ok=True)
-    return path
+    return n_rows
+
+
+class _ParquetBatchWriter:
+    """Appends DataFrames to one Parquet file under a fixed schema."""
+
+    def __init__(self, writer, schema) -> None:
+        self.writer, self.schema = writer, schema
+
+    def write(self, df: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        self.writer.write_table(pa.Table.from_pandas(df, schema=self.schema, preserve_index=False))
+
+
+@contextlib.contextmanager
+def _parquet_writer(path: Path, first: pd.DataFrame, meta: dict | None) -> Iterator[_ParquetBatchWriter]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.Schema.from_pandas(first, preserve_index=False)
+    for i, f in enumerate(schema):
+        if pa.types.is_null(f.type):
+            schema = schema.set(i, pa.field(f.name, pa.string()))
+    if meta:
+        schema = schema.with_metadata({**(schema.metadata or {}),
+                                       _META_KEY: json.dumps(meta, default=_json_default).encode()})
+    with pq.ParquetWriter(path, schema) as writer:
+        yield _ParquetBatchWriter(writer, schema)

@@ -130,6 +130,60 @@ def test_predict_manifest_is_read_by_evaluate(cli, model, work, tmp_path):
     np.testing.assert_allclose(pd.read_csv(tmp_path / "b.csv")["prob"], images_pred["prob"], atol=2e-3)
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_streamed_manifest_predictions_equal_the_whole_manifest_at_once(model, work, tmp_path, monkeypatch, suffix):
+    """A manifest is predicted batch by batch (one batch in memory) into the same table as in one piece."""
+    import pigeon.model._predict as predict_module
+    from pigeon._io import read_table
+    from pigeon.data import read_manifest, select_split
+    from pigeon.embed import Embeddings
+    from pigeon.model import Geolocator, predict_manifest, predict_manifest_file
+
+    geo, emb = Geolocator.from_pretrained(model), Embeddings.load(work / "emb")
+    whole = predict_manifest(geo, select_split(read_manifest(_manifest(work)), "test"), emb)
+    seen = []
+    monkeypatch.setattr(predict_module, "predict_manifest", lambda geo, df, *a, **k: (
+        seen.append(len(df)), predict_manifest(geo, df, *a, **k))[1])
+    run = predict_manifest_file(geo, _manifest(work), tmp_path / f"p.{suffix}", split="test", embeddings=emb,
+                                batch_rows=7)
+    streamed = read_table(run.path)
+    assert len(seen) > 2 and max(seen) <= 7 and run.n_rows == run.n_predicted == whole["id"].nunique()
+    pd.testing.assert_frame_equal(streamed.astype({"id": str}).reset_index(drop=True)[["id", "rank", "cell"]],
+                                  whole.reset_index(drop=True)[["id", "rank", "cell"]], check_dtype=False)
+    np.testing.assert_allclose(streamed[["lat", "lon", "prob"]], whole[["lat", "lon", "prob"]], atol=1e-6)  # float32 batches
+    meta = streamed.attrs["meta"]
+    assert meta["kind"] == "predictions" and meta["config"]["method"] == geo.resolve_method(None)
+
+
+def test_a_failed_streamed_prediction_leaves_no_file(model, work, tmp_path, monkeypatch):
+    import pigeon.model._predict as predict_module
+    from pigeon.embed import Embeddings
+    from pigeon.model import Geolocator, predict_manifest, predict_manifest_file
+
+    geo, emb = Geolocator.from_pretrained(model), Embeddings.load(work / "emb")
+    calls = []
+
+    def second_batch_fails(geo, df, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise PigeonError("disk full")
+        return predict_manifest(geo, df, *args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict_manifest", second_batch_fails)
+    with pytest.raises(PigeonError, match="disk full"):
+        predict_manifest_file(geo, _manifest(work), tmp_path / "p.csv", embeddings=emb, batch_rows=10)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    with pytest.raises(PigeonError, match="no rows with split='val'"):
+        only_train = tmp_path / "train.parquet"
+        from pigeon.data import read_manifest, write_manifest
+
+        df = read_manifest(_manifest(work))
+        write_manifest(df[df["split"] == "train"], only_train)  # its images are not read: the embeddings are
+        predict_manifest_file(geo, only_train, tmp_path / "p.csv", split="val", embeddings=emb)
+    assert not (tmp_path / "p.csv").exists()
+
+
 def test_incomplete_or_inconsistent_model_folders(cli, model, tmp_path):
     from pigeon.cells import GeoCells
 

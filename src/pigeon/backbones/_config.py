@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+
+from pigeon._config import JsonConfig
 
 #: ImageNet normalisation (torchvision / timm convention).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -15,7 +15,7 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass(frozen=True)
-class BackboneCfg:
+class BackboneCfg(JsonConfig):
     """Pretrained configuration of an image backbone (like timm's ``PretrainedCfg``).
 
     Attributes:
@@ -39,13 +39,3 @@ class BackboneCfg:
     license: str = "unknown"
     crop_pct: float = 1.0
     pooling: str = "mean"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BackboneCfg:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields})

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import data_app
-from pigeon.cli.data_split import BUFFER_KM, BY, CELLS, FRACTIONS, REGIONS, split_config, split_summary
+from pigeon.cli.data_split import BUFFER_KM, BY, CELLS, FRACTIONS, REGIONS, SEED, split_config, split_summary
 
 
 @data_app.command("ingest")
@@ -17,7 +17,7 @@ def ingest_command(
     fractions: str = FRACTIONS,
     by: str = BY,
     buffer_km: float = BUFFER_KM,
-    seed: int = typer.Option(None, "--seed", help="Random seed of the split (default 0)."),
+    seed: int = SEED,
     regions: int = REGIONS,
     cells: Path = CELLS,
 ) -> None:

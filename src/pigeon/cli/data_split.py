@@ -15,6 +15,7 @@ BUFFER_KM = typer.Option(None, "--buffer-km", help="Leave out training rows clos
                          "(km, measured between locations and view centres; default 0).")
 REGIONS = typer.Option(None, "--regions", help="Regions for --by region, or about the number of on-the-fly cells "
                        "for --by cell (default 50).")
+SEED = typer.Option(None, "--seed", help="Random seed of the split (default 0).")
 CELLS = typer.Option(None, "--cells", help="With --by cell: a geocells folder (default: naive cells made on the fly).")
 
 
@@ -52,7 +53,7 @@ def split_command(
     by: str = BY,
     fractions: str = FRACTIONS,
     buffer_km: float = BUFFER_KM,
-    seed: int = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    seed: int = SEED,
     regions: int = REGIONS,
     cells: Path = CELLS,
 ) -> None:

@@ -81,30 +81,21 @@ def predict_command(
 
 def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path | None, out: Path, top_k: int,
                       method: str, strict: bool) -> None:
-    from pigeon.data import read_manifest, select_split, write_table
+    from pigeon._io import atomic_path
     from pigeon.embed import Embeddings
-    from pigeon.model import predict_manifest
+    from pigeon.model import predict_manifest_file
 
-    df = select_split(read_manifest(manifest, require_coords=False), split)
-    emb = Embeddings.load(embeddings) if embeddings is not None else None
-    table = predict_manifest(geo, df, emb, top_k=top_k, method=method, skip_errors=not strict)
-    failures = table.attrs["failures"]
     failures_path = out.with_name(f"{out.stem}.failures.csv")
     failures_path.unlink(missing_ok=True)  # never leave a stale list from an earlier run beside new predictions
-    n_done = table["id"].nunique()
-    if not n_done:
-        raise InputError(f"none of the {len(df)} location(s) could be predicted (e.g. {failures['error'].iat[0]}); "
-                         "fix the images or the manifest paths")
-    write_table(table, out)
-    line = f"predicted {n_done} of {len(df)} location(s) with method {method}, top {top_k} each -> {out}"
-    if len(failures):
-        from pigeon._io import atomic_path
-
+    emb = Embeddings.load(embeddings) if embeddings is not None else None
+    run = predict_manifest_file(geo, manifest, out, split=split, embeddings=emb, top_k=top_k, method=method,
+                                skip_errors=not strict)
+    line = f"predicted {run.n_predicted} of {run.n_rows} location(s) with method {method}, top {top_k} each -> {out}"
+    if len(run.failures):
         with atomic_path(failures_path) as tmp:
-            failures.to_csv(tmp, index=False)
-        n_failed = len(df) - n_done
-        line += (f"; {len(failures)} unreadable image(s) left out ({n_failed} location(s) without a readable "
-                 f"view) -> {failures_path}")
+            run.failures.to_csv(tmp, index=False)
+        line += (f"; {len(run.failures)} unreadable image(s) left out ({run.n_rows - run.n_predicted} location(s) "
+                 f"without a readable view) -> {failures_path}")
     typer.echo(line)
 
 

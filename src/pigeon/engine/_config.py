@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
+from pigeon._config import JsonConfig
 from pigeon._device import PRECISIONS
 from pigeon.errors import InputError
 
@@ -13,7 +13,7 @@ SCHEDULES = ("cosine", "linear", "constant")
 
 
 @dataclass
-class OptimConfig:
+class OptimConfig(JsonConfig):
     """Settings of :class:`pigeon.engine.Engine` (saved with every checkpoint; a resume must match them).
 
     Attributes:
@@ -65,28 +65,12 @@ class OptimConfig:
         raise_first(checks)
         return self
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "betas": list(self.betas)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> OptimConfig:
-        return config_from_dict(cls, d)
-
 
 def raise_first(checks: list[tuple[bool, str]]) -> None:
     """Raise :class:`InputError` with the message of the first failed ``(ok, message)`` check."""
     for ok, msg in checks:
         if not ok:
             raise InputError(msg)
-
-
-def config_from_dict(cls, d: dict[str, Any]):
-    """A config dataclass from a JSON dict: unknown keys are ignored, ``betas`` lists become tuples."""
-    names = {f.name for f in fields(cls)}
-    d = {k: v for k, v in d.items() if k in names}
-    if "betas" in d:
-        d["betas"] = tuple(d["betas"])
-    return cls(**d)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:

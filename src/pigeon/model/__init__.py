@@ -14,7 +14,9 @@ from pigeon.model._prediction import METHODS, Candidate, Prediction
 from pigeon.model._loss import (
     TAU_PHOTOS_KM, TAU_STREETVIEW_KM, geocell_targets, haversine_targets, soft_cross_entropy,
 )
-from pigeon.model._predict import FAILURE_COLUMNS, PREDICTION_COLUMNS, manifest_embeddings, predict_manifest
+from pigeon.model._predict import (
+    FAILURE_COLUMNS, PREDICTION_COLUMNS, ManifestRun, manifest_embeddings, predict_manifest, predict_manifest_file,
+)
 from pigeon.model._train import train
 from pigeon.model._views import VIEW_RULES, StoreRows, location_embeddings
 from pigeon.model.layers import GeocellHead, GeolocatorHead, HeadConfig
@@ -23,6 +25,6 @@ __all__ = [
     "FAILURE_COLUMNS", "METHODS", "VIEW_RULES", "location_embeddings", "manifest_embeddings",
     "PREDICTION_COLUMNS", "PRETRAINED", "REGRESSION_TRANSFORMS", "TAU_PHOTOS_KM", "TAU_STREETVIEW_KM", "AuxTargets", "Candidate",
     "FitResult", "GeocellHead", "Geolocator", "GeolocatorHead", "GeolocatorLoss", "HeadConfig", "Prediction", "Standardiser",
-    "StoreRows", "TrainConfig", "aux_targets", "finetune", "fit_head", "geocell_targets", "haversine_targets", "predict_manifest",
+    "StoreRows", "TrainConfig", "aux_targets", "finetune", "fit_head", "geocell_targets", "haversine_targets", "predict_manifest", "predict_manifest_file", "ManifestRun",
     "pretrained_path", "soft_cross_entropy", "top_cell_validation", "train",
 ]

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from pigeon._config import JsonConfig
 from pigeon._device import all_gather_object, all_reduce_sum
 from pigeon.engine import Engine, OptimConfig, ShuffleSampler
-from pigeon.engine._config import config_from_dict, raise_first
+from pigeon.engine._config import raise_first
 from pigeon.errors import InputError
 from pigeon.geo import haversine_km
 from pigeon.model._aux import N_MONTHS, AuxTargets, Standardiser, aux_loss, aux_tensors
@@ -44,7 +45,7 @@ Validation = Callable[[GeolocatorHead], dict[str, float]]
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """How the heads are trained (every field is saved in the model's ``config.json``).
 
     Attributes:
@@ -104,13 +105,6 @@ class TrainConfig:
     @property
     def aux_weights(self) -> dict[str, float]:
         return {"climate": self.climate_weight, "month": self.month_weight, "regression": self.regression_weight}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return config_from_dict(cls, d)
 
 
 @dataclass

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -85,3 +90,56 @@ def manifest_embeddings(geo: Geolocator, df: pd.DataFrame, embeddings=None, *, b
         X = np.concatenate(parts) if parts else np.zeros((0, geo.head.cfg.in_dim), np.float32)
         ids = np.concatenate(kept) if kept else ids[:0]
     return X, ids, pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
+
+
+@dataclass
+class ManifestRun:
+    """What :func:`predict_manifest_file` did: rows read, locations predicted, what was left out, the file."""
+
+    n_rows: int
+    n_predicted: int
+    failures: pd.DataFrame
+    path: Path
+
+
+def predict_manifest_file(geo: Geolocator, manifest: str | os.PathLike, out: str | os.PathLike, *,
+                          split: str | None = None, embeddings=None, top_k: int = 5, method: str | None = None,
+                          skip_errors: bool = False, batch_rows: int = 65_536) -> ManifestRun:
+    """:func:`predict_manifest` over a manifest file, streamed: one batch of rows and its predictions in memory.
+
+    The predictions file (``.csv`` or ``.parquet``) is written batch by batch and appears only when every batch is
+    done; it records the model, method and manifest in its metadata. Raises :class:`InputError` when no location
+    could be predicted.
+    """
+    from pigeon._io import provenance, write_table_batches
+    from pigeon.data import iter_manifest, manifest_rows
+
+    method = geo.resolve_method(method)
+    failures: list[pd.DataFrame] = []
+    counts = {"rows": 0, "predicted": 0}
+
+    def tables():
+        batches = iter_manifest(manifest, batch_rows=batch_rows, split=split, require_coords=False)
+        bar = progress() if embeddings is not None else contextlib.nullcontext()  # else each batch shows its own
+        with bar:
+            task = bar.add_task("predicting", total=manifest_rows(manifest), info="") if embeddings is not None else 0
+            for df in batches:
+                table = predict_manifest(geo, df, embeddings, top_k=top_k, method=method, skip_errors=skip_errors)
+                failures.append(table.attrs["failures"])
+                counts["rows"] += len(df)
+                counts["predicted"] += table["id"].nunique()
+                if embeddings is not None:
+                    bar.update(task, completed=int(df.index[-1]) + 1)
+                yield table
+        if not counts["rows"]:
+            raise InputError(f"{manifest}: no rows{f' with split={split!r}' if split else ''} to predict")
+        if not counts["predicted"]:
+            first = pd.concat(failures)["error"].iat[0]
+            raise InputError(f"none of the {counts['rows']} location(s) could be predicted (e.g. {first}); fix the "
+                             "images or the manifest paths")
+
+    meta = provenance("predictions", {"backbone": geo.backbone_id, "n_cells": geo.n_cells, "method": method,
+                                      "top_k": top_k, "manifest": str(manifest), "split": split})
+    write_table_batches(tables(), out, meta)
+    table = pd.concat(failures, ignore_index=True) if failures else pd.DataFrame(columns=list(FAILURE_COLUMNS))
+    return ManifestRun(counts["rows"], counts["predicted"], table, Path(out))

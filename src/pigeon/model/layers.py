@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from pigeon._config import JsonConfig
+
 
 @dataclass(frozen=True)
-class HeadConfig:
+class HeadConfig(JsonConfig):
     """Shapes of a :class:`GeolocatorHead` (saved in ``config.json``).
 
     Attributes:
@@ -30,13 +31,6 @@ class HeadConfig:
     n_climate: int = 0
     n_months: int = 0
     regression: tuple[str, ...] = field(default_factory=tuple)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "regression": list(self.regression)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HeadConfig:
-        return cls(**{**d, "regression": tuple(d.get("regression", ()))})
 
 
 class GeocellHead(nn.Module):

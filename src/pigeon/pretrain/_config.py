@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from pigeon._config import JsonConfig
 from pigeon.engine import OptimConfig
-from pigeon.engine._config import config_from_dict, raise_first
+from pigeon.engine._config import raise_first
 from pigeon.errors import UnknownNameError
 
 #: Per preset: caption style (``pigeon.geography.captions``) and the paper's epochs, learning rate and warm-up
@@ -21,7 +22,7 @@ LAYERS = ("all", "last")
 
 
 @dataclass
-class PretrainConfig:
+class PretrainConfig(JsonConfig):
     """How :func:`pigeon.pretrain.pretrain` trains (recorded in the output folder's ``meta.json``).
 
     ``None`` fields take the preset's value (see :data:`PRESETS`); the rest are the paper's optimiser defaults.
@@ -96,10 +97,3 @@ class PretrainConfig:
                            eps=self.eps, warmup_epochs=self.warmup_ratio * self.epochs, schedule="linear",
                            grad_accum=self.grad_accum, clip_norm=self.clip_norm, precision=self.precision,
                            seed=self.seed, device=self.device, checkpoint_every=self.checkpoint_every)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "betas": list(self.betas)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
-        return config_from_dict(cls, d)

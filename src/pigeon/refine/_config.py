@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
+from pigeon._config import JsonConfig
 from pigeon.errors import InputError
 
 NOISE_POLICIES = ("singletons", "drop")
@@ -14,7 +13,7 @@ SEARCHES = ("auto", "exact", "index")
 
 
 @dataclass(frozen=True)
-class RefineConfig:
+class RefineConfig(JsonConfig):
     """Retrieval refinement over location clusters inside the top geocells (PIGEON section 5).
 
     The defaults are the street-view set-up (PIGEON); :data:`pigeon.presets.PRESETS` holds the photo one.
@@ -93,15 +92,3 @@ class RefineConfig:
         if self.index != "auto":
             return self.index
         return auto_factory(n, dim, self.flat_max_vectors, self.pq_min_vectors)
-
-    def replace(self, **changes: Any) -> RefineConfig:
-        """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RefineConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
