@@ -3,14 +3,16 @@
 Usage::
 
     python benchmarks/pretrain.py [--n 400] [--views 1] [--epochs 2] [--seeds 0 1 2] [--workdir /tmp/pigeon-pretrain]
+    python benchmarks/pretrain.py --only finetune [--finetune-seeds 0 1 2]
 
 On one Blue Marble dataset (enriched; semantic cells on its training split), with the offline towers
 (EfficientNet-Lite0 + all-MiniLM-L6-v2, ``layers="last"``: the last block of each tower and the projections train):
 
 1. **Downstream geolocation**: the same head training (same split, cells and seeds) on embeddings of the plain
    backbone, of the backbone pretrained with the auxiliary losses and of the one pretrained without them.
-2. **Auxiliary losses under fine-tuning**: the plain-backbone model fine-tuned (last block + heads) with and without
-   the auxiliary losses, same data and seed, evaluated from the test images.
+2. **Auxiliary losses under fine-tuning**: the plain-backbone model fine-tuned (last block + heads) with the
+   auxiliary losses at the paper's weights, at 1/8 of them, and without them, same data and seeds, evaluated from the
+   test images (``--only finetune`` runs this part alone).
 3. **Image -> caption retrieval** on the test views: accuracy of picking the true country among
    "A Street View photo in {country}." and the true Köppen class among "This location has a {climate} climate."
    before pretraining (fresh towers, random projections) and after.
@@ -87,17 +89,44 @@ def head_metrics(df, cells, emb, seeds, workdir: Path, tag: str) -> list[dict]:
     return out
 
 
-def finetuned_metrics(df, cells, emb, workdir: Path, aux: bool, epochs: int) -> dict:
-    from pigeon.evaluate import compute_metrics
-    from pigeon.model import Geolocator, finetune, predict_manifest
+#: Fine-tuning variants: (auxiliary losses on, scale of the paper's auxiliary weights 8/2/1).
+FINETUNE_VARIANTS = {
+    "with aux losses (the paper's weights 8/2/1)": (True, 1.0),
+    "with aux losses at 1/8 of the paper's weights": (True, 0.125),
+    "without aux losses": (False, 1.0),
+}
 
-    base = workdir / "models" / "plain_seed0"
-    out = workdir / "models" / f"finetuned_{'aux' if aux else 'noaux'}"
+
+def finetuned_metrics(df, cells, emb, workdir: Path, aux: bool, epochs: int, seed: int = 0,
+                      weight_scale: float = 1.0) -> dict:
+    """Fine-tune the plain-backbone model of ``seed`` (trained here if missing) and evaluate it from the images.
+
+    The base model is trained with the auxiliary weights scaled by ``weight_scale``; its linear geocell head does not
+    depend on them (the auxiliary heads share no parameters with it), so every variant starts from the same cells.
+    """
+    from pigeon.evaluate import compute_metrics
+    from pigeon.model import Geolocator, TrainConfig, finetune, predict_manifest, train
+
+    tag = f"plain_seed{seed}" + ("" if weight_scale == 1 else f"_aux{weight_scale:g}")
+    base = workdir / "models" / tag
+    if not (base / "config.json").is_file():
+        default = TrainConfig()
+        train(df, cells, emb, base, TrainConfig(
+            seed=seed, regression_weight=default.regression_weight * weight_scale,
+            climate_weight=default.climate_weight * weight_scale, month_weight=default.month_weight * weight_scale),
+            overwrite=True, refine=False)
+    out = workdir / "models" / f"finetuned_{tag}_{'aux' if aux else 'noaux'}"
     t0 = time.perf_counter()
-    geo = finetune(Geolocator.from_pretrained(base), df, out, epochs=epochs, lr=1e-4, batch_size=16, seed=0, aux=aux)
+    geo = finetune(Geolocator.from_pretrained(base), df, out, epochs=epochs, lr=1e-4, batch_size=16, seed=seed, aux=aux)
     seconds = time.perf_counter() - t0
     test = df[df["split"] == "test"]
-    return {**compute_metrics(predict_manifest(geo, test, top_k=1), test), "finetune_seconds": seconds}
+    return {**compute_metrics(predict_manifest(geo, test, top_k=1, method="cell"), test), "finetune_seconds": seconds}
+
+
+def finetune_ablation(df, cells, emb, workdir: Path, epochs: int, seeds: list[int]) -> dict[str, list[dict]]:
+    """Every fine-tuning variant for every seed (same data, cells, base heads and seeds)."""
+    return {name: [finetuned_metrics(df, cells, emb, workdir, aux, epochs, seed, scale) for seed in seeds]
+            for name, (aux, scale) in FINETUNE_VARIANTS.items()}
 
 
 def retrieval(towers, df) -> dict[str, float]:
@@ -178,6 +207,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="pretrained layers' peak learning rate")
     parser.add_argument("--head-lr", type=float, default=1e-3, help="projections' and auxiliary heads' learning rate")
     parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--finetune-seeds", type=int, nargs="+", default=[0, 1, 2], help="fine-tuning seeds")
+    parser.add_argument("--only", choices=("all", "finetune"), default="all",
+                        help="finetune: only the fine-tuning ablation (writes WORKDIR/finetune.json)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="head-training seeds")
     parser.add_argument("--min-size", type=int, default=6)
     parser.add_argument("--max-size", type=int, default=20)
@@ -191,6 +223,11 @@ def main(argv: list[str] | None = None) -> None:
     from pigeon.pretrain import load_towers
 
     df, cells, plain = prepare(args.workdir, args.n, args.views, args.min_size, args.max_size)
+    finetune_rows = finetune_ablation(df, cells, plain, args.workdir, args.finetune_epochs, args.finetune_seeds)
+    if args.only == "finetune":
+        (args.workdir / "finetune.json").write_text(json.dumps(finetune_rows, indent=2, default=float))
+        _print_finetune(finetune_rows, args)
+        return
     runs: dict[str, dict] = {}
     runs["plain backbone"] = {"metrics": head_metrics(df, cells, plain, args.seeds, args.workdir, "plain")}
     towers_before = load_towers("efficientnet:lite0")
@@ -204,9 +241,6 @@ def main(argv: list[str] | None = None) -> None:
                       "pretrain_seconds": float((folder / "bench_seconds.txt").read_text()),
                       "history": [json.loads(l) for l in (folder / "pretrain_log.jsonl").read_text().splitlines()]}
         retrieval_rows[f"after, {'with' if aux else 'without'} aux losses"] = retrieval(load_towers(str(folder)), df)
-    finetune_rows = {f"fine-tuned {'with' if aux else 'without'} aux losses":
-                     finetuned_metrics(df, cells, plain, args.workdir, aux, args.finetune_epochs)
-                     for aux in (True, False)}
     speed = throughput(df, args.batch_size, args.repeats)
     result = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs, "finetune": finetune_rows,
               "retrieval": retrieval_rows, "throughput": speed,
@@ -225,10 +259,7 @@ def _print(result: dict, args) -> None:
     for name, run in result["runs"].items():
         cells = " | ".join(_mean_std([m[k] for m in run["metrics"]], k) for k in SHOWN)
         print(f"| {name} | {cells} | {run.get('pretrain_seconds', 0):.0f} |")
-    print("\n| fine-tuning (1 seed) | " + " | ".join(SHOWN) + " | seconds |")
-    print("|---|" + "---|" * (len(SHOWN) + 1))
-    for name, m in result["finetune"].items():
-        print(f"| {name} | " + " | ".join(_mean_std([m[k]], k) for k in SHOWN) + f" | {m['finetune_seconds']:.0f} |")
+    _print_finetune(result["finetune"], args)
     print("\n| towers | country acc | climate acc |")
     print("|---|---|---|")
     for name, r in result["retrieval"].items():
@@ -239,6 +270,15 @@ def _print(result: dict, args) -> None:
     s = result["throughput"]
     print(f"\nThroughput ({args.batch_size} images, {result['threads']} threads): pretraining step {s['step']:.2f} s, "
           f"bare backbone forward + backward {s['bare']:.2f} s, ratio {s['step'] / s['bare']:.2f}")
+
+
+def _print_finetune(rows: dict[str, list[dict]], args) -> None:
+    print(f"\n| fine-tuning the plain model {args.finetune_epochs} epoch(s), seeds {args.finetune_seeds} | "
+          + " | ".join(SHOWN) + " | seconds |")
+    print("|---|" + "---|" * (len(SHOWN) + 1))
+    for name, runs in rows.items():
+        seconds = statistics.mean(m["finetune_seconds"] for m in runs)
+        print(f"| {name} | " + " | ".join(_mean_std([m[k] for m in runs], k) for k in SHOWN) + f" | {seconds:.0f} |")
 
 
 def _mean_std(values: list, key: str) -> str:
