@@ -3,7 +3,7 @@ DDP head-training step time, and IVF-PQ galleries built from embedding shards.
 
 Usage::
 
-    python benchmarks/scale.py [--parts embed manifest embeddings ddp ivfpq] [--images 384] [--rows 1000000]
+    python benchmarks/scale.py [--parts embed manifest embeddings ddp ivfpq evaluate] [--images 384] [--rows 1000000]
         [--dim 768] [--ddp-rows 65536] [--ddp-cells 2000] [--ddp-batch 512] [--ivf-sizes 1000000 10000000]
         [--ivf-dim 1024] [--tmp DIR]
 
@@ -25,6 +25,8 @@ Parts (each prints a Markdown table):
   torch threads, and in 2 gloo processes of 1 thread each (torch.multiprocessing with torchrun's environment, the
   same engine code as ``torchrun -m pigeon train``); time per optimiser step of the second epoch, as the engine
   times it (training steps only). The 2 processes share the same 2 cores as the 2-thread process.
+- ``evaluate``: peak memory and time of ``pigeon evaluate``'s report (``write_report``, every plot) on ``--rows``
+  truth rows and their rank-1 predictions (not part of the default ``--parts``).
 - ``ivfpq``: for each ``--ivf-sizes``, clustered float16 ``--ivf-dim``-d vectors are written shard by shard into an
   embeddings store; a fresh process builds an IVF-PQ index from the store with ``pigeon.refine.build_index``
   (``IVF{4 sqrt(n)},PQ{dim/16}``, what the auto rule picks above 1M vectors, trained on a seeded sample of 256k rows,
@@ -190,6 +192,47 @@ def bench_manifest(rows: int, tmp: Path) -> list[str]:
     return [f"{rows:,}-row manifest (id, image, lat, lon, split, country), {path.stat().st_size / 1e6:.0f} MB of "
             "Parquet in row groups of 65,536.", "",
             *_probe_table("manifest", MANIFEST_MODES, path, tmp / "warm_up.parquet")]
+
+
+# ---------------------------------------------------------------- evaluation of a large predictions file
+
+
+def evaluate_probe(mode: str, path: str, warm_up: str) -> dict:
+    """``pigeon evaluate``'s library path on ``path``'s truth and its predictions (every plot of the report)."""
+    from pigeon.evaluate import read_predictions, read_truth, write_report
+
+    def run(truth: str) -> int:
+        pred = read_predictions(truth.replace(".parquet", ".pred.csv"))
+        with tempfile.TemporaryDirectory() as out:
+            return write_report(pred, read_truth(truth), out)["n"]
+
+    run(warm_up)
+    base = _peak_mb()
+    t = time.perf_counter()
+    n = run(path)
+    return {"rows": n, "seconds": time.perf_counter() - t, "peak_mb": _peak_mb(), "base_mb": base}
+
+
+def make_predictions(truth: Path) -> None:
+    """Rank-1 guesses about 300 km from each truth row, in the CSV that ``pigeon predict --manifest`` writes."""
+    import numpy as np
+    import pandas as pd
+
+    df = pd.read_parquet(truth, columns=["id", "lat", "lon"])
+    rng = np.random.default_rng(1)
+    pd.DataFrame({"id": df["id"], "rank": 1, "lat": np.clip(df["lat"] + rng.normal(0, 3, len(df)), -90, 90),
+                  "lon": (df["lon"] + rng.normal(0, 3, len(df)) + 180) % 360 - 180, "prob": 0.5}).to_csv(
+        truth.with_suffix(".pred.csv"), index=False)
+
+
+def bench_evaluate(rows: int, tmp: Path) -> list[str]:
+    path, warm_up = tmp / "truth.parquet", tmp / "warm_up.parquet"
+    make_manifest(path, rows)
+    make_manifest(warm_up, 1000)
+    make_predictions(path)
+    make_predictions(warm_up)
+    return [f"{rows:,} truth rows and rank-1 predictions (CSV); the report with every plot.", "",
+            *_probe_table("evaluate", ("write_report (pigeon evaluate)",), path, warm_up)]
 
 
 # ---------------------------------------------------------------- embeddings: in memory vs streamed
@@ -497,7 +540,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.probe:
         kind, mode, path, extra = args.probe
-        probes = {"manifest": manifest_probe, "embeddings": embeddings_probe, "ivfpq": ivfpq_probe}
+        probes = {"manifest": manifest_probe, "embeddings": embeddings_probe, "ivfpq": ivfpq_probe,
+                  "evaluate": evaluate_probe}
         print(json.dumps(probes[kind](mode, path, extra)))
         return
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
@@ -508,6 +552,7 @@ def main() -> None:
             "embeddings": lambda: bench_embeddings(args.rows, args.dim, Path(tmp)),
             "ddp": lambda: bench_ddp(args.ddp_rows, args.dim, args.ddp_cells, args.ddp_batch),
             "ivfpq": lambda: bench_ivfpq(args.ivf_sizes, args.ivf_dim, Path(tmp)),
+            "evaluate": lambda: bench_evaluate(args.rows, Path(tmp)),
         }
         for part in args.parts:
             print(f"\n### {part}\n")
