@@ -140,6 +140,64 @@ def test_fast_optics_matches_sklearn():
         np.testing.assert_array_equal(optics_xi(x, ms, xi), OPTICS(min_samples=ms, xi=xi).fit(x).labels_)
 
 
+def plain_optics_graph(x, min_samples):
+    """The OPTICS graph as a plain loop (one full distance row and argmin per step): the reference."""
+    from scipy.spatial import cKDTree
+
+    n = len(x)
+    core = cKDTree(x).query(x, k=min_samples)[0][:, -1]
+    reach, pred = np.full(n, np.inf), np.full(n, -1, dtype=np.int64)
+    done, order = np.zeros(n, dtype=bool), np.empty(n, dtype=np.int64)
+    for i in range(n):
+        p = int(np.argmin(np.where(done, np.inf, np.minimum(reach, np.finfo(np.float64).max))))
+        done[p] = True
+        order[i] = p
+        dist = np.maximum(np.sqrt(((x - x[p]) ** 2).sum(axis=1)), core[p])
+        better = (dist < reach) & ~done
+        reach[better] = dist[better]
+        pred[better] = p
+    return reach, pred, order
+
+
+def clustered_with_duplicates(n, seed):
+    """Blobs on the sphere (km), with exact copies of some points and some points at one spot."""
+    from pigeon.cells._spatial import unit_xyz_km
+
+    rng = np.random.default_rng(seed)
+    lat = np.concatenate([rng.normal(c, 0.05, n // 4) for c in rng.uniform(40, 50, 4)])
+    lon = np.concatenate([rng.normal(c, 0.08, n // 4) for c in rng.uniform(0, 10, 4)])
+    copies = rng.choice(len(lat), n // 5, replace=False)
+    lat, lon = np.r_[lat, lat[copies], np.full(12, lat[0])], np.r_[lon, lon[copies], np.full(12, lon[0])]
+    order = rng.permutation(len(lat))
+    return unit_xyz_km(lat[order], lon[order])
+
+
+@pytest.mark.parametrize("matrix_max", [512, 0], ids=["distance-matrix", "distance-rows"])
+def test_fast_optics_graph_is_the_plain_loop_bit_for_bit(matrix_max, monkeypatch):
+    """Both ways of getting the distances (a precomputed matrix, a row per step) give the plain loop's bits."""
+    from pigeon.cells import _optics
+
+    monkeypatch.setattr(_optics, "MATRIX_MAX_POINTS", matrix_max)
+    for seed, (n, ms) in enumerate([(400, 3), (400, 15), (80, 2)]):
+        x = clustered_with_duplicates(n, seed)
+        for got, want in zip(_optics.optics_graph(x, ms), plain_optics_graph(x, ms)):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_fast_optics_labels_match_sklearn_with_duplicates():
+    from sklearn.cluster import OPTICS
+
+    from pigeon.cells._optics import optics_xi
+
+    x = clustered_with_duplicates(600, 7)  # above MATRIX_MAX_POINTS: the row-by-row distances
+    for ms, xi in [(3, 0.15), (15, 0.015), (40, 0.05)]:
+        labels = optics_xi(x, ms, xi)
+        assert labels.max() >= 1  # clusters found, so the comparison says something
+        with np.errstate(divide="ignore", invalid="ignore"):  # duplicates: zero reachability
+            expected = OPTICS(min_samples=ms, xi=xi).fit(x).labels_
+        np.testing.assert_array_equal(labels, expected)
+
+
 def test_optics_round_carves_out_each_cluster():
     from pigeon.cells._split import split_oversized
 
