@@ -21,8 +21,7 @@ def split_with_labels(parent, lat, lon, labels, min_size=30, max_size=60):
     """``split_cell`` with hand-made cluster labels in place of OPTICS, so that only the rules decide."""
     from pigeon.cells._split import split_cell
 
-    return split_cell(parent, np.arange(len(lat)), lat, lon, lambda la, lo, n: np.asarray(labels), min_size,
-                      max_size, np.random.default_rng(0))
+    return split_cell(parent, lat, lon, lambda la, lo, n: np.asarray(labels), min_size, max_size)
 
 
 def assert_partition(children, parent, n):
@@ -256,6 +255,41 @@ def test_large_cells_are_sampled_deterministically():
     assert sorted(tuple(np.unique(m // 200)) for m in first[1]) == [(0,), (1,), (2,)]
 
 
+def sampled_cells():
+    """Two cells of 600 points each (three blobs), far apart: OPTICS sees a sample of 200 of each."""
+    rng = np.random.default_rng(0)
+    centres = [(60.0, 10.0), (60.6, 10.4), (60.2, 11.6)]
+    lat = np.concatenate([rng.normal(a, 0.02, 200) for a, _ in centres])
+    lon = np.concatenate([rng.normal(b, 0.04, 200) for _, b in centres])
+    lat, lon = np.r_[lat, lat], np.r_[lon, lon + 5.0]
+    parents = [shapely.box(9.0, 59.0, 12.5, 61.5), shapely.box(14.0, 59.0, 17.5, 61.5)]
+    return parents, [np.arange(600), np.arange(600, 1200)], lat, lon
+
+
+def as_cells(geoms, members):
+    """Cells as a comparable set: (shape WKB, sorted point indices)."""
+    return sorted((shapely.to_wkb(shapely.normalize(g)), tuple(np.sort(m).tolist())) for g, m in zip(geoms, members))
+
+
+def test_a_cells_sample_depends_on_the_seed_and_its_points_not_on_the_other_cells():
+    """The sample of a large cell is drawn from the seed and the cell's own points: splitting the cells in
+    another order (or other cells first, or in other processes) gives the same cells."""
+    from pigeon.cells._split import sample_generator, split_oversized
+
+    parents, members, lat, lon = sampled_cells()
+    kwargs = dict(min_size=120, max_size=240, optics_params=[(45, 0.015)], sample_cap=200, seed=0)
+    both = split_oversized(parents, members, lat, lon, **kwargs)
+    reverse = split_oversized(parents[::-1], members[::-1], lat, lon, **kwargs)
+    alone = split_oversized(parents[1:], members[1:], lat, lon, **kwargs)
+    assert len(both[0]) > 2  # a split on a sample was made
+    assert as_cells(*both[:2]) == as_cells(*reverse[:2])
+    assert set(as_cells(*alone[:2])) < set(as_cells(*both[:2]))
+    a, b = members[0], members[1]
+    draw = [sample_generator(s, lat[m], lon[m]).choice(600, 200, replace=False) for s, m in ((0, a), (0, a), (1, a),
+                                                                                              (0, b))]
+    assert (draw[0] == draw[1]).all() and (draw[0] != draw[2]).any() and (draw[0] != draw[3]).any()
+
+
 def test_points_off_the_cell_shape_keep_their_group():
     """Coastal points at sea (outside the cell's land) follow their cluster, into the child on their coast."""
     rng = np.random.default_rng(0)
@@ -287,7 +321,7 @@ def test_median_cuts_move_off_the_sea_onto_the_land():
 
     rng = np.random.default_rng(0)
     lat, lon = rng.uniform(0, 1, 400), np.concatenate([rng.uniform(0, 1, 100), rng.uniform(1.5, 3, 300)])
-    children = median_split(shapely.box(0, 0, 1, 1), np.arange(400), lat, lon)
+    children = median_split(shapely.box(0, 0, 1, 1), lat, lon)
     assert_partition(children, shapely.box(0, 0, 1, 1), 400)
     (west, west_idx), (east, east_idx) = sorted(children, key=lambda c: c[0].bounds[0])
     assert shapely.equals(west, shapely.box(0, 0, 0.5, 1)) and shapely.equals(east, shapely.box(0.5, 0, 1, 1))
