@@ -27,7 +27,8 @@ def build_command(
     manifest: Path = typer.Argument(..., help="Manifest (.parquet or .csv) with lat/lon."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (cells.parquet + meta.json)."),
     method: str = typer.Option("semantic", help="semantic (admin areas + OPTICS/Voronoi) or naive (rectangles)."),
-    preset: str = typer.Option("streetview", help="Sizes and OPTICS rounds: streetview (30/60) or photo (1000/2000)."),
+    preset: str = typer.Option(None, help="Sizes and OPTICS rounds: streetview (30/60, the default) or photo "
+                               "(1000/2000)."),
     min_size: int = typer.Option(None, "--min-size", help="Fewest training points per cell (default: from --preset)."),
     max_size: int = typer.Option(None, "--max-size", help="Most training points per cell (default: from --preset)."),
     boundaries: Path = typer.Option(
@@ -37,21 +38,29 @@ def build_command(
     balance: bool = typer.Option(
         None, "--balance/--no-balance",
         help="After the paper's OPTICS splits, cut cells still above --max-size at their median (default: off)."),
+    jobs: int = typer.Option(
+        None, "--jobs",
+        help="Processes that split oversized cells, -1 for one per CPU (default: this process only). The cells are "
+             "the same for any number; it pays from about 100k points."),
+    address: str = typer.Option(
+        None, "--address",
+        help="Split the cells on this Ray cluster (auto, ray://HOST:10001) instead of local processes; --jobs then "
+             "caps the tasks in flight (pip install 'pigeon-geo\\[scale]')."),
 ) -> None:
-    """Build geocells from the training points of a manifest."""
+    """Build geocells from the training points of a manifest (only its lat, lon and split columns are read)."""
     from pigeon.cells import GeoCells
-    from pigeon.data import read_manifest, select_split
+    from pigeon.data import read_points, select_split
 
-    df = read_manifest(manifest)
-    if split is None and "split" in df.columns:
-        split = "train"
-    df = select_split(df, split)
-    extra = {} if balance is None else {"balance": balance}
-    cells = GeoCells.build(df["lat"].to_numpy(), df["lon"].to_numpy(), method=method, min_size=min_size,
-                           max_size=max_size, preset=preset, boundaries=boundaries, seed=seed, **extra)
+    points = read_points(manifest, split=split)
+    if split is None and "split" in points.columns:
+        points = select_split(points, "train")
+    unset_or_given = {"preset": preset, "balance": balance, "n_jobs": jobs, "ray_address": address}  # unset: library
+    cells = GeoCells.build(points["lat"].to_numpy(), points["lon"].to_numpy(), method=method, min_size=min_size,
+                           max_size=max_size, boundaries=boundaries, seed=seed,
+                           **{k: v for k, v in unset_or_given.items() if v is not None})
     cells.save(out)
     cfg = cells.meta["config"]
-    typer.echo(f"{len(cells)} {method} cells from {len(df)} points in {cfg['build_seconds']:.1f} s "
+    typer.echo(f"{len(cells)} {method} cells from {len(points)} points in {cfg['build_seconds']:.1f} s "
                f"({len(cfg['undersized_cells'])} below {cfg['min_size']}, {len(cfg['oversized_cells'])} above "
                f"{cfg['max_size']}) -> {out}")
 
