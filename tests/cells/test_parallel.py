@@ -41,13 +41,27 @@ def cities_points(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def test_results_come_back_in_task_order_whatever_finishes_first():
     from pigeon.cells._parallel import CellMapper
 
-    delays = [0.4, 0.0, 0.3, 0.0, 0.1, 0.0]  # the costliest first: task 0 finishes last
+    rng = np.random.default_rng(0)
+    delays = rng.uniform(0, 0.03, 40).round(3)
+    delays[0] = 0.3  # costliest, so sent first, and finishes last
     finished = []
     with CellMapper(n_jobs=2) as mapper:
         out = mapper.map(delayed, lambda k: (k, delays[k]), len(delays), cost=delays, done=lambda: finished.append(1))
         assert mapper._engine is not None and mapper._engine.workers == 2  # a pool ran the tasks
     assert out == [k * k for k in range(len(delays))] and len(finished) == len(delays)
     assert mapper._engine is None  # the pool stopped on exit
+
+
+def test_tasks_travel_in_chunks_of_similar_cost_the_costliest_first():
+    from pigeon.cells._parallel import cost_chunks
+
+    cost = [1.0] * 30 + [50.0, 20.0]
+    chunks = cost_chunks(cost, 4)  # 25 a chunk
+    assert sorted(k for c in chunks for k in c) == list(range(32))  # every task once
+    assert chunks[0] == [30] and chunks[1][0] == 31  # the costliest first, alone when above the target
+    totals = [sum(cost[k] for k in c) for c in chunks]
+    assert all(t >= 25 for t in totals[:-1]) and len(chunks) <= 5
+    assert cost_chunks([3.0, 1.0], 8) == [[0], [1]]
 
 
 def test_a_failing_task_raises_in_the_caller():

@@ -20,7 +20,7 @@ from pigeon.cells._semantic import (
     check_areas, contiguous_cells, contiguous_split_cells, fuse_small, initial_cells,
 )
 from pigeon.cells._spatial import locate_points
-from pigeon.cells._split import split_oversized
+from pigeon.cells._split import split_oversized, warm_up
 from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
 from pigeon.geo import check_coords, latlon_to_xyz, pairwise_haversine_km, xyz_to_latlon
 from pigeon.geography._topology import polygon_parts, wrap_geometry
@@ -239,6 +239,7 @@ def _naive(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.ndarray,
 
 def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance, mapper):
     """Shapes, point labels and (country, admin1, admin2) of semantic cells."""
+    mapper.start(warm_up)  # workers start while the areas are located and fused
     pieces, piece_area = polygon_parts(areas.geometry.to_numpy())
     point_piece = locate_points(lat, lon, pieces)
     point_area = piece_area[point_piece]

@@ -3,8 +3,11 @@
 Splitting an oversized cell needs only that cell's shape and points, so the cells of one wave are independent
 tasks. :class:`CellMapper` runs them and returns the results in task order whatever order they finish in; each
 task is a pure function of what it is sent, so the cells do not depend on the engine or the number of workers.
-Only a task's own inputs travel to a worker (one cell's shape and points), at most two tasks per worker are in
-flight at a time, and the largest cells go first so that a long task does not finish last.
+
+Most splits take a few milliseconds (a cell of a hundred points), about as long as sending one to a process, so
+tasks travel in chunks: the costliest first, each chunk about 1/8 of a worker's share of the wave, so that the last
+chunks are small and no worker waits long for the others at the end of a wave. Only a chunk's own inputs travel to
+a worker (its cells' shapes and points), and at most two chunks per worker are in flight at a time.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any
 
 from pigeon.errors import InputError, MissingDependencyError, PigeonError
 
-#: Tasks in flight per worker: enough to keep a worker busy while its next task's points are sent.
+#: Chunks in flight per worker: enough to keep a worker busy while its next chunk's points are sent.
 IN_FLIGHT_PER_WORKER = 2
+#: Chunks per worker in a wave (fewer when the wave has fewer tasks).
+CHUNKS_PER_WORKER = 8
 
 
 def available_cpus() -> int:
@@ -46,7 +51,8 @@ class CellMapper:
         ray_address: run the tasks on this Ray cluster (``"auto"``, ``"ray://host:10001"``, ``"local"``);
             needs ``pigeon-geo[scale]``. A Ray connection this process already holds is used as it is.
 
-    Use as a context manager: workers start on the first wave with two or more tasks and stop on exit.
+    Use as a context manager: workers start on :meth:`start` or on the first wave with two or more tasks, and stop
+    on exit.
     """
 
     def __init__(self, n_jobs: int | None = None, ray_address: str | None = None) -> None:
@@ -67,6 +73,22 @@ class CellMapper:
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close(abort=exc_type is not None)
 
+    def start(self, warm_up: Callable[[], None] | None = None) -> None:
+        """Start the workers now (nothing if serial), each running ``warm_up`` (e.g. imports) in the background, so
+        that they are ready when the first wave comes."""
+        if not self.parallel:
+            return
+        engine = self._started()
+        if warm_up is not None:
+            for _ in range(engine.workers):
+                engine.submit(warm_up, ())
+
+    def _started(self) -> _PoolEngine | _RayEngine:
+        if self._engine is None:
+            self._engine = _RayEngine(self.ray_address, self.n_jobs) if self.ray_address is not None \
+                else _PoolEngine(self._local_workers())
+        return self._engine
+
     def close(self, abort: bool = False) -> None:
         """Stop the workers (and the Ray connection this mapper opened); ``abort`` drops the tasks in flight."""
         if self._engine is not None:
@@ -79,10 +101,10 @@ class CellMapper:
 
         Args:
             fn: a module-level function (it is pickled by reference).
-            args: ``k -> arguments of task k``; called just before task k is sent, so that only the tasks in
+            args: ``k -> arguments of task k``; called just before task k is sent, so that only the chunks in
                 flight hold copies of their inputs.
             n: number of tasks.
-            cost: (n,) relative cost of each task; the costliest are sent first.
+            cost: (n,) relative cost of each task (its expected time); the costliest are sent first.
             done: called once per finished task (progress bars).
         """
         results: list = [None] * n
@@ -91,24 +113,42 @@ class CellMapper:
                 results[k] = fn(*args(k))
                 done()
             return results
-        if self._engine is None:
-            self._engine = _RayEngine(self.ray_address, self.n_jobs) if self.ray_address is not None \
-                else _PoolEngine(self._local_workers())
-        engine, pending = self._engine, {}
+        engine, pending = self._started(), {}
         limit = IN_FLIGHT_PER_WORKER * engine.workers
 
         def collect() -> None:
-            for handle, value in engine.finished(list(pending)):
-                results[pending.pop(handle)] = value
-                done()
+            for handle, values in engine.finished(list(pending)):
+                for k, value in zip(pending.pop(handle), values):
+                    results[k] = value
+                    done()
 
-        for k in sorted(range(n), key=lambda k: -cost[k]):
+        for chunk in cost_chunks(cost, CHUNKS_PER_WORKER * engine.workers):
             if len(pending) >= limit:
                 collect()
-            pending[engine.submit(fn, args(k))] = k
+            pending[engine.submit(run_chunk, (fn, [args(k) for k in chunk]))] = chunk
         while pending:
             collect()
         return results
+
+
+def cost_chunks(cost: Sequence[float], n_chunks: int) -> list[list[int]]:
+    """Task numbers in order of falling cost, cut into consecutive chunks of about ``sum(cost) / n_chunks`` each
+    (a task costlier than that is a chunk of its own)."""
+    order = sorted(range(len(cost)), key=lambda k: -cost[k])
+    target = sum(cost) / max(1, n_chunks)
+    chunks, current, total = [], [], 0.0
+    for k in order:
+        current.append(k)
+        total += cost[k]
+        if total >= target:
+            chunks.append(current)
+            current, total = [], 0.0
+    return chunks + [current] if current else chunks
+
+
+def run_chunk(fn: Callable, arguments: list[tuple]) -> list:
+    """``[fn(*a) for a in arguments]``: one chunk of tasks, run by a worker."""
+    return [fn(*a) for a in arguments]
 
 
 class _PoolEngine:
@@ -133,7 +173,8 @@ class _PoolEngine:
                               ) from None
 
     def close(self, abort: bool) -> None:
-        self.pool.shutdown(wait=True, kill_workers=abort)
+        # the results are in (or the caller gave up on them): stop the workers rather than wait 0.6 s for them to exit
+        self.pool.shutdown(wait=True, kill_workers=True)
 
 
 class _RayEngine:
