@@ -83,8 +83,8 @@ class GeoCells:
                 (not in the paper, whose rules leave a cell above ``max_size`` when OPTICS finds no split).
             n_jobs: worker processes that split oversized cells (semantic cells): None or 1 (the default) splits
                 them in this process, -1 uses one process per CPU. The cells are the same for any ``n_jobs``.
-                A pool pays from about 100k points (the splits there take ten seconds or more); each
-                worker gets one cell's shape and points at a time.
+                Splitting is most of a build of a million points (62 of 76 s at 900k, 5 of 12 s at 90k); a
+                worker costs about a second of CPU to start, and gets only the shapes and points of its cells.
             ray_address: split the cells on this Ray cluster instead of local processes (``"auto"``,
                 ``"ray://host:10001"``); ``n_jobs`` then caps the tasks in flight (default: the cluster's CPUs).
                 Needs ``pigeon-geo[scale]``.

@@ -41,7 +41,7 @@ def build_command(
     jobs: int = typer.Option(
         None, "--jobs",
         help="Processes that split oversized cells, -1 for one per CPU (default: this process only). The cells are "
-             "the same for any number; it pays from about 100k points."),
+             "the same for any number; splitting is most of the build from about a million points."),
     address: str = typer.Option(
         None, "--address",
         help="Split the cells on this Ray cluster (auto, ray://HOST:10001) instead of local processes; --jobs then "
