@@ -7,6 +7,7 @@ import pytest
 import shapely
 
 from pigeon.cells import OPTICS_PARAMS_STREETVIEW
+from tests.cells.conftest import as_cells, sampled_cells
 
 
 def blobs(seed: int = 0, lat0: float = 60.0):
@@ -253,22 +254,6 @@ def test_large_cells_are_sampled_deterministically():
     second = split_oversized([parent], [np.arange(600)], lat, lon, **kwargs)
     assert [m.tolist() for m in first[1]] == [m.tolist() for m in second[1]]
     assert sorted(tuple(np.unique(m // 200)) for m in first[1]) == [(0,), (1,), (2,)]
-
-
-def sampled_cells():
-    """Two cells of 600 points each (three blobs), far apart: OPTICS sees a sample of 200 of each."""
-    rng = np.random.default_rng(0)
-    centres = [(60.0, 10.0), (60.6, 10.4), (60.2, 11.6)]
-    lat = np.concatenate([rng.normal(a, 0.02, 200) for a, _ in centres])
-    lon = np.concatenate([rng.normal(b, 0.04, 200) for _, b in centres])
-    lat, lon = np.r_[lat, lat], np.r_[lon, lon + 5.0]
-    parents = [shapely.box(9.0, 59.0, 12.5, 61.5), shapely.box(14.0, 59.0, 17.5, 61.5)]
-    return parents, [np.arange(600), np.arange(600, 1200)], lat, lon
-
-
-def as_cells(geoms, members):
-    """Cells as a comparable set: (shape WKB, sorted point indices)."""
-    return sorted((shapely.to_wkb(shapely.normalize(g)), tuple(np.sort(m).tolist())) for g, m in zip(geoms, members))
 
 
 def test_a_cells_sample_depends_on_the_seed_and_its_points_not_on_the_other_cells():
