@@ -17,6 +17,15 @@ default), semantic cells with median cuts (``balance=True``), and naive cells wi
 about as many cells as the semantic build. ``--baseline-src DIR`` adds a semantic build made by another checkout's
 ``src`` folder (e.g. the code before a change), measured with this checkout's statistics. Results print as
 Markdown tables (for ``benchmarks/README.md``) and JSON.
+
+``--jobs N`` measures only parallel splitting instead: for each of ``--sizes``, the default semantic build in one
+process and with ``n_jobs=N`` (local processes), each in its own fresh process, alternately ``--repeats`` times; the
+two sets of cells must be identical (shapes and point counts; the script stops otherwise). It prints the wall time
+of every build and of its splitting stage (the part that runs in parallel), the ratio of the best times, the CPU time
+of all processes, the peak memory of the building process and of its largest worker, and, before and after, the load
+average and the headroom (the throughput of N busy processes against one: what N processes can gain right now)::
+
+    python benchmarks/geocells.py --jobs 2 --sizes 100000 1000000 --repeats 2
 """
 
 from __future__ import annotations
@@ -83,18 +92,29 @@ def oracle(cells, lat: np.ndarray, lon: np.ndarray) -> dict:
 
 def build_one(args: argparse.Namespace) -> None:
     """Child process: build one set of cells, save them, print JSON with the time and peak memory."""
-    from pigeon.cells import GeoCells
+    from pigeon.cells import GeoCells, _geocells
 
     (lat, lon), _ = split_points(*load_gallery(args.wheel), args.n)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     extra = {} if args.balance is None else {"balance": args.balance == "on"}
+    split_seconds, split = [], _geocells.split_oversized
+
+    def timed_split(*a, **kw):  # the stage that runs in parallel
+        t = time.perf_counter()
+        out = split(*a, **kw)
+        split_seconds.append(time.perf_counter() - t)
+        return out
+
+    _geocells.split_oversized = timed_split
     start = time.perf_counter()
     cells = GeoCells.build(lat, lon, method=args.method, min_size=args.min_size, max_size=args.max_size,
-                           preset=args.preset, seed=0, **extra)
+                           preset=args.preset, seed=0, n_jobs=args.jobs, **extra)
     seconds = time.perf_counter() - start
     cells.save(args.out)
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "rss_before_build_mb": rss0 / 1024}))
+    own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({"seconds": seconds, "split_seconds": sum(split_seconds), "peak_rss_mb": own.ru_maxrss / 1024,
+                      "rss_before_build_mb": rss0 / 1024, "worker_peak_rss_mb": workers.ru_maxrss / 1024,
+                      "cpu_seconds": own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime}))
 
 
 def measure_one(args: argparse.Namespace) -> None:
@@ -152,6 +172,77 @@ def fitted_naive(wheel: Path, n: int, target: int, start: int, preset: str, labe
     return best
 
 
+def _busy(n: int) -> float:
+    """Pure-Python work of ``n`` steps; returns its own wall time."""
+    start, total = time.perf_counter(), 0
+    for i in range(n):
+        total += i * i
+    return time.perf_counter() - start
+
+
+def headroom(jobs: int, n: int = 20_000_000) -> float:
+    """How many processes' worth of CPU this machine gives now: ``jobs`` busy processes against one, by throughput
+    (``jobs`` on a machine with ``jobs`` free cores, about 1 where other work already fills every core)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    alone = _busy(n)
+    with ProcessPoolExecutor(jobs) as pool:
+        pool.submit(_busy, 1).result()  # the processes are up
+        start = time.perf_counter()
+        list(pool.map(_busy, [n] * jobs))
+        together = time.perf_counter() - start
+    return jobs * alone / together
+
+
+def bench_parallel(wheel: Path, sizes: list[int], jobs: int, preset: str, repeats: int) -> list[str]:
+    """Semantic cells built in one process and with ``n_jobs=jobs``, alternately ``repeats`` times: wall time (best
+    and every run), memory, the same cells asserted."""
+    import shapely
+
+    from pigeon.cells import PRESETS, GeoCells
+
+    cfg = PRESETS[preset]
+    load, room = os.getloadavg(), headroom(jobs)
+    lines = ["| training points | processes | cells | build s (best) | every run s | speed-up (best) "
+             "| splitting s (every run) | CPU s, all processes (every run) | peak RSS MB (builder / largest worker) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for n in sizes:
+        runs: dict[int, list[dict]] = {1: [], jobs: []}
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(repeats):
+                for k in (1, jobs):
+                    out = Path(tmp) / f"jobs{k}"
+                    cmd = [sys.executable, __file__, "--wheel", str(wheel), "--n", str(n), "--out", str(out), "--one",
+                           "build", "--method", "semantic", "--min-size", str(cfg.min_size), "--max-size",
+                           str(cfg.max_size), "--preset", preset, "--jobs", str(k)]
+                    run = subprocess.run(cmd, capture_output=True, text=True)
+                    if run.returncode:
+                        sys.exit(f"build failed: {run.stderr[-2000:]}")
+                    runs[k].append(json.loads(run.stdout.strip().splitlines()[-1]))
+                    print(f"{n:,} points, {k} process(es): {runs[k][-1]['seconds']:.1f} s", file=sys.stderr)
+                serial, parallel = GeoCells.load(Path(tmp) / "jobs1"), GeoCells.load(Path(tmp) / f"jobs{jobs}")
+                same = (len(serial) == len(parallel)
+                        and bool(shapely.equals_exact(serial.table.geometry.to_numpy(),
+                                                      parallel.table.geometry.to_numpy(), 0).all())
+                        and (serial.table["n_train"].to_numpy() == parallel.table["n_train"].to_numpy()).all())
+                if not same:
+                    sys.exit(f"{n:,} points: the cells built with {jobs} processes differ from the serial ones")
+        best = {k: min(r["seconds"] for r in rs) for k, rs in runs.items()}
+        for k, rs in runs.items():
+            worker = f"{max(r['worker_peak_rss_mb'] for r in rs):.0f}" if k > 1 else "-"
+            every, split, cpu = (", ".join(f"{r[key]:.1f}" for r in rs) for key in ("seconds", "split_seconds",
+                                                                                      "cpu_seconds"))
+            lines.append(f"| {round((1 - HELD_OUT) * n):,} | {k} | {len(serial):,} | {best[k]:.1f} "
+                         f"| {every} | {best[1] / best[k]:.2f}x | {split} | {cpu} "
+                         f"| {max(r['peak_rss_mb'] for r in rs):.0f} / {worker} |")
+    after, room_after = os.getloadavg(), headroom(jobs)
+    lines.append(f"\nSame cells (shapes and point counts) in every run. {os.cpu_count()} CPUs; load average (1, 5, "
+                 f"15 min) {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} before, {after[0]:.1f} / {after[1]:.1f} / "
+                 f"{after[2]:.1f} after. Headroom: {jobs} busy processes gave {room:.2f}x the throughput of one "
+                 f"before, {room_after:.2f}x after (the most any {jobs}-process run could gain here).")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheel", type=Path, default=Path("/tmp/geoclip/geoclip-1.3.0-py3-none-any.whl"))
@@ -161,6 +252,8 @@ def main() -> None:
                         help="sizes at which to also build semantic cells with median cuts")
     parser.add_argument("--baseline-src", type=Path, help="another checkout's src folder: add its semantic build")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--jobs", type=int, help="only compare the semantic build in 1 and in JOBS processes")
+    parser.add_argument("--repeats", type=int, default=2, help="with --jobs: builds of each kind, alternated")
     parser.add_argument("--one", choices=["build", "measure"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -174,6 +267,9 @@ def main() -> None:
     if args.one == "measure":
         return measure_one(args)
     lat, lon = load_gallery(args.wheel)  # fail early with the how-to
+    if args.jobs is not None:
+        print("\n".join(bench_parallel(args.wheel, args.sizes, args.jobs, args.preset, args.repeats)))
+        return
     from pigeon.cells import PRESETS
 
     preset = PRESETS[args.preset]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shapely
 
 MIN_SIZE, MAX_SIZE = 30, 60
 CITY = (2.5, 2.5, 5.0, 5.0)  # lon_min, lat_min, lon_max, lat_max
@@ -53,6 +54,22 @@ def make_points(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
             uniform(4, 10 + 2.5 * i + 0.01, 2.5 * j + 0.01, 10 + 2.5 * i + 2.49, 2.5 * j + 2.49)
     uniform(5, ISLAND[0] + 0.1, ISLAND[1] + 0.1, ISLAND[2] - 0.1, ISLAND[3] - 0.1)
     return np.concatenate(lat), np.concatenate(lon)
+
+
+def sampled_cells():
+    """Two cells of 600 points each (three blobs), far apart: OPTICS sees a sample of 200 of each."""
+    rng = np.random.default_rng(0)
+    centres = [(60.0, 10.0), (60.6, 10.4), (60.2, 11.6)]
+    lat = np.concatenate([rng.normal(a, 0.02, 200) for a, _ in centres])
+    lon = np.concatenate([rng.normal(b, 0.04, 200) for _, b in centres])
+    lat, lon = np.r_[lat, lat], np.r_[lon, lon + 5.0]
+    parents = [shapely.box(9.0, 59.0, 12.5, 61.5), shapely.box(14.0, 59.0, 17.5, 61.5)]
+    return parents, [np.arange(600), np.arange(600, 1200)], lat, lon
+
+
+def as_cells(geoms, members):
+    """Cells as a comparable set: (shape WKB, sorted point indices)."""
+    return sorted((shapely.to_wkb(shapely.normalize(g)), tuple(np.sort(m).tolist())) for g, m in zip(geoms, members))
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 
 from tests.cells.conftest import MAX_SIZE
 from tests.conftest import assert_clean_error
@@ -44,6 +45,33 @@ def test_build_uses_the_train_split_and_the_given_boundaries(built, toy_points):
     assert cells.meta["config"]["boundaries"].endswith("areas.parquet")
     assert (cells.table["n_train"] <= 40).all() and cells.meta["config"]["balance"] is True  # the median cuts
     assert f"{len(cells)} semantic cells from {n_train} points" in result.stdout
+
+
+def test_build_on_two_processes_gives_the_same_cells(cli, built, files, tmp_path):
+    from pigeon.cells import GeoCells
+
+    result = cli("cells", "build", files / "manifest.csv", "--boundaries", files / "areas.parquet", "--min-size", "20",
+                 "--max-size", "40", "--balance", "--jobs", "2", "-o", tmp_path / "cells")
+    assert result.exit_code == 0, result.stderr
+    serial, parallel = GeoCells.load(built[0]), GeoCells.load(tmp_path / "cells")
+    assert serial.meta["config"]["n_jobs"] is None and parallel.meta["config"]["n_jobs"] == 2
+    assert len(parallel) == len(serial) and shapely.equals_exact(parallel.table.geometry.to_numpy(),
+                                                                 serial.table.geometry.to_numpy(), 0).all()
+    np.testing.assert_array_equal(parallel.assign(*serial.centroids.T), serial.assign(*serial.centroids.T))
+
+
+def test_build_reads_only_the_coordinates(cli, files, tmp_path):
+    """A table of lat, lon and split alone is enough (no id or image column): the points are all that is read."""
+    from pigeon.cells import GeoCells
+
+    df = pd.read_csv(files / "manifest.csv")[["lat", "lon", "split"]]
+    df.to_parquet(tmp_path / "points.parquet")
+    result = cli("cells", "build", tmp_path / "points.parquet", "--method", "naive", "--max-size", "40",
+                 "--boundaries", files / "areas.parquet", "-o", tmp_path / "cells")
+    assert result.exit_code == 0, result.stderr
+    assert int(GeoCells.load(tmp_path / "cells").table["n_train"].sum()) == int((df["split"] == "train").sum())
+    df[["lon", "split"]].to_parquet(tmp_path / "no_lat.parquet")
+    assert_clean_error(cli("cells", "build", tmp_path / "no_lat.parquet", "-o", tmp_path / "c"), "lat")
 
 
 def test_build_naive(cli, files):
@@ -95,3 +123,4 @@ def test_errors_are_one_line(cli, files, built, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("id,image,lat,lon\n")
     assert_clean_error(cli("cells", "build", empty, "-o", tmp_path / "c"), "empty")
+    assert_clean_error(cli("cells", "build", files / "manifest.csv", "--jobs", "0", "-o", tmp_path / "c"), "jobs")

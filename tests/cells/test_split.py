@@ -7,6 +7,7 @@ import pytest
 import shapely
 
 from pigeon.cells import OPTICS_PARAMS_STREETVIEW
+from tests.cells.conftest import as_cells, sampled_cells
 
 
 def blobs(seed: int = 0, lat0: float = 60.0):
@@ -21,8 +22,7 @@ def split_with_labels(parent, lat, lon, labels, min_size=30, max_size=60):
     """``split_cell`` with hand-made cluster labels in place of OPTICS, so that only the rules decide."""
     from pigeon.cells._split import split_cell
 
-    return split_cell(parent, np.arange(len(lat)), lat, lon, lambda la, lo, n: np.asarray(labels), min_size,
-                      max_size, np.random.default_rng(0))
+    return split_cell(parent, lat, lon, lambda la, lo, n: np.asarray(labels), min_size, max_size)
 
 
 def assert_partition(children, parent, n):
@@ -140,6 +140,64 @@ def test_fast_optics_matches_sklearn():
         np.testing.assert_array_equal(optics_xi(x, ms, xi), OPTICS(min_samples=ms, xi=xi).fit(x).labels_)
 
 
+def plain_optics_graph(x, min_samples):
+    """The OPTICS graph as a plain loop (one full distance row and argmin per step): the reference."""
+    from scipy.spatial import cKDTree
+
+    n = len(x)
+    core = cKDTree(x).query(x, k=min_samples)[0][:, -1]
+    reach, pred = np.full(n, np.inf), np.full(n, -1, dtype=np.int64)
+    done, order = np.zeros(n, dtype=bool), np.empty(n, dtype=np.int64)
+    for i in range(n):
+        p = int(np.argmin(np.where(done, np.inf, np.minimum(reach, np.finfo(np.float64).max))))
+        done[p] = True
+        order[i] = p
+        dist = np.maximum(np.sqrt(((x - x[p]) ** 2).sum(axis=1)), core[p])
+        better = (dist < reach) & ~done
+        reach[better] = dist[better]
+        pred[better] = p
+    return reach, pred, order
+
+
+def clustered_with_duplicates(n, seed):
+    """Blobs on the sphere (km), with exact copies of some points and some points at one spot."""
+    from pigeon.cells._spatial import unit_xyz_km
+
+    rng = np.random.default_rng(seed)
+    lat = np.concatenate([rng.normal(c, 0.05, n // 4) for c in rng.uniform(40, 50, 4)])
+    lon = np.concatenate([rng.normal(c, 0.08, n // 4) for c in rng.uniform(0, 10, 4)])
+    copies = rng.choice(len(lat), n // 5, replace=False)
+    lat, lon = np.r_[lat, lat[copies], np.full(12, lat[0])], np.r_[lon, lon[copies], np.full(12, lon[0])]
+    order = rng.permutation(len(lat))
+    return unit_xyz_km(lat[order], lon[order])
+
+
+@pytest.mark.parametrize("matrix_max", [512, 0], ids=["distance-matrix", "distance-rows"])
+def test_fast_optics_graph_is_the_plain_loop_bit_for_bit(matrix_max, monkeypatch):
+    """Both ways of getting the distances (a precomputed matrix, a row per step) give the plain loop's bits."""
+    from pigeon.cells import _optics
+
+    monkeypatch.setattr(_optics, "MATRIX_MAX_POINTS", matrix_max)
+    for seed, (n, ms) in enumerate([(400, 3), (400, 15), (80, 2)]):
+        x = clustered_with_duplicates(n, seed)
+        for got, want in zip(_optics.optics_graph(x, ms), plain_optics_graph(x, ms)):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_fast_optics_labels_match_sklearn_with_duplicates():
+    from sklearn.cluster import OPTICS
+
+    from pigeon.cells._optics import optics_xi
+
+    x = clustered_with_duplicates(600, 7)  # above MATRIX_MAX_POINTS: the row-by-row distances
+    for ms, xi in [(3, 0.15), (15, 0.015), (40, 0.05)]:
+        labels = optics_xi(x, ms, xi)
+        assert labels.max() >= 1  # clusters found, so the comparison says something
+        with np.errstate(divide="ignore", invalid="ignore"):  # duplicates: zero reachability
+            expected = OPTICS(min_samples=ms, xi=xi).fit(x).labels_
+        np.testing.assert_array_equal(labels, expected)
+
+
 def test_optics_round_carves_out_each_cluster():
     from pigeon.cells._split import split_oversized
 
@@ -198,6 +256,25 @@ def test_large_cells_are_sampled_deterministically():
     assert sorted(tuple(np.unique(m // 200)) for m in first[1]) == [(0,), (1,), (2,)]
 
 
+def test_a_cells_sample_depends_on_the_seed_and_its_points_not_on_the_other_cells():
+    """The sample of a large cell is drawn from the seed and the cell's own points: splitting the cells in
+    another order (or other cells first, or in other processes) gives the same cells."""
+    from pigeon.cells._split import sample_generator, split_oversized
+
+    parents, members, lat, lon = sampled_cells()
+    kwargs = dict(min_size=120, max_size=240, optics_params=[(45, 0.015)], sample_cap=200, seed=0)
+    both = split_oversized(parents, members, lat, lon, **kwargs)
+    reverse = split_oversized(parents[::-1], members[::-1], lat, lon, **kwargs)
+    alone = split_oversized(parents[1:], members[1:], lat, lon, **kwargs)
+    assert len(both[0]) > 2  # a split on a sample was made
+    assert as_cells(*both[:2]) == as_cells(*reverse[:2])
+    assert set(as_cells(*alone[:2])) < set(as_cells(*both[:2]))
+    a, b = members[0], members[1]
+    draw = [sample_generator(s, lat[m], lon[m]).choice(600, 200, replace=False) for s, m in ((0, a), (0, a), (1, a),
+                                                                                              (0, b))]
+    assert (draw[0] == draw[1]).all() and (draw[0] != draw[2]).any() and (draw[0] != draw[3]).any()
+
+
 def test_points_off_the_cell_shape_keep_their_group():
     """Coastal points at sea (outside the cell's land) follow their cluster, into the child on their coast."""
     rng = np.random.default_rng(0)
@@ -229,7 +306,7 @@ def test_median_cuts_move_off_the_sea_onto_the_land():
 
     rng = np.random.default_rng(0)
     lat, lon = rng.uniform(0, 1, 400), np.concatenate([rng.uniform(0, 1, 100), rng.uniform(1.5, 3, 300)])
-    children = median_split(shapely.box(0, 0, 1, 1), np.arange(400), lat, lon)
+    children = median_split(shapely.box(0, 0, 1, 1), lat, lon)
     assert_partition(children, shapely.box(0, 0, 1, 1), 400)
     (west, west_idx), (east, east_idx) = sorted(children, key=lambda c: c[0].bounds[0])
     assert shapely.equals(west, shapely.box(0, 0, 0.5, 1)) and shapely.equals(east, shapely.box(0.5, 0, 1, 1))

@@ -21,8 +21,9 @@ Deliberate changes (pigeon-spec section 9), none of which changes which rule app
   of raw (lon, lat) degrees, with the fast ordering of :mod:`pigeon.cells._optics` (same labels as sklearn);
 - shapes are built in a local equirectangular plane around the cell, with the cell unwrapped across the
   antimeridian, and wrapped back to ``[-180, 180]`` afterwards;
-- a cell with more than ``sample_cap`` points is clustered on a seeded random sample (``min_samples`` scaled to
-  the sample); every point then joins the group of its nearest sampled site;
+- a cell with more than ``sample_cap`` points is clustered on a random sample (``min_samples`` scaled to the
+  sample), drawn from a generator seeded by ``seed`` and the cell's own points; every point then joins the group
+  of its nearest sampled site;
 - the points of a child are those inside its shape (the reference keeps a cluster's points even where they
   lie outside its centroid's region), so shapes and labels agree; points off the parent's land keep the
   group of the region they lie in. A child left without points is merged into the sibling it borders most,
@@ -31,10 +32,15 @@ Deliberate changes (pigeon-spec section 9), none of which changes which rule app
 Optional (``balance=True``, off by default; not in the paper): after the OPTICS rounds, cells still above
 ``max_size`` are cut in two by a straight line at the median of their longer axis until none is
 (:func:`median_split`).
+
+Splits are independent (a split sees only its cell's shape and points), so :func:`split_oversized` runs them in
+waves that a :class:`pigeon.cells._parallel.CellMapper` may spread over processes or a Ray cluster, with the same
+cells whatever the number of workers.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -44,6 +50,7 @@ from scipy.spatial import cKDTree
 
 from pigeon._progress import progress
 from pigeon.cells._optics import optics_xi
+from pigeon.cells._parallel import CellMapper
 from pigeon.cells._spatial import locate_points, plane_scale, scale_x, unit_xyz_km
 from pigeon.geo import spherical_mean, xyz_to_latlon
 from pigeon.geography._topology import (
@@ -67,8 +74,13 @@ def optics_labels(lat: np.ndarray, lon: np.ndarray, n_total: int, min_samples: i
 
 def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndarray, lon: np.ndarray, *,
                     min_size: int, max_size: int, optics_params: Sequence[tuple[int, float]], seed: int = 0,
-                    balance: bool = False, sample_cap: int = SAMPLE_CAP) -> tuple[list, list[np.ndarray], list[int]]:
+                    balance: bool = False, sample_cap: int = SAMPLE_CAP,
+                    mapper: CellMapper | None = None) -> tuple[list, list[np.ndarray], list[int]]:
     """Split every cell with more than ``max_size`` points, round by round, until none changes.
+
+    Each round goes in waves: all cells above ``max_size`` are split (independently, so ``mapper`` may spread
+    them over processes), then their children above ``max_size`` form the next wave. The result depends neither
+    on the order the splits finish in nor on the number of workers.
 
     Args:
         geoms: (k,) cell shapes in (lon, lat) degrees.
@@ -76,63 +88,99 @@ def split_oversized(geoms: Sequence, members: Sequence[np.ndarray], lat: np.ndar
         lat, lon: (n,) degrees of all training points.
         min_size, max_size: cell size bounds (points).
         optics_params: OPTICS ``(min_samples, xi)`` rounds, in order.
-        seed: seed of the samples drawn from large cells.
+        seed: seed of the samples drawn from large cells (with each cell's own points, see :func:`split_cell`).
         balance: finish with median cuts of cells still above ``max_size`` (not in the paper).
         sample_cap: most points OPTICS sees per cell.
+        mapper: runs the splits of a wave (default: serially in this process).
 
     Returns:
         ``geoms``, ``members`` and ``origin`` (the index of the input cell each output cell comes from).
     """
     geoms, members, origin = list(geoms), list(members), list(range(len(geoms)))
-    rng = np.random.default_rng(seed)
     rounds: list[tuple[str, Callable]] = [
         (f"OPTICS min_samples={ms} xi={xi}",
          partial(split_cell, grouper=partial(optics_labels, min_samples=ms, xi=xi), min_size=min_size,
-                 max_size=max_size, rng=rng, sample_cap=sample_cap)) for ms, xi in optics_params]
+                 max_size=max_size, seed=seed, sample_cap=sample_cap)) for ms, xi in optics_params]
     if balance:
         rounds.append(("median cuts", median_split))
+    mapper = mapper or CellMapper()
     for name, splitter in rounds:
-        queue = [i for i, m in enumerate(members) if len(m) > max_size]
-        if not queue:
+        wave = [i for i, m in enumerate(members) if len(m) > max_size]
+        if not wave:
             break
         with progress() as bar:
-            task = bar.add_task(f"split cells ({name})", total=len(queue), info="")
-            while queue:
-                i = queue.pop()
-                children = splitter(geoms[i], members[i], lat, lon)
-                bar.advance(task)
-                if children is None:
-                    continue
-                new = [i, *range(len(geoms), len(geoms) + len(children) - 1)]
-                geoms[i], members[i] = children[0]
-                for geom, idx in children[1:]:
-                    geoms.append(geom)
-                    members.append(idx)
-                    origin.append(origin[i])
-                grown = [j for j in new if len(members[j]) > max_size]
-                queue.extend(grown)
-                bar.update(task, total=bar.tasks[task].total + len(grown))
+            task = bar.add_task(f"split cells ({name})", total=len(wave), info="")
+            while wave:
+                cells, wave = wave, []
+                results = mapper.map(run_splitter, partial(_task, splitter, geoms, members, lat, lon, cells),
+                                     len(cells), [split_cost(len(members[i]), sample_cap) for i in cells],
+                                     done=partial(bar.advance, task))
+                for i, children in zip(cells, results):
+                    if children is None:
+                        continue
+                    idx = members[i]
+                    new = [i, *range(len(geoms), len(geoms) + len(children) - 1)]
+                    geoms[i], members[i] = children[0][0], idx[children[0][1]]
+                    for geom, local in children[1:]:
+                        geoms.append(geom)
+                        members.append(idx[local])
+                        origin.append(origin[i])
+                    wave += [j for j in new if len(members[j]) > max_size]
+                bar.update(task, total=bar.tasks[task].total + len(wave))
     return geoms, members, origin
 
 
-def split_cell(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray, grouper: Grouper, min_size: int,
-               max_size: int, rng: np.random.Generator, sample_cap: int = SAMPLE_CAP) -> list | None:
+def split_cost(n: int, sample_cap: int = SAMPLE_CAP) -> float:
+    """Rough relative time of splitting a cell of ``n`` points: a fixed part (shapes, a few milliseconds) and
+    OPTICS's quadratic part on at most ``sample_cap`` points (measured at 100k points: 4 ms at 100 points, 0.1 s at
+    2,000)."""
+    return float(min(n, sample_cap) + 400) ** 2
+
+
+def warm_up() -> None:
+    """What a worker imports before its first split (:meth:`CellMapper.start` runs it while the areas are fused)."""
+    import sklearn.cluster  # noqa: F401
+
+
+def _task(splitter: Callable, geoms: list, members: list[np.ndarray], lat: np.ndarray, lon: np.ndarray,
+          cells: list[int], k: int) -> tuple:
+    """Arguments of :func:`run_splitter` for task ``k`` of a wave: the splitter, one cell's shape and points."""
+    i = cells[k]
+    return splitter, geoms[i], lat[members[i]], lon[members[i]]
+
+
+def run_splitter(splitter: Callable, geom, lat: np.ndarray, lon: np.ndarray) -> list | None:
+    """``splitter(geom, lat, lon)``: one task of :func:`split_oversized` (a module-level function for the workers)."""
+    return splitter(geom, lat, lon)
+
+
+def split_cell(geom, lat: np.ndarray, lon: np.ndarray, grouper: Grouper, min_size: int, max_size: int,
+               seed: int = 0, sample_cap: int = SAMPLE_CAP) -> list | None:
     """Split one cell by the paper's rules; None when ``grouper`` finds no admissible split.
 
+    Args:
+        geom: the cell's shape, (lon, lat) degrees.
+        lat, lon: (n,) the cell's points.
+        grouper: cluster labels of the sampled points (OPTICS, see :func:`optics_labels`).
+        min_size, max_size: cell size bounds.
+        seed: with the cell's own points, seeds the sample of a cell above ``sample_cap`` points, so the sample
+            is the same whichever cells were split before and in which process.
+        sample_cap: most points ``grouper`` sees.
+
     Returns:
-        list of ``(shape, point indices)`` children, at least two, each shape one piece plus islands.
+        list of ``(shape, indices into lat/lon)`` children, at least two, each shape one piece plus islands.
     """
-    la = lat[idx]
-    centre = spherical_mean(la, lon[idx])[1]
-    lo = unwrap_lon(lon[idx], centre)  # a local frame, continuous across the antimeridian
-    n = len(idx)
-    sample = np.sort(rng.choice(n, sample_cap, replace=False)) if n > sample_cap else np.arange(n)
-    k = plane_scale(la)
-    xy = np.column_stack([lo * k, la])
+    centre = spherical_mean(lat, lon)[1]
+    lo = unwrap_lon(lon, centre)  # a local frame, continuous across the antimeridian
+    n = len(lat)
+    sample = (np.sort(sample_generator(seed, lat, lon).choice(n, sample_cap, replace=False)) if n > sample_cap
+              else np.arange(n))
+    k = plane_scale(lat)
+    xy = np.column_stack([lo * k, lat])
     sites, first = np.unique(xy[sample], axis=0, return_index=True)
     if len(sites) < 2:
         return None
-    raw = grouper(la[sample], lo[sample], n)
+    raw = grouper(lat[sample], lo[sample], n)
     if raw is None:
         return None
     near = cKDTree(sites).query(xy)[1]
@@ -153,16 +201,24 @@ def split_cell(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray, grouper:
     if any(shapely.is_empty(s) for s in shapes):
         return None
     shapes = dirty_split_cleanup(shapes)
-    owner = locate_points(la, lo * k, np.asarray(shapes, dtype=object), nearest=False)
+    owner = locate_points(lat, lo * k, np.asarray(shapes, dtype=object), nearest=False)
     outside = owner < 0  # points off the parent's land keep the group of the region they lie in
     owner[outside] = outside_group[outside]
     shapes, owner = _drop_empty(shapes, owner)
     if len(shapes) < 2:
         return None
-    return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), idx[owner == j]) for j, s in enumerate(shapes)]
+    return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), np.flatnonzero(owner == j)) for j, s in enumerate(shapes)]
 
 
-def median_split(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> list | None:
+def sample_generator(seed: int, lat: np.ndarray, lon: np.ndarray) -> np.random.Generator:
+    """The random generator of one cell's sample: from ``seed`` and a hash of the cell's points."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update(np.ascontiguousarray(lat, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(lon, dtype=np.float64).tobytes())
+    return np.random.default_rng([seed, int.from_bytes(digest.digest(), "little")])
+
+
+def median_split(geom, lat: np.ndarray, lon: np.ndarray) -> list | None:
     """Cut one cell in two at the median of its points along the longer axis (in a local plane).
 
     Not in the paper (``balance=True``). The cut is a straight line; where the median lies off the cell's land
@@ -170,12 +226,11 @@ def median_split(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> lis
     then all fall on one side, the other axis is tried. Halves may hold fewer than ``min_size`` points.
 
     Returns:
-        two ``(shape, point indices)`` children, or None.
+        two ``(shape, indices into lat/lon)`` children, or None.
     """
-    la = lat[idx]
-    centre = spherical_mean(la, lon[idx])[1]
-    k = plane_scale(la)
-    xy = np.column_stack([unwrap_lon(lon[idx], centre) * k, la])
+    centre = spherical_mean(lat, lon)[1]
+    k = plane_scale(lat)
+    xy = np.column_stack([unwrap_lon(lon, centre) * k, lat])
     parent = _valid(scale_x(unwrap_geometry(geom, centre), k))
     bounds = np.asarray(shapely.bounds(parent))
     far = 10.0 * (1.0 + np.abs(bounds).max())
@@ -196,7 +251,8 @@ def median_split(geom, idx: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> lis
         owner[outside] = (~first[outside]).astype(np.int64)
         shapes, owner = _drop_empty(shapes, owner)
         if len(shapes) == 2:
-            return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), idx[owner == j]) for j, s in enumerate(shapes)]
+            return [(wrap_geometry(_valid(scale_x(s, 1.0 / k))), np.flatnonzero(owner == j))
+                    for j, s in enumerate(shapes)]
     return None
 
 
