@@ -7,7 +7,7 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -215,7 +215,7 @@ def write_table_batches(batches: Iterable[pd.DataFrame], path: str | os.PathLike
                 writer = True
             else:
                 writer = writer or stack.enter_context(_parquet_writer(tmp, out, meta))
-                writer.write(out)
+                writer(out)
             n_rows += len(out)
         if writer is None:
             raise InputError(f"{path}: nothing to write (no batches)")
@@ -227,20 +227,9 @@ def write_table_batches(batches: Iterable[pd.DataFrame], path: str | os.PathLike
     return n_rows
 
 
-class _ParquetBatchWriter:
-    """Appends DataFrames to one Parquet file under a fixed schema."""
-
-    def __init__(self, writer, schema) -> None:
-        self.writer, self.schema = writer, schema
-
-    def write(self, df: pd.DataFrame) -> None:
-        import pyarrow as pa
-
-        self.writer.write_table(pa.Table.from_pandas(df, schema=self.schema, preserve_index=False))
-
-
 @contextlib.contextmanager
-def _parquet_writer(path: Path, first: pd.DataFrame, meta: dict | None) -> Iterator[_ParquetBatchWriter]:
+def _parquet_writer(path: Path, first: pd.DataFrame, meta: dict | None) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """``write(df)`` appending DataFrames to one Parquet file under the first one's schema."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -252,4 +241,4 @@ def _parquet_writer(path: Path, first: pd.DataFrame, meta: dict | None) -> Itera
         schema = schema.with_metadata({**(schema.metadata or {}),
                                        _META_KEY: json.dumps(meta, default=_json_default).encode()})
     with pq.ParquetWriter(path, schema) as writer:
-        yield _ParquetBatchWriter(writer, schema)
+        yield lambda df: writer.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False))

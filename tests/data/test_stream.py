@@ -112,3 +112,32 @@ def test_empty_and_missing_split(tmp_path, parquet):
         list(iter_manifest(only_train, split="test"))
     with pytest.raises(InputError, match="split must be one of"):
         list(iter_manifest(parquet, split="dev"))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_table_written_in_batches_reads_back_as_one_table(tmp_path, suffix):
+    from pigeon._io import read_table, write_table_batches
+
+    first = pd.DataFrame({"id": ["a", "b"], "x": [1.0, 2.0], "country": [None, None]})  # all missing in batch 1
+    second = pd.DataFrame({"id": ["c"], "x": [3.0], "country": ["FR"]})
+    path = tmp_path / f"t.{suffix}"
+    assert write_table_batches(iter([first, second]), path, {"kind": "test"}) == 3
+    back = read_table(path)
+    assert back["id"].tolist() == ["a", "b", "c"] and back["x"].tolist() == [1.0, 2.0, 3.0]
+    assert back["country"].iloc[2] == "FR" and back["country"].iloc[:2].isna().all()
+    assert back.attrs["meta"] == {"kind": "test"}
+
+
+def test_no_batches_or_a_failing_batch_leave_no_file(tmp_path):
+    from pigeon._io import write_table_batches
+
+    with pytest.raises(InputError, match="nothing to write"):
+        write_table_batches(iter([]), tmp_path / "t.parquet")
+
+    def failing():
+        yield pd.DataFrame({"id": ["a"]})
+        raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError):
+        write_table_batches(failing(), tmp_path / "t.parquet")
+    assert list(tmp_path.iterdir()) == []

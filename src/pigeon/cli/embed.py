@@ -25,7 +25,7 @@ def embed_command(
     max_pixels: int = typer.Option(None, "--max-pixels", help="Decompression-bomb limit in pixels."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store made with other settings."),
     engine: str = typer.Option("local", "--engine", help="local (this process) or ray (model replicas on a Ray "
-                               "cluster; pip install 'pigeon-geo[scale]')."),
+                               "cluster; pip install 'pigeon-geo\\[scale]')."),
     address: str = typer.Option(None, "--address", help="Ray cluster to join (auto, ray://HOST:10001); default: "
                                 "RAY_ADDRESS, else a local Ray instance. Needs --engine ray."),
     num_workers: int = typer.Option(None, "--num-workers", help="Model replicas on Ray (default: one per GPU, "
