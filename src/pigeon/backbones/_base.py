@@ -13,6 +13,7 @@ from torch import nn
 from pigeon.backbones._config import BackboneCfg
 from pigeon.backbones._transforms import ImageTransform
 from pigeon.errors import InputError
+from pigeon.images import DecodeConfig
 
 ImageLike = str | os.PathLike | Image.Image
 
@@ -26,7 +27,8 @@ class Backbone(nn.Module):
     Attributes:
         name: the registry name it was loaded under.
         cfg: its :class:`BackboneCfg`.
-        transform: the picklable preprocessing callable (safe to send to DataLoader workers).
+        decode: how :meth:`preprocess` decodes images (:class:`~pigeon.images.DecodeConfig`; set
+            ``DecodeConfig(exact=True)`` to decode every pixel instead of JPEG draft mode / reduce).
     """
 
     #: put conv nets in channels-last memory format (faster on CPU and tensor cores).
@@ -36,12 +38,18 @@ class Backbone(nn.Module):
         super().__init__()
         self.name = name
         self.cfg = cfg
-        self.transform = ImageTransform(cfg)
+        self.decode = DecodeConfig()
 
     @property
     def embed_dim(self) -> int:
         """Size D of an embedding."""
         return self.cfg.embed_dim
+
+    @property
+    def transform(self) -> ImageTransform:
+        """The picklable preprocessing callable of this backbone's ``cfg`` and ``decode`` (safe to send to
+        DataLoader workers)."""
+        return ImageTransform(self.cfg, self.decode)
 
     @property
     def device(self) -> torch.device:
@@ -67,7 +75,8 @@ class Backbone(nn.Module):
         return list(block.parameters())
 
     def preprocess(self, img: ImageLike) -> torch.Tensor:
-        """Load (if a path) and preprocess one image to a float32 ``(3, S, S)`` tensor."""
+        """Decode (if a path) and preprocess one image to a float32 ``(3, S, S)`` tensor (bounded: see
+        :mod:`pigeon.images`)."""
         return self.transform(img)
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:

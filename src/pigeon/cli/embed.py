@@ -24,6 +24,9 @@ def embed_command(
     split: str = typer.Option(None, "--split", help="Embed only rows of this split."),
     max_pixels: int = typer.Option(None, "--max-pixels", help="Decompression-bomb limit in pixels."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store made with other settings."),
+    exact_decode: bool = typer.Option(False, "--exact-decode", help="Decode every pixel and resize the whole image "
+                                      "(as the transformers processors do) instead of JPEG draft mode / reduce to "
+                                      "the backbone's input; slower on large photos."),
     engine: str = typer.Option("local", "--engine", help="local (this process) or ray (model replicas on a Ray "
                                "cluster; pip install 'pigeon-geo\\[scale]')."),
     address: str = typer.Option(None, "--address", help="Ray cluster to join (auto, ray://HOST:10001); default: "
@@ -45,7 +48,7 @@ def embed_command(
     from pigeon.data import read_manifest, select_split
     from pigeon.embed import embed_manifest, embed_manifest_ray
     from pigeon.errors import InputError
-    from pigeon.images import set_max_pixels
+    from pigeon.images import DecodeConfig, set_max_pixels
 
     ray_only = {"--address": address, "--num-workers": num_workers, "--cpus-per-worker": cpus_per_worker}
     if engine not in ("local", "ray"):
@@ -56,13 +59,15 @@ def embed_command(
     if max_pixels is not None:
         set_max_pixels(max_pixels)
     df = select_split(read_manifest(manifest, require_coords=False), split)
+    decode = DecodeConfig(exact=exact_decode)
     if engine == "ray":
         emb = embed_manifest_ray(df, backbone or DEFAULT_BACKBONE, out, num_workers=num_workers, address=address,
                                  batch_size=batch_size, shard_size=shard_size, decode_workers=workers or 0,
-                                 cpus_per_worker=cpus_per_worker, overwrite=overwrite, device=device, dtype=dtype)
+                                 cpus_per_worker=cpus_per_worker, overwrite=overwrite, device=device, dtype=dtype,
+                                 decode=decode)
     else:
         emb = embed_manifest(df, backbone or DEFAULT_BACKBONE, out, batch_size=batch_size, num_workers=workers,
-                             shard_size=shard_size, overwrite=overwrite, device=device, dtype=dtype)
+                             shard_size=shard_size, overwrite=overwrite, device=device, dtype=dtype, decode=decode)
     meta = emb.meta
     typer.echo(f"embedded {meta['n_embedded']} of {len(df)} rows ({meta['n_views']} images) with {emb.backbone}, "
                f"dim {emb.dim} -> {out}")

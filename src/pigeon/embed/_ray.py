@@ -27,7 +27,7 @@ from pigeon.data.manifest import image_views, validate_manifest
 from pigeon.embed._extract import _finish, _prepare, embed_config, embed_shards, shard_ranges
 from pigeon.embed._store import Embeddings, shard_path
 from pigeon.errors import InputError, MissingDependencyError, PigeonError
-from pigeon.images import get_max_pixels, set_max_pixels
+from pigeon.images import DecodeConfig, get_max_pixels, set_max_pixels
 
 
 def embed_manifest_ray(
@@ -43,6 +43,7 @@ def embed_manifest_ray(
     overwrite: bool = False,
     device: str | None = None,
     dtype: str | None = None,
+    decode: DecodeConfig | None = None,
 ) -> Embeddings:
     """Embed a manifest like :func:`pigeon.embed.embed_manifest`, with ``num_workers`` model replicas on Ray.
 
@@ -61,6 +62,7 @@ def embed_manifest_ray(
         overwrite: delete an existing store made with other settings instead of refusing.
         device: ``"cpu"``, ``"cuda"`` or None/``"auto"`` (one GPU per replica when the cluster has GPUs).
         dtype: parameter dtype of the replicas.
+        decode: how images are decoded (as in :func:`pigeon.embed.embed_manifest`; default draft / reduce).
 
     Returns:
         The finished store, opened with :meth:`Embeddings.load`; the same ids and (within float16 rounding)
@@ -81,7 +83,8 @@ def embed_manifest_ray(
     root = df.attrs.get("root", ".")
     df = validate_manifest(df, require_coords=False)
     out = Path(out_dir).resolve()
-    config = {**embed_config(backbone, backbone_cfg(backbone), df, shard_size, batch_size), "engine": "ray"}
+    decode = decode or DecodeConfig()
+    config = {**embed_config(backbone, backbone_cfg(backbone), df, shard_size, batch_size, decode), "engine": "ray"}
     if _prepare(out, config, overwrite):
         return Embeddings.load(out)
 
@@ -101,7 +104,7 @@ def embed_manifest_ray(
             replica = {"backbone": backbone, "out_dir": str(out), "batch_size": batch_size,
                        "decode_workers": decode_workers, "threads": max(1, int(cpus)),
                        "device": "cuda" if gpus else "cpu",
-                       "dtype": dtype, "max_pixels": get_max_pixels()}
+                       "dtype": dtype, "max_pixels": get_max_pixels(), "decode": decode.to_dict()}
             done = (ray.data.from_items(tasks, override_num_blocks=len(tasks))
                     .map_batches(ShardEmbedder, batch_size=1, fn_constructor_kwargs=replica,
                                  compute=ray.data.ActorPoolStrategy(size=n), num_cpus=cpus, num_gpus=gpus))
@@ -125,8 +128,9 @@ class ShardEmbedder:
     """
 
     def __init__(self, backbone: str, out_dir: str, batch_size: int, decode_workers: int, threads: int,
-                 device: str, dtype: str | None, max_pixels: int | None) -> None:
+                 device: str, dtype: str | None, max_pixels: int | None, decode: dict | None = None) -> None:
         self.name, self.out, self.device, self.dtype = backbone, Path(out_dir), device, dtype
+        self.decode = DecodeConfig.from_dict(decode or {})
         self.batch_size, self.decode_workers, self.threads, self.max_pixels = (
             batch_size, decode_workers, threads, max_pixels)
         self.backbone: Backbone | None = None  # loaded by the first call, so a load error comes back as data
@@ -150,6 +154,7 @@ class ShardEmbedder:
             set_max_pixels(self.max_pixels)
             torch.set_num_threads(self.threads)
             self.backbone = load(self.name, device=self.device, dtype=self.dtype)
+            self.backbone.decode = self.decode
         embed_shards(self.backbone, self.out, ids, views, {k: range(len(ids))}, self.batch_size, self.decode_workers)
 
 
