@@ -235,7 +235,7 @@ def _open(fp, label, formats: Sequence[str] | None, fixes: _Fixes) -> Image.Imag
     """Read the header only, checking the format before any pixel data is decoded."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bomb warnings (checked below) and corrupt-metadata notes
             return Image.open(fp, formats=None if formats is None else list(formats))
     except Image.DecompressionBombError:  # over PIL's own hard limit, twice MAX_IMAGE_PIXELS
         raise _too_large(label, None, 2 * (Image.MAX_IMAGE_PIXELS or 0), fixes) from None

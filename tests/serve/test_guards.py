@@ -128,6 +128,57 @@ def test_a_capped_server_returns_only_box_centres(geo, place):
         assert c.get("/v1/info").json()["cell_polygons"] is False
 
 
+#: numbers an answer may hold that are not locations (anything else must be a box centre under a cap)
+_NOT_LOCATIONS = {"confidence", "probability", "prob", "precision_km", "distance_km", "views", "view",
+                  "batch_images", "decode_ms", "queue_ms", "model_ms", "total_ms", "month"}
+
+
+def _numbers(node, path=()):
+    """(path, number) of every number in a JSON document; a coordinate pair counts as one (lat, lon) item."""
+    if isinstance(node, dict):
+        if "lat" in node and "lon" in node:
+            yield path + ("lat/lon",), (node["lat"], node["lon"])
+        for key, value in node.items():
+            if key not in ("lat", "lon"):
+                yield from _numbers(value, path + (key,))
+    elif isinstance(node, list):
+        if path and path[-1] == "coordinates":
+            yield path, (node[1], node[0])  # GeoJSON: (lon, lat)
+        else:
+            for i, value in enumerate(node):
+                yield from _numbers(value, path + (i,))
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield path, node
+
+
+def test_no_number_in_a_capped_answer_is_finer_than_the_cap(geo, place):
+    """Every location in every answer (guess, head guess, top-k, map, the upload's own EXIF GPS) is a box centre."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 29.5), 3: "E", 4: (2.0, 17.0, 40.2)})  # Paris
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(place[0][0][0])).save(buf, "JPEG", exif=exif)
+    cap = PrecisionCap(300.0)
+    with running(geo, max_precision_km=cap.km) as c:
+        answers = [c.post("/v1/predict", files=files(buf.getvalue(), *place[0][0][1:]), params=params).json()
+                   for params in ({}, {"map": 1, "top_k": 10}, {"refine": "false", "map": 1})]
+    assert all(a["exif_gps"] is not None for a in answers)
+    pairs = 0
+    for answer in answers:
+        for path, value in _numbers(answer):
+            if isinstance(value, tuple):
+                assert cap.snap(*value) == pytest.approx(value, abs=1e-4), (path, value)
+                pairs += 1
+            else:
+                assert path[0] == "aux" or path[-1] in _NOT_LOCATIONS, (path, value)
+    assert pairs > 3 * 3 + geo.n_cells  # guesses, head guesses and EXIF positions of 3 answers, and the maps
+    truth = answers[0]["exif_gps"]
+    assert (truth["lat"], truth["lon"]) == pytest.approx(cap.snap(48.858, 2.2945), abs=1e-4)
+
+
 # -------------------------------------------------------------- under load
 def _slow(service, seconds: float):
     """Make the model calls of ``service`` take ``seconds`` longer; returns the undo."""
