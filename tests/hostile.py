@@ -79,7 +79,7 @@ def _frames(n: int, size=(48, 48)) -> list[Image.Image]:
     return [Image.new("RGB", size, (i * 5 % 256, 100, 200 - i % 200)) for i in range(n)]
 
 
-def _photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
+def photo_like(size: tuple[int, int], seed: int = 0) -> Image.Image:
     """A smooth, photo-like image (a colour gradient with mild noise)."""
     rng = np.random.default_rng(seed)
     w, h = size
@@ -96,9 +96,9 @@ def corpus() -> tuple[Hostile, ...]:
                   for i in range(70)]  # each under Pillow's chunk limit, 70 MB together
     icc_bomb = _chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(b"c" * (2 * 2**20), 9))
     exif = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08" + struct.pack(">H", 0xFFFF) + bytes(range(256)) * 16_000
-    jpeg = _save(_photo((320, 240)), "JPEG", quality=90)
-    png = _save(_photo((200, 150)), "PNG")
-    big_photo = _save(_photo((4000, 3000), seed=1), "JPEG", quality=85)
+    jpeg = _save(photo_like((320, 240)), "JPEG", quality=90)
+    png = _save(photo_like((200, 150)), "PNG")
+    big_photo = _save(photo_like((4000, 3000), seed=1), "JPEG", quality=85)
     big_flat = _save(Image.new("L", (6300, 6300), 128), "PNG")
     apng = _save(_frames(1)[0], "PNG", save_all=True, append_images=_frames(120)[1:], duration=20)
     items = [

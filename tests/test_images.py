@@ -172,13 +172,7 @@ def test_formats_are_checked_from_the_content(tmp_path):
 
 
 # ------------------------------------------------ bounded decoding (draft / reduce, shape, every decoder error)
-def _photo_like(size, seed=0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    rgb = np.stack([120 + 100 * np.sin(x / 97), 90 + 80 * np.cos(y / 61), 128 + 60 * np.sin((x + y) / 143)], -1)
-    return Image.fromarray(np.clip(rgb + rng.normal(0, 3, rgb.shape), 0, 255).astype(np.uint8))
-
+from tests.hostile import SECONDS_PER_FILE, corpus, photo_like  # noqa: E402
 
 def _encoded(img: Image.Image, fmt: str, **options) -> bytes:
     import io
@@ -193,7 +187,7 @@ def _encoded(img: Image.Image, fmt: str, **options) -> bytes:
 def test_decoding_stops_at_the_smallest_size_above_the_target(fmt, gap):
     from pigeon.images import DecodeConfig, open_image
 
-    data = _encoded(_photo_like((2400, 1800)), fmt)
+    data = _encoded(photo_like((2400, 1800)), fmt)
     pending = open_image(data, target=224, decode=DecodeConfig(reducing_gap=gap))
     img = pending.load()
     floor = 224 * gap
@@ -209,7 +203,7 @@ def test_decoding_stops_at_the_smallest_size_above_the_target(fmt, gap):
 def test_small_images_decode_the_same_either_way():
     from pigeon.images import DecodeConfig, load_image
 
-    data = _encoded(_photo_like((600, 450)), "JPEG")  # under twice the reducing target: nothing to skip
+    data = _encoded(photo_like((600, 450)), "JPEG")  # under twice the reducing target: nothing to skip
     fast = np.asarray(load_image(data, target=256))
     assert np.array_equal(fast, np.asarray(load_image(data, target=256, decode=DecodeConfig(exact=True))))
 
@@ -222,7 +216,7 @@ def test_fast_path_agrees_with_the_exact_one(fmt):
     from pigeon.images import DecodeConfig
 
     cfg = BackboneCfg(source="test", embed_dim=8, image_size=224, crop_pct=0.875)
-    data = _encoded(_photo_like((3000, 2000), seed=3), fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    data = _encoded(photo_like((3000, 2000), seed=3), fmt, **({"quality": 92} if fmt == "JPEG" else {}))
     fast = ImageTransform(cfg)(data)
     exact = ImageTransform(cfg, DecodeConfig(exact=True))(data)
     assert fast.shape == exact.shape == (3, 224, 224)
@@ -234,7 +228,7 @@ def test_fast_path_agrees_with_the_exact_one(fmt):
 def test_exif_orientation_on_both_paths(fmt):
     from pigeon.images import DecodeConfig, load_image
 
-    stored = _photo_like((1600, 800))  # stored wide; orientation 6 says it is displayed tall
+    stored = photo_like((1600, 800))  # stored wide; orientation 6 says it is displayed tall
     exif = Image.Exif()
     exif[0x0112] = 6
     data = _encoded(stored, fmt, exif=exif)
@@ -265,7 +259,7 @@ def test_extreme_aspect_ratios_are_refused_before_decoding(tmp_path):
 def test_pil_input_is_reduced_to_the_target():
     from pigeon.images import load_image
 
-    out = load_image(_photo_like((2000, 1000)), target=100)
+    out = load_image(photo_like((2000, 1000)), target=100)
     assert out.size == (400, 200)  # reduce(5): the short side >= 2 x 100 (the reducing gap), below twice that
 
 
@@ -277,7 +271,7 @@ def test_every_decoder_error_is_one_clean_line(monkeypatch):
 
     from pigeon.images import CorruptImageError, load_image
 
-    data = _encoded(_photo_like((64, 48)), "PNG")
+    data = _encoded(photo_like((64, 48)), "PNG")
     for error in (ValueError("Decompressed data too large"), SyntaxError("broken PNG file"), struct.error("unpack"),
                   EOFError(), OSError("decoder error -2"), IndexError("tile"), Image.DecompressionBombError("bomb")):
         def boom(self, error=error):
@@ -294,8 +288,6 @@ def test_every_decoder_error_is_one_clean_line(monkeypatch):
 
 
 # ------------------------------------------------------------------ the hostile corpus, one file at a time
-from tests.hostile import SECONDS_PER_FILE, corpus  # noqa: E402
-
 
 @pytest.mark.parametrize("item", corpus(), ids=lambda h: h.name)
 def test_hostile_inputs_are_refused_or_bounded(item):

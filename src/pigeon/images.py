@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import ExifTags, Image, JpegImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from pigeon._config import JsonConfig
 from pigeon.errors import InputError
@@ -44,6 +44,10 @@ DEFAULT_MAX_ASPECT_RATIO = 20.0
 #: What Pillow's decoders raise on malformed data (its fuzzers' list, plus the text-chunk and bomb limits).
 DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError,
                   ZeroDivisionError, OverflowError, Image.DecompressionBombError)
+#: Text a PNG may hold in all its chunks, decompressed (Pillow's default is 64 MB; a photo's metadata is far less, and
+#: a file of many small compressed chunks that inflate to the limit takes a second to refuse at 64 MB).
+MAX_PNG_TEXT_BYTES = 8 * 2**20
+PngImagePlugin.MAX_TEXT_MEMORY = min(PngImagePlugin.MAX_TEXT_MEMORY, MAX_PNG_TEXT_BYTES)
 _max_pixels: int | None = DEFAULT_MAX_PIXELS
 _BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white
 _REDUCIBLE = {"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F"}  # modes Image.reduce averages right
@@ -80,17 +84,20 @@ class _Fixes(NamedTuple):
     """What an error message tells the user to do, for a file on disk or for bytes (an upload)."""
 
     unreadable: str
+    header: str
     corrupt: str
     too_large: str
     shape: str
 
 
 _FILE_FIXES = _Fixes("re-export it as JPEG or PNG, or drop it from the manifest",
+                     "re-export it (as JPEG, which drops oversized metadata), or drop it from the manifest",
                      "re-download or re-export the file, or drop it from the manifest",
                      "downscale it, or raise the limit with pigeon.images.set_max_pixels(N) or --max-pixels N",
                      "crop it (a panorama into its views), drop it from the manifest, or raise "
                      "DecodeConfig.max_aspect_ratio")
-_BYTES_FIXES = _Fixes("send a JPEG, PNG or WebP image", "send the complete file again", "downscale it before sending",
+_BYTES_FIXES = _Fixes("send a JPEG, PNG or WebP image", "re-export it before sending (as JPEG, which drops oversized "
+                      "metadata)", "send the complete file again", "downscale it before sending",
                       "crop it before sending (a panorama into its views)")
 
 
@@ -247,7 +254,7 @@ def _open(fp, label, formats: Sequence[str] | None, fixes: _Fixes) -> Image.Imag
         raise InputError(f"{label}: cannot open image ({_short(exc)}); check the file's permissions") from None
     except DECODER_ERRORS as exc:  # a known format whose header is broken or over a decoder limit
         raise CorruptImageError(f"{label}: not a readable image: its header cannot be read ({_short(exc)}); "
-                                f"{fixes.corrupt}") from None
+                                f"{fixes.header}") from None
 
 
 def _check_pixels(img: Image.Image, label, limit: int | None, fixes: _Fixes) -> None:

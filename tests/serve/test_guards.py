@@ -17,7 +17,7 @@ from pigeon.geo import haversine_km
 from pigeon.serve import PrecisionCap, ServeConfig, is_loopback, read_api_keys
 from pigeon.serve._guard import RateLimiter
 from tests.conftest import assert_clean_error
-from tests.serve.conftest import assert_error, files, jpeg, running
+from tests.serve.conftest import assert_error, files, hold, jpeg, running
 
 KEY = "k" * 24
 
@@ -240,17 +240,10 @@ def test_a_request_over_its_time_limit_gets_503(geo):
 
 
 def test_decoding_does_not_block_the_event_loop(geo, monkeypatch):
-    from pigeon.serve import _uploads
-
-    decode = _uploads.decode_view
-    release = threading.Event()
-
-    def stuck(pending):
-        release.wait(10)
-        return decode(pending)
+    from pigeon.serve import _service
 
     with running(geo) as c:
-        monkeypatch.setattr("pigeon.serve._service.decode_view", stuck)
+        release = hold(monkeypatch, _service, "decode_view")
         worker = threading.Thread(target=lambda: c.post("/v1/predict", files=files(jpeg())))
         worker.start()
         time.sleep(0.2)

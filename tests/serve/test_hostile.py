@@ -10,7 +10,7 @@ import pytest
 
 from pigeon.serve._guard import Budget, Hold
 from tests.hostile import SECONDS_PER_FILE, corpus
-from tests.serve.conftest import assert_error, files, jpeg, live, running
+from tests.serve.conftest import assert_error, files, hold, jpeg, live, running
 
 
 # ------------------------------------------------------------------ the corpus
@@ -65,14 +65,7 @@ def test_a_json_body_with_millions_of_images_is_refused_before_parsing(geo, monk
 def test_parsing_runs_off_the_event_loop(geo, monkeypatch, place):
     from pigeon.serve import _service
 
-    parse = _service.parse_uploads
-    release = threading.Event()
-
-    def slow(body, content_type, cfg):
-        release.wait(10)
-        return parse(body, content_type, cfg)
-
-    monkeypatch.setattr(_service, "parse_uploads", slow)
+    release = hold(monkeypatch, _service, "parse_uploads")
     with running(geo) as c:
         worker = threading.Thread(target=lambda: c.post("/v1/predict", files=files(place[0][0][0])))
         worker.start()
@@ -110,16 +103,9 @@ def test_budget_refuses_past_its_limit_and_gets_everything_back():
 def test_decoded_pixel_budget_for_requests_in_flight(geo, monkeypatch):
     from pigeon.serve import _service
 
-    decode = _service.decode_view
-    release = threading.Event()
-
-    def stuck(pending):
-        release.wait(10)
-        return decode(pending)
-
     image = jpeg(size=(900, 900))  # 810,000 pixels (a JPEG this small decodes whole)
     with running(geo, max_pixels=1_000_000, max_decode_pixels=1_000_000, max_views=2) as c:
-        monkeypatch.setattr(_service, "decode_view", stuck)
+        release = hold(monkeypatch, _service, "decode_view")
         first = []
         worker = threading.Thread(target=lambda: first.append(c.post("/v1/predict", files=files(image))))
         worker.start()
