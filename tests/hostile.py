@@ -1,6 +1,6 @@
 """A hostile-input corpus that the tests generate themselves, and the fixtures that write it to disk.
 
-Each entry is a small file an attacker or a careless user could hand to pigeon: extreme aspect ratios (a 196-byte
+Each entry is a small file an attacker or a careless user could hand to pigeon: extreme aspect ratios (a 118-byte
 40000x1 PNG), text-chunk bombs, headers that claim billions of pixels, huge ICC profiles and EXIF blocks,
 truncated and polyglot files, animated and multi-page images, and large but legitimate images. ``readable`` says
 whether pigeon should decode it (bounded) or refuse it with a one-line error; ``served`` whether the service,
@@ -102,7 +102,7 @@ def corpus() -> tuple[Hostile, ...]:
     big_flat = _save(Image.new("L", (6300, 6300), 128), "PNG")
     apng = _save(_frames(1)[0], "PNG", save_all=True, append_images=_frames(120)[1:], duration=20)
     items = [
-        Hostile("wide.png", _save(Image.new("L", (40000, 1)), "PNG"), False, False, "40000x1 in 196 bytes"),
+        Hostile("wide.png", _save(Image.new("L", (40000, 1)), "PNG"), False, False, "40000x1 in 118 bytes"),
         Hostile("tall.png", _save(Image.new("L", (1, 40000)), "PNG"), False, False, "1x40000"),
         Hostile("wide.jpg", _save(Image.new("RGB", (8000, 8)), "JPEG"), False, False, "1000:1 JPEG"),
         Hostile("text_bomb.png", _png_with([text_bomb]), False, False, "zTXt inflating to 2 MB"),

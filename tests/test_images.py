@@ -305,3 +305,14 @@ def test_hostile_inputs_are_refused_or_bounded(item):
             open_image(item.data, target=256, name=item.name).load()
         assert str(info.value).startswith(item.name) and "\n" not in str(info.value)
     assert time.perf_counter() - start < SECONDS_PER_FILE, item.why
+
+
+def test_oversized_exif_is_ignored_not_parsed():
+    from pigeon.images import MAX_EXIF_BYTES, load_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed turned: a parsed EXIF makes the 60x30 image 30x60
+    small = _encoded(Image.new("RGB", (60, 30)), "PNG", exif=exif.tobytes())
+    padded = _encoded(Image.new("RGB", (60, 30)), "PNG", exif=exif.tobytes() + bytes(MAX_EXIF_BYTES))
+    assert load_image(small).size == (30, 60)
+    assert load_image(padded).size == (60, 30)  # megabytes of crafted IFDs would hold the interpreter for seconds

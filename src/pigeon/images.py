@@ -48,6 +48,9 @@ DECODER_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, Inde
 #: a file of many small compressed chunks that inflate to the limit takes a second to refuse at 64 MB).
 MAX_PNG_TEXT_BYTES = 8 * 2**20
 PngImagePlugin.MAX_TEXT_MEMORY = min(PngImagePlugin.MAX_TEXT_MEMORY, MAX_PNG_TEXT_BYTES)
+#: EXIF larger than this is ignored (orientation as stored, no GPS): a camera's EXIF fits the 64 KB of a JPEG
+#: segment, and parsing megabytes of crafted IFDs holds the interpreter for seconds.
+MAX_EXIF_BYTES = 256 * 1024
 _max_pixels: int | None = DEFAULT_MAX_PIXELS
 _BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white
 _REDUCIBLE = {"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F"}  # modes Image.reduce averages right
@@ -296,7 +299,9 @@ def _shrink(img: Image.Image, target: float) -> Image.Image:
 
 
 def _read_exif(img: Image.Image) -> Image.Exif:
-    """The EXIF of a decoded image; an unparsable block is treated as none (the photo itself is fine)."""
+    """The EXIF of a decoded image; an unparsable or oversized block is treated as none (the photo itself is fine)."""
+    if len(img.info.get("exif") or b"") > MAX_EXIF_BYTES:
+        return Image.Exif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Corrupt EXIF data": the photo itself is fine

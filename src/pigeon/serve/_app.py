@@ -33,7 +33,8 @@ def create_app(geo, config: ServeConfig | None = None, model_name: str = "model"
     The backbone is loaded and warmed up right after start-up (``/readyz`` answers 503 until then). Run it with
     :func:`pigeon.serve.serve`, ``uvicorn`` (with :func:`pigeon.serve.server_config` for the connection limits),
     or FastAPI's ``TestClient``. Every route, including any added to the returned app later, needs a key on a
-    server with keys unless it is in :data:`pigeon.serve._auth.PUBLIC_PATHS`.
+    server with keys unless it is in :data:`pigeon.serve._auth.PUBLIC_PATHS`. The model's backbone is set to the
+    config's decoding (``ServeConfig.decode``) when it loads.
     """
     from fastapi_offline import FastAPIOffline
 

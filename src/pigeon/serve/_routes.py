@@ -39,7 +39,7 @@ def service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(service)]
 
 health = APIRouter(tags=["health"])
-predict = APIRouter(tags=["predict"], responses=ERRORS)
+prediction = APIRouter(tags=["predict"], responses=ERRORS)
 statistics = APIRouter(tags=["statistics"])
 maps = APIRouter(tags=["map"])
 page = APIRouter(include_in_schema=False)
@@ -60,9 +60,8 @@ async def readyz(svc: ServiceDep):
     return JSONResponse(Health(status="not ready", detail=detail).model_dump(), status_code=503)
 
 
-@predict.post("/v1/predict", response_model=PredictResponse, openapi_extra=PREDICT_BODY)
-async def predict_place(request: Request, svc: ServiceDep,
-                        params: Annotated[PredictParams, Query()]) -> PredictResponse:
+@prediction.post("/v1/predict", response_model=PredictResponse, openapi_extra=PREDICT_BODY)
+async def predict(request: Request, svc: ServiceDep, params: Annotated[PredictParams, Query()]) -> PredictResponse:
     """Where was this taken? Send 1 to 4 views of one place (multipart field `files`, or JSON base64)."""
     svc.stats.received()
     return await svc.predict(request, params)
@@ -115,4 +114,4 @@ def _geojson(request: Request, body: GeoJSONBody | None) -> Response:
     return Response(body.raw, media_type="application/geo+json", headers=headers)
 
 
-ROUTERS = (health, predict, statistics, maps, page)
+ROUTERS = (health, prediction, statistics, maps, page)
