@@ -23,12 +23,13 @@ from typing import Any
 from PIL import Image
 from starlette.requests import Request
 
+from pigeon.errors import PigeonError
 from pigeon.serve._auth import CLIENT, Guard
 from pigeon.serve._batcher import MicroBatcher
 from pigeon.serve._config import ACCEPTED_FORMATS, ServeConfig
 from pigeon.serve._errors import RequestError
 from pigeon.serve._guard import Budget, Hold
-from pigeon.serve._inference import Query, model_can_refine, predict_queries
+from pigeon.serve._inference import Query, model_can_refine, predict_queries, query_method
 from pigeon.serve._respond import Responder
 from pigeon.serve._schemas import Limits, PredictParams, PredictResponse, ServiceInfo
 from pigeon.serve._stats import ServiceStats
@@ -114,14 +115,14 @@ class Service:
     async def predict(self, request: Request, params: PredictParams) -> PredictResponse:
         """Answer one prediction request (see the module's docstring for the bounds at each step)."""
         start = time.perf_counter()
-        self._check(params)
+        method = self._check(params)
         with Hold(self.bodies) as body_bytes:
             uploads = await self.read(request, body_bytes)
             async with self._admitted():
                 views, decode_ms = await self.decode(uploads)
                 body_bytes.release()
                 del uploads
-                served = await self.batcher.submit(Query([v.image for v in views], params.top_k, params.refine))
+                served = await self.batcher.submit(Query([v.image for v in views], params.top_k, method))
         self._seconds_per_image = 0.9 * self._seconds_per_image + 0.1 * served.model_ms / 1e3 / served.batch_images
         total_ms = (time.perf_counter() - start) * 1e3
         response = self.responder.build(served.prediction, views, served, decode_ms, total_ms, params.map,
@@ -129,8 +130,13 @@ class Service:
         self.stats.answered(total_ms, response.guess.country, request.scope.get(CLIENT))
         return response
 
-    def _check(self, params: PredictParams) -> None:
+    def _check(self, params: PredictParams) -> str:
+        """Refuse what can be refused before reading the body; the placing method of the request."""
         cfg = self.cfg
+        try:
+            method = query_method(self.geo, params.method, params.refine)
+        except PigeonError as exc:
+            raise RequestError(400, "bad_method", str(exc)) from None
         if not self.ready:
             raise RequestError(503, "not_ready", "the model is still loading; retry in a few seconds", retry_after=5)
         if params.top_k > cfg.max_top_k:
@@ -138,6 +144,7 @@ class Service:
         if params.polygons and self.responder.cap is not None:
             raise RequestError(403, "precision_capped", "cell polygons are withheld on this server (it caps "
                                f"precision at {cfg.max_precision_km:g} km); ask for ?map=1 without polygons")
+        return method
 
     async def read(self, request: Request, body_bytes: Hold) -> list[Upload]:
         """The request's uploads: the body within the read deadline, parsed in a worker thread."""
@@ -198,6 +205,7 @@ class Service:
             model=self.model_name, backbone=str(self.geo.config.get("backbone")), n_cells=self.geo.n_cells,
             auth_required=cfg.auth_required, precision_km=cfg.max_precision_km,
             cell_polygons=self.responder.cap is None, refiner=model_can_refine(self.geo),
+            methods=self.geo.methods, default_method=self.geo.resolve_method(None),
             limits=Limits(max_views=cfg.max_views, max_image_bytes=cfg.max_image_bytes, max_pixels=cfg.max_pixels,
                           max_aspect_ratio=cfg.max_aspect_ratio, max_top_k=cfg.max_top_k,
                           accepted_formats=list(ACCEPTED_FORMATS), rate_limit_per_minute=cfg.rate_limit_per_minute,
