@@ -23,7 +23,7 @@ from pigeon._progress import progress
 from pigeon.backbones import Backbone, BackboneCfg, load
 from pigeon.data.manifest import image_views, validate_manifest
 from pigeon.embed._store import (
-    FAILED, FAILED_COLUMNS, INDEX, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
+    FAILED, FAILED_COLUMNS, INDEX, MANIFEST, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
 )
 from pigeon.errors import InputError, PigeonError
 from pigeon.images import get_max_pixels, set_max_pixels
@@ -209,7 +209,7 @@ def _prepare(out: Path, config: dict[str, Any], overwrite: bool) -> bool:
             raise InputError(f"{out} holds embeddings made with a different {', '.join(changed)}; "
                              "pass another output folder or --overwrite")
         if changed:
-            for name in (META, INDEX, FAILED):
+            for name in (META, INDEX, FAILED, MANIFEST):
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / SHARDS, ignore_errors=True)
         elif meta.get("complete"):
@@ -223,19 +223,35 @@ def _prepare(out: Path, config: dict[str, Any], overwrite: bool) -> bool:
 
 
 def _finish(out: Path, config: dict[str, Any], n_shards: int) -> Embeddings:
-    """Build the index and failure report from the shards, then mark the store complete."""
-    index, failed = [], []
+    """Build the index and failure report from the shards, then mark the store complete.
+
+    Stores embedded from tar shards also get ``manifest.parquet``, the rows' fields read from the shards.
+    """
+    index, failed, rows = [], [], []
     for k in range(n_shards):
         meta = read_shard_metadata(shard_path(out, k))
         n = np.asarray(meta["n_views"], dtype=np.int64)
         index.append(pd.DataFrame({"id": meta["ids"], "shard": k, "offset": np.arange(len(n)),
                                    "view_offset": np.cumsum(n) - n, "n_views": n}))
         failed += meta["failed"]
+        rows += meta.get("rows", [])
     index = pd.concat(index, ignore_index=True)
+    repeated = index["id"].duplicated()
+    if repeated.any():  # tar shards name their own ids: keep the first copy, list the others
+        first = index.drop_duplicates("id").set_index("id")["shard"]
+        failed += [[i, -1, f"store shard {k}", f"repeated id (first in store shard {first[i]}); this copy is left "
+                    "out: give every sample its own id"] for i, k in zip(index["id"][repeated], index["shard"][repeated])]
+        index = index[~repeated].reset_index(drop=True)
+        rows = list({str(r["id"]): r for r in reversed(rows)}.values())[::-1]
     with atomic_path(out / INDEX) as tmp:
         index.to_parquet(tmp, index=False)
     with atomic_path(out / FAILED) as tmp:
         pd.DataFrame(failed, columns=FAILED_COLUMNS).to_csv(tmp, index=False)
+    if rows:
+        with atomic_path(out / MANIFEST) as tmp:
+            pd.DataFrame(rows).to_parquet(tmp, index=False)
+    if config["n_rows"] is None:  # tar shards: rows are counted as they are read
+        config = {**config, "n_rows": len(index) + len({f[0] for f in failed} - set(index["id"]))}
     n_failed_rows = config["n_rows"] - len(index)
     write_json(out / META, {**provenance("embeddings", config), "complete": True, "dim": config["dim"],
                             "n_embedded": len(index), "n_views": int(index["n_views"].sum()),
