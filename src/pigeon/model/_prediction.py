@@ -131,7 +131,7 @@ def place_by_centroid(candidates: np.ndarray, centroids: np.ndarray) -> Placemen
 def build_predictions(probs: np.ndarray, placement: Placement, centroids: np.ndarray, cells,
                       aux: list[dict[str, Any]], top_k: int) -> list[Prediction]:
     """One :class:`Prediction` per row from the head's probabilities and the placer's decision."""
-    table = cells.table
+    table = cells.attributes  # names only: the shapes are not needed (nor loaded) for an answer
     head_guess = cell_guess(centroids, probs.argmax(axis=1))
     preds = []
     for n in range(len(probs)):
