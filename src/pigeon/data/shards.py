@@ -30,6 +30,7 @@ import math
 import os
 import re
 import tarfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,18 +193,12 @@ def iter_shard(url: str, max_member_bytes: int = MAX_MEMBER_BYTES, images: bool 
                                                     "re-export it smaller or raise --max-member-mb"))
                     continue
                 sample.members[ext] = tar.extractfile(info).read()
-    except (tarfile.TarError, EOFError, OSError, ValueError, zlib_error()) as exc:
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
         sample = sample or Sample(url, "")
         sample.problems.append((member, f"truncated or corrupt shard ({_short(exc)}); the rest of {url} was not "
                                         "read: re-download or rewrite the shard"))
     if sample is not None:
         yield sample
-
-
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
 
 
 def _is_image(ext: str) -> bool:
@@ -318,9 +313,8 @@ def write_shards(df: pd.DataFrame, out_dir: str | os.PathLike, size: int = 10_00
         max_member_bytes: larger image files are listed as failures, not copied.
         overwrite: replace a folder written with other settings.
     """
-    from pigeon.data.manifest import image_views, validate_manifest
-    from pigeon.embed._extract import manifest_sha256  # a hash of (id, image) pairs, the store's rule
     from pigeon._progress import track
+    from pigeon.data.manifest import image_views, manifest_sha256, validate_manifest
 
     if size < 1 or (resize is not None and resize < 8):
         raise InputError(f"--size must be >= 1 and --resize >= 8, got {size} and {resize}")

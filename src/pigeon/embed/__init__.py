@@ -10,8 +10,9 @@
 >>> export_shards("emb/", "emb-wds/", size=10000)                                    # ... and out
 """
 
+from pigeon.data.manifest import manifest_sha256
 from pigeon.embed._dataset import EmbeddingBatches
-from pigeon.embed._extract import default_workers, embed_manifest, manifest_sha256
+from pigeon.embed._extract import default_workers, embed_manifest
 from pigeon.embed._ray import embed_manifest_ray, embed_shards_ray
 from pigeon.embed._store import Embeddings
 from pigeon.embed._wds import embed_shards_from, export_shards

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon._progress import progress
 from pigeon.backbones import Backbone, BackboneCfg, load
-from pigeon.data.manifest import image_views, validate_manifest
+from pigeon.data.manifest import image_views, manifest_sha256, validate_manifest
 from pigeon.embed._store import (
     FAILED, FAILED_COLUMNS, INDEX, MANIFEST, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
 )
@@ -70,12 +69,6 @@ def _collate(batch: list[tuple[int, torch.Tensor | None, str]]
     return [i for i, _ in ok], pixels, [(i, err) for i, x, err in batch if x is None]
 
 
-def manifest_sha256(df: pd.DataFrame) -> str:
-    """Hash of the (id, image) pairs: identifies the manifest rows a store was made from."""
-    pairs = [[str(i), v if isinstance(v, str) else list(v)] for i, v in zip(df["id"], df["image"])]
-    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
-
-
 def embed_manifest(
     df: pd.DataFrame,
     backbone: Backbone | str,
@@ -107,15 +100,12 @@ def embed_manifest(
     Returns:
         The finished store, opened with :meth:`Embeddings.load`.
     """
-    if batch_size < 1 or shard_size < 1:
-        raise InputError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
-    num_workers = default_workers() if num_workers is None else num_workers
-    if num_workers < 0:
-        raise InputError(f"num_workers must be >= 0, got {num_workers}")
+    if shard_size < 1:
+        raise InputError(f"shard_size must be >= 1, got {shard_size}")
+    num_workers = check_local_options(batch_size, num_workers)
     root = df.attrs.get("root", ".")
     df = validate_manifest(df, require_coords=False)
-    if isinstance(backbone, str):
-        backbone = load(backbone, device=device, dtype=dtype)
+    backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
     out = Path(out_dir)
     config = embed_config(backbone.name, backbone.cfg, df, shard_size, batch_size)
     if _prepare(out, config, overwrite):
@@ -125,17 +115,33 @@ def embed_manifest(
     views = image_views(df, root)
     shards = shard_ranges(len(ids), shard_size)
     todo = {k: rows for k, rows in enumerate(shards) if not shard_path(out, k).is_file()}
+    with image_progress(f"embed ({backbone.name})", sum(len(views[r]) for s in todo.values() for r in s)) as advance:
+        embed_shards(backbone, out, ids, views, todo, batch_size, num_workers, advance)
+    return _finish(out, config, len(shards))
+
+
+def check_local_options(batch_size: int, num_workers: int | None) -> int:
+    """Validate the single-process options; returns the number of decoding workers (default filled in)."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    num_workers = default_workers() if num_workers is None else num_workers
+    if num_workers < 0:
+        raise InputError(f"num_workers must be >= 0, got {num_workers}")
+    return num_workers
+
+
+@contextlib.contextmanager
+def image_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar of images with the rate so far; yields ``advance(n_images)``."""
     with progress() as bar:
-        task = bar.add_task(f"embed ({backbone.name})", total=sum(len(views[r]) for s in todo.values() for r in s),
-                            info="")
+        task = bar.add_task(description, total=total, info="")
         t0 = time.perf_counter()
 
         def advance(n_images: int) -> None:
             bar.advance(task, n_images)
             bar.update(task, info=f"{bar.tasks[task].completed / (time.perf_counter() - t0):.1f} img/s")
 
-        embed_shards(backbone, out, ids, views, todo, batch_size, num_workers, advance)
-    return _finish(out, config, len(shards))
+        yield advance
 
 
 def embed_config(backbone: str, cfg: BackboneCfg, df: pd.DataFrame, shard_size: int, batch_size: int

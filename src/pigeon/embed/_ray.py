@@ -24,8 +24,8 @@ import pandas as pd
 from pigeon._progress import progress
 from pigeon.backbones import Backbone, backbone_cfg, load
 from pigeon.data.manifest import image_views, validate_manifest
-from pigeon.embed._extract import _finish, _prepare, embed_config, embed_shards, shard_ranges
 from pigeon.data.shards import MAX_MEMBER_BYTES, expand_shards
+from pigeon.embed._extract import _finish, _prepare, embed_config, embed_shards, shard_ranges
 from pigeon.embed._store import Embeddings, shard_path
 from pigeon.embed._wds import embed_tar_shards, tar_config
 from pigeon.errors import InputError, MissingDependencyError, PigeonError

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -26,10 +25,9 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pigeon._io import atomic_path, provenance, write_json
-from pigeon._progress import progress
 from pigeon.backbones import Backbone, BackboneCfg, load
 from pigeon.data.shards import MAX_MEMBER_BYTES, Row, expand_shards, iter_shard, sample_row
-from pigeon.embed._extract import _finish, _init_worker, _prepare, default_workers
+from pigeon.embed._extract import _finish, _init_worker, _prepare, check_local_options, image_progress
 from pigeon.embed._store import MANIFEST, Embeddings, shard_path, write_shard
 from pigeon.errors import InputError, PigeonError
 from pigeon.images import get_max_pixels
@@ -152,27 +150,15 @@ def embed_shards_from(
         The finished store; its ``manifest.parquet`` holds the rows read from the shards' metadata (id, lat, lon,
         ``image`` as ``"<url>#<member>"``, any other json field), ready for ``pigeon train``.
     """
-    if batch_size < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size}")
-    num_workers = default_workers() if num_workers is None else num_workers
-    if num_workers < 0:
-        raise InputError(f"num_workers must be >= 0, got {num_workers}")
+    num_workers = check_local_options(batch_size, num_workers)
     urls = expand_shards(spec)
-    if isinstance(backbone, str):
-        backbone = load(backbone, device=device, dtype=dtype)
+    backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
     out = Path(out_dir)
     config = tar_config(backbone.name, backbone.cfg, urls, batch_size, max_member_bytes)
     if _prepare(out, config, overwrite):
         return Embeddings.load(out)
     todo = {k: url for k, url in enumerate(urls) if not shard_path(out, k).is_file()}
-    with progress() as bar:
-        task = bar.add_task(f"embed {len(todo)} shard(s) ({backbone.name})", total=None, info="")
-        t0 = time.perf_counter()
-
-        def advance(n_images: int) -> None:
-            bar.advance(task, n_images)
-            bar.update(task, info=f"{bar.tasks[task].completed / (time.perf_counter() - t0):.1f} img/s")
-
+    with image_progress(f"embed {len(todo)} shard(s) ({backbone.name})", None) as advance:
         embed_tar_shards(backbone, out, todo, batch_size, num_workers, advance, max_member_bytes)
     return _finish(out, config, len(urls))
 
