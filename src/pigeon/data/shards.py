@@ -104,6 +104,7 @@ def expand_shards(spec: str | os.PathLike | Sequence[str]) -> list[str]:
         raise InputError("no shard named; pass a pattern like 'shards/{000000..000009}.tar'")
     if len(urls) > MAX_SHARDS:
         raise InputError(f"more than {MAX_SHARDS:,} shards named; check the pattern or split the job")
+    urls = [u if "://" in u else str(Path(u).resolve()) for u in urls]  # the same names from any folder or node
     bad = [u for u in urls if not u.split("?")[0].endswith((".tar", ".tar.gz", ".tgz"))]
     if bad:
         raise InputError(f"{bad[0]}: not a .tar shard; name tar files (e.g. 'shards/{{000000..000009}}.tar')")

@@ -27,7 +27,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from pigeon._io import atomic_path, provenance, write_json
 from pigeon.backbones import Backbone, BackboneCfg, load
 from pigeon.data.shards import MAX_MEMBER_BYTES, Row, expand_shards, iter_shard, sample_row
-from pigeon.embed._extract import _finish, _init_worker, _prepare, check_local_options, image_progress
+from pigeon.embed._extract import (
+    _finish, _init_worker, _prepare, check_local_options, embed_config, image_progress,
+)
 from pigeon.embed._store import MANIFEST, Embeddings, shard_path, write_shard
 from pigeon.errors import InputError, PigeonError
 from pigeon.images import get_max_pixels
@@ -119,11 +121,12 @@ def _as_is(item: _Batch) -> _Batch:
 
 def tar_config(backbone: str, cfg: BackboneCfg, urls: list[str], batch_size: int, max_member_bytes: int
                ) -> dict[str, Any]:
-    """The ``meta.json`` config of a store embedded from tar shards (the inputs identified by their URLs)."""
-    return {"backbone": backbone, "backbone_cfg": cfg.to_dict(), "dim": cfg.embed_dim,
-            "manifest_sha256": hashlib.sha256(json.dumps(urls).encode()).hexdigest(), "shard_size": "input shard",
-            "n_rows": None, "dtype": "float16", "batch_size": batch_size, "input_shards": len(urls),
-            "first_shard": urls[0], "max_member_bytes": max_member_bytes}
+    """The ``meta.json`` config of a store embedded from tar shards: a manifest store's keys (one rule for what a
+    resume must match), the inputs identified by their URLs, rows counted as they are read."""
+    base = embed_config(backbone, cfg, pd.DataFrame({"id": [], "image": []}), 1, batch_size)
+    return {**base, "manifest_sha256": hashlib.sha256(json.dumps(urls).encode()).hexdigest(),
+            "shard_size": "input shard", "n_rows": None, "input_shards": len(urls), "first_shard": urls[0],
+            "max_member_bytes": max_member_bytes}
 
 
 def embed_shards_from(
