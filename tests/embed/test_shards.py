@@ -92,6 +92,19 @@ def test_bad_members_and_a_truncated_shard_are_failures(tiny_clip, tmp_path):
     assert b["image"].tolist() == [f"{tmp_path}/b.tar#5.jpg"] and b["error"].str.contains("truncated").all()
 
 
+def test_shard_reading_is_bounded(tmp_path, monkeypatch):
+    from pigeon.data import shards
+
+    entries = json.dumps({f"k{i}": i for i in range(200_000)}).encode()  # a 2.6 MB metadata member
+    _tar(tmp_path / "a.tar", {"0.jpg": _jpeg(0), "0.json": entries, **{f"{i}.txt": b"1,2" for i in range(1, 6)}})
+    [first, *rest] = list(shards.iter_shard(str(tmp_path / "a.tar")))
+    assert "json" not in first.members and "exceeds the 1,048,576-byte limit" in first.problems[0][1]
+    monkeypatch.setattr(shards, "MAX_SAMPLES_PER_SHARD", 3)
+    samples = list(shards.iter_shard(str(tmp_path / "a.tar")))
+    assert len(samples) == 4 and "more than 3 samples" in samples[-1].problems[0][1]
+    assert shards.sample_row(samples[1]).fields == {"lat": 1.0, "lon": 2.0, "id": "1"}
+
+
 def test_a_repeated_id_is_embedded_once_and_listed(tiny_clip, tmp_path):
     meta = json.dumps({"id": "same", "lat": 1.0, "lon": 2.0}).encode()
     _tar(tmp_path / "0.tar", {"x.jpg": _jpeg(0), "x.json": meta})

@@ -49,6 +49,8 @@ FAILED_COLUMNS = ["id", "view", "image", "error"]
 MAX_MEMBER_BYTES = 64 * 2**20
 #: Largest metadata (json / txt) member read.
 MAX_META_BYTES = 2**20
+#: Most samples read from one shard (a store shard holds them in memory until it is written).
+MAX_SAMPLES_PER_SHARD = 1_000_000
 #: Most shards one pattern may name (a typo like ``{0..999999999}`` is refused before any work).
 MAX_SHARDS = 200_000
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
@@ -169,7 +171,7 @@ def iter_shard(url: str, max_member_bytes: int = MAX_MEMBER_BYTES, images: bool 
     from webdataset.tariterators import base_plus_ext  # WebDataset's key rule: name up to the first dot
 
     sample: Sample | None = None
-    member = "(tar header)"
+    member, n_samples = "(tar header)", 0
     try:
         fs, path = _filesystem(url)
         with fs.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
@@ -181,6 +183,11 @@ def iter_shard(url: str, max_member_bytes: int = MAX_MEMBER_BYTES, images: bool 
                 if sample is None or key != sample.key:
                     if sample is not None:
                         yield sample
+                    n_samples += 1
+                    if n_samples > MAX_SAMPLES_PER_SHARD:
+                        sample = Sample(url, key, problems=[(member, f"shard holds more than {MAX_SAMPLES_PER_SHARD:,} "
+                                                                     "samples; the rest was not read: split it")])
+                        break
                     sample = Sample(url, key)
                 ext = ext.lower()
                 if not (_is_image(ext) or ext in ("json", "txt")):
