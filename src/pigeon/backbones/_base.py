@@ -27,8 +27,10 @@ class Backbone(nn.Module):
     Attributes:
         name: the registry name it was loaded under.
         cfg: its :class:`BackboneCfg`.
-        decode: how :meth:`preprocess` decodes images (:class:`~pigeon.images.DecodeConfig`; set
-            ``DecodeConfig(exact=True)`` to decode every pixel instead of JPEG draft mode / reduce).
+        transform: the picklable preprocessing callable (safe to send to DataLoader workers).
+        decode: how :meth:`preprocess` decodes images (:class:`~pigeon.images.DecodeConfig`; setting it, e.g. to
+            ``DecodeConfig(exact=True)`` to decode every pixel instead of JPEG draft mode / reduce, remakes
+            ``transform``).
     """
 
     #: put conv nets in channels-last memory format (faster on CPU and tensor cores).
@@ -38,7 +40,8 @@ class Backbone(nn.Module):
         super().__init__()
         self.name = name
         self.cfg = cfg
-        self.decode = DecodeConfig()
+        self._decode = DecodeConfig()
+        self.transform = ImageTransform(cfg, self._decode)
 
     @property
     def embed_dim(self) -> int:
@@ -46,10 +49,13 @@ class Backbone(nn.Module):
         return self.cfg.embed_dim
 
     @property
-    def transform(self) -> ImageTransform:
-        """The picklable preprocessing callable of this backbone's ``cfg`` and ``decode`` (safe to send to
-        DataLoader workers)."""
-        return ImageTransform(self.cfg, self.decode)
+    def decode(self) -> DecodeConfig:
+        return self._decode
+
+    @decode.setter
+    def decode(self, value: DecodeConfig) -> None:
+        self._decode = value
+        self.transform = ImageTransform(self.cfg, value)
 
     @property
     def device(self) -> torch.device:
