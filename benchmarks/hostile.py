@@ -41,26 +41,62 @@ from serve_load import Server, request_images  # noqa: E402  (benchmarks/ is thi
 from tests.hostile import corpus  # noqa: E402
 
 
-class PeakRss:
-    """Sample a process's resident memory every ``every_s`` while in the ``with`` block; ``.peak_mb`` after."""
+class _Every:
+    """Call ``tick()`` every ``every_s`` from a thread of its own while in the ``with`` block."""
 
-    def __init__(self, server: Server, every_s: float = 0.01) -> None:
-        self.server, self.every_s, self.peak_mb = server, every_s, 0.0
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
         self._stop = threading.Event()
 
-    def __enter__(self) -> PeakRss:
-        def sample():
+    def tick(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        def loop():
             while not self._stop.is_set():
-                self.peak_mb = max(self.peak_mb, self.server.rss_mb())
+                self.tick()
                 time.sleep(self.every_s)
 
-        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class PeakRss(_Every):
+    """A process's peak resident memory (``.peak_mb``), sampled every 10 ms."""
+
+    def __init__(self, server: Server, every_s: float = 0.01) -> None:
+        super().__init__(every_s)
+        self.server, self.peak_mb = server, 0.0
+
+    def tick(self) -> None:
+        self.peak_mb = max(self.peak_mb, self.server.rss_mb())
+
+
+class HealthPoller(_Every):
+    """GET /healthz every 50 ms on a connection of its own (not this process's event loop); ``.ms`` the times."""
+
+    def __init__(self, url: str, every_s: float = 0.05) -> None:
+        import httpx
+
+        super().__init__(every_s)
+        self.client, self.ms = httpx.Client(base_url=url, timeout=60), []
+
+    def tick(self) -> None:
+        start = time.perf_counter()
+        self.client.get("/healthz")
+        self.ms.append((time.perf_counter() - start) * 1e3)
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        self.client.close()
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.ms, q))
 
 
 def each_input(server: Server) -> list[dict]:
@@ -104,37 +140,6 @@ async def memory_attack(server: Server) -> dict:
         statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
     return {"png_bytes": len(png), "statuses": statuses, "seconds": took, "peak_rss_mb": rss.peak_mb,
             "rss_after_mb": server.rss_mb()}
-
-
-class HealthPoller:
-    """GET /healthz every ``every_s`` from a thread of its own (its own connection, not this process's event loop)
-    while in the ``with`` block; ``.ms`` the answer times."""
-
-    def __init__(self, url: str, every_s: float = 0.05) -> None:
-        self.url, self.every_s, self.ms = url, every_s, []
-        self._stop = threading.Event()
-
-    def __enter__(self) -> HealthPoller:
-        import httpx
-
-        def poll():
-            with httpx.Client(base_url=self.url, timeout=60) as client:
-                while not self._stop.is_set():
-                    start = time.perf_counter()
-                    client.get("/healthz")
-                    self.ms.append((time.perf_counter() - start) * 1e3)
-                    time.sleep(self.every_s)
-
-        self._thread = threading.Thread(target=poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(self.ms, q))
 
 
 def json_flood(server: Server) -> dict:
