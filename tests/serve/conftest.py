@@ -59,6 +59,19 @@ def client(geo):
         yield c
 
 
+def hold(monkeypatch, module, name: str) -> threading.Event:
+    """Make ``module.name`` wait (at most 10 s) for the returned event before it runs: a stuck decode or parse."""
+    original = getattr(module, name)
+    release = threading.Event()
+
+    def held(*args):
+        release.wait(10)
+        return original(*args)
+
+    monkeypatch.setattr(module, name, held)
+    return release
+
+
 def jpeg(size=(96, 64), color=(30, 120, 200), **save) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, "JPEG", **save)
@@ -93,22 +106,25 @@ def assert_error(response, status: int, kind: str, *needles: str) -> dict:
     return error
 
 
-@pytest.fixture(scope="session")
-def live_server(geo):
-    """The service under uvicorn on a free loopback port, in a thread: (base URL, app)."""
+@contextlib.contextmanager
+def live(geo, **settings):
+    """The service under uvicorn (with its own protocol and limits) on a free loopback port, in a thread:
+    (base URL, app)."""
+    import httpx
     import uvicorn
+
+    from pigeon.serve import server_config
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(geo, ServeConfig(port=port), "demo")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    cfg = ServeConfig(port=port, **settings)
+    app = create_app(geo, cfg, "demo")
+    server = uvicorn.Server(server_config(app, cfg, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
-    import httpx
-
-    end = time.monotonic() + 60
+    end = time.monotonic() + 180  # the shared machine can be very busy
     while True:
         try:
             if httpx.get(f"{base}/readyz").status_code == 200:
@@ -117,6 +133,14 @@ def live_server(geo):
             pass
         assert time.monotonic() < end, "the live server did not become ready"
         time.sleep(0.1)
-    yield base, app
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield base, app
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="session")
+def live_server(geo):
+    with live(geo) as server:
+        yield server

@@ -28,6 +28,9 @@ def embed_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store made with other settings."),
     max_member_mb: float = typer.Option(64.0, "--max-member-mb", help="Shards: image members larger than this "
                                         "are listed as failures, unread."),
+    exact_decode: bool = typer.Option(False, "--exact-decode", help="Decode every pixel and resize the whole image "
+                                      "(as the transformers processors do) instead of JPEG draft mode / reduce to "
+                                      "the backbone's input; slower on large photos."),
     engine: str = typer.Option("local", "--engine", help="local (this process) or ray (model replicas on a Ray "
                                "cluster; pip install 'pigeon-geo\\[scale]')."),
     address: str = typer.Option(None, "--address", help="Ray cluster to join (auto, ray://HOST:10001); default: "
@@ -52,7 +55,7 @@ def embed_command(
     from pigeon.backbones import DEFAULT_BACKBONE
     from pigeon.data.shards import looks_like_shards
     from pigeon.errors import InputError
-    from pigeon.images import set_max_pixels
+    from pigeon.images import DecodeConfig, set_max_pixels
 
     ray_only = {"--address": address, "--num-workers": num_workers, "--cpus-per-worker": cpus_per_worker}
     if engine not in ("local", "ray"):
@@ -63,7 +66,7 @@ def embed_command(
     if max_pixels is not None:
         set_max_pixels(max_pixels)
     options = dict(backbone=backbone or DEFAULT_BACKBONE, out=out, batch_size=batch_size, workers=workers,
-                   overwrite=overwrite, device=device, dtype=dtype)
+                   overwrite=overwrite, device=device, dtype=dtype, decode=DecodeConfig(exact=exact_decode))
     ray = dict(num_workers=num_workers, address=address, cpus_per_worker=cpus_per_worker) if engine == "ray" else None
     if looks_like_shards(source):
         if split is not None:
@@ -79,7 +82,7 @@ def embed_command(
 
 
 def _embed_manifest(manifest: Path, split, shard_size: int, ray: dict | None, backbone: str, out: Path,
-                    batch_size: int, workers, overwrite: bool, device: str, dtype: str):
+                    batch_size: int, workers, overwrite: bool, device: str, dtype: str, decode):
     from pigeon.data import read_manifest, select_split
     from pigeon.embed import embed_manifest, embed_manifest_ray
 
@@ -87,20 +90,20 @@ def _embed_manifest(manifest: Path, split, shard_size: int, ray: dict | None, ba
     if ray is not None:
         return embed_manifest_ray(df, backbone, out, batch_size=batch_size, shard_size=shard_size,
                                   decode_workers=workers or 0, overwrite=overwrite, device=device, dtype=dtype,
-                                  **ray), len(df)
+                                  decode=decode, **ray), len(df)
     return embed_manifest(df, backbone, out, batch_size=batch_size, num_workers=workers, shard_size=shard_size,
-                          overwrite=overwrite, device=device, dtype=dtype), len(df)
+                          overwrite=overwrite, device=device, dtype=dtype, decode=decode), len(df)
 
 
 def _embed_shards(spec: str, ray: dict | None, max_member_bytes: int, backbone: str, out: Path, batch_size: int,
-                  workers, overwrite: bool, device: str, dtype: str):
+                  workers, overwrite: bool, device: str, dtype: str, decode):
     from pigeon.embed import embed_shards_from, embed_shards_ray
 
     if ray is not None:
         emb = embed_shards_ray(spec, backbone, out, batch_size=batch_size, decode_workers=workers or 0,
                                overwrite=overwrite, device=device, dtype=dtype, max_member_bytes=max_member_bytes,
-                               **ray)
+                               decode=decode, **ray)
     else:
         emb = embed_shards_from(spec, backbone, out, batch_size=batch_size, num_workers=workers, overwrite=overwrite,
-                                device=device, dtype=dtype, max_member_bytes=max_member_bytes)
+                                device=device, dtype=dtype, max_member_bytes=max_member_bytes, decode=decode)
     return emb, emb.meta["config"]["n_rows"]

@@ -52,6 +52,9 @@ def predict_command(
     strict: bool = typer.Option(False, "--strict", help="With --manifest: stop at the first unreadable image "
                                 "instead of listing it in the failures file."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+    exact_decode: bool = typer.Option(False, "--exact-decode", help="Decode every pixel and resize the whole image "
+                                      "(as the transformers processors do) instead of JPEG draft mode / reduce to "
+                                      "the backbone's input; slower on large photos."),
 ) -> None:
     """Predict where photos were taken: the guess, top-k cells with places, confidence and climate/geodata.
 
@@ -60,8 +63,6 @@ def predict_command(
       pigeon predict model/ n.jpg e.jpg s.jpg w.jpg --views 4 --json
       pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv --method knn
     """
-    from pigeon.model import Geolocator
-
     method = resolve_method_option(method, no_refine)
     if manifest is None and not images:
         raise InputError("nothing to predict; pass IMAGE paths or --manifest MANIFEST")
@@ -72,7 +73,7 @@ def predict_command(
     if manifest is not None:
         if out is None:
             raise InputError("--manifest needs an output file: add -o predictions.csv")
-        geo = Geolocator.from_pretrained(model, device=device)
+        geo = _load(model, device, exact_decode)
         _predict_manifest(geo, manifest, split, embeddings, out, top_k, geo.resolve_method(method), strict)
         return
     if views < 1 or len(images) % views:
@@ -82,7 +83,7 @@ def predict_command(
     if probability_map is not None and len(locations) != 1:
         raise InputError(f"--probability-map needs exactly one location, got {len(locations)}; "
                          "predict the images one location at a time")
-    geo = Geolocator.from_pretrained(model, device=device)
+    geo = _load(model, device, exact_decode)
     preds = geo.predict(locations, top_k=top_k, method=geo.resolve_method(method))
     if probability_map is not None:
         from pigeon._io import write_json
@@ -94,6 +95,17 @@ def predict_command(
         _print_table(locations, preds)
     if probability_map is not None:
         typer.echo(f"probability map of {geo.n_cells} cells -> {probability_map}", err=True)
+
+
+def _load(model: Path, device: str | None, exact_decode: bool):
+    """The model, whose backbone decodes every pixel when ``exact_decode``."""
+    from pigeon.images import DecodeConfig
+    from pigeon.model import Geolocator
+
+    geo = Geolocator.from_pretrained(model, device=device)
+    if exact_decode:
+        geo.backbone.decode = DecodeConfig(exact=True)
+    return geo
 
 
 def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path | None, out: Path, top_k: int,

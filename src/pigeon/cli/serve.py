@@ -32,6 +32,13 @@ def serve_command(
     max_pending: int = typer.Option(None, "--max-pending", help="Requests in progress at once; more get 503 "
                                     "[default: 128]."),
     timeout: float = typer.Option(None, "--timeout", help="Time limit of one request, seconds [default: 30]."),
+    read_timeout: float = typer.Option(None, "--read-timeout", help="A request's headers, then its body, must "
+                                       "arrive within this many seconds each; slower clients are dropped "
+                                       "[default: 20]."),
+    max_decode_pixels: int = typer.Option(None, "--max-decode-pixels", help="Pixels being decoded at once, all "
+                                          "requests together; more get 503 [default: max-views x max-pixels]."),
+    exact_decode: bool = typer.Option(False, "--exact-decode", help="Decode every pixel of every image instead of "
+                                      "JPEG draft mode / reduce to the backbone's input."),
     cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allow browser calls from this origin "
                                           "(repeatable) [default: CORS off]."),
     threads: int = typer.Option(None, "--threads", help="Torch threads for the model [default: torch's]."),
@@ -50,6 +57,7 @@ def serve_command(
         max_precision_km=max_precision_km, rate_limit_per_minute=rate_limit, max_views=max_views,
         max_image_bytes=None if max_upload_mb is None else int(max_upload_mb * 2**20), max_pixels=max_pixels,
         max_batch=max_batch, batch_wait_ms=batch_wait_ms, max_pending=max_pending, request_timeout_s=timeout,
+        read_timeout_s=read_timeout, max_decode_pixels=max_decode_pixels, exact_decode=exact_decode or None,
         cors_origins=tuple(cors_origin) if cors_origin else None, torch_threads=threads,
     )
     from pigeon.model import Geolocator

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image
 
 from pigeon._progress import track
 from pigeon.data.manifest import write_manifest
 from pigeon.data.split import SplitConfig
 from pigeon.errors import ArtifactNotFoundError, InputError
+from pigeon.images import open_image
 
 #: File suffixes (lower case) that ingest treats as photos.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
 _EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
-_DECODE_SIZE = (64, 64)  # JPEG draft size: decoding at 1/8 scale still reads every compressed block
+_DECODE_SHORT_SIDE = 32  # the decode check's target: JPEG draft at 1/8 scale still reads every compressed block
 
 
 @dataclass(frozen=True)
@@ -125,22 +125,12 @@ def read_photo_info(path: str | os.PathLike) -> PhotoInfo:
         :class:`PhotoInfo`; fields the file does not record are None.
 
     Raises:
-        InputError: the file is not an image, or is truncated or corrupt.
+        InputError: the file is not an image, is truncated or corrupt, or is over the pixel or aspect-ratio limit
+            of :mod:`pigeon.images`.
     """
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                info = _photo_info(img.getexif())
-                img.draft("RGB", _DECODE_SIZE)
-                img.load()
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not a readable image") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: corrupt image ({reason})") from None
-    return info
+    pending = open_image(path, target=_DECODE_SHORT_SIDE)
+    pending.load()  # draft mode for JPEG: every compressed block is still read
+    return _photo_info(pending.exif)
 
 
 def find_photos(root: str | os.PathLike) -> list[Path]:

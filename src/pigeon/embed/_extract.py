@@ -25,10 +25,12 @@ from pigeon.embed._store import (
     FAILED, FAILED_COLUMNS, INDEX, MANIFEST, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
 )
 from pigeon.errors import InputError, PigeonError
-from pigeon.images import get_max_pixels, set_max_pixels
+from pigeon.images import DecodeConfig, get_max_pixels, set_max_pixels
 
 #: settings whose change makes existing shards unusable for a resumed run
-_RESUME_KEYS = ("backbone", "manifest_sha256", "shard_size", "dim")
+_RESUME_KEYS = ("backbone", "manifest_sha256", "shard_size", "dim", "exact_decode")
+#: what stores written before a resume key existed were made with (every pixel was decoded then)
+_BEFORE = {"exact_decode": True}
 
 
 def default_workers() -> int:
@@ -79,6 +81,7 @@ def embed_manifest(
     overwrite: bool = False,
     device: str | None = None,
     dtype: str | None = None,
+    decode: DecodeConfig | None = None,
 ) -> Embeddings:
     """Embed every view of every manifest row and store per-view and view-averaged float16 vectors.
 
@@ -96,6 +99,9 @@ def embed_manifest(
         overwrite: delete an existing store made with other settings instead of refusing.
         device: where to load ``backbone`` when given by name (None: CUDA if available).
         dtype: parameter dtype when ``backbone`` is given by name.
+        decode: how images are decoded (:class:`~pigeon.images.DecodeConfig`: draft / reduce by default,
+            ``exact=True`` for every pixel); sets ``backbone.decode``. None keeps the backbone's. Recorded in
+            ``meta.json``; a store is only resumed with the same ``exact`` setting.
 
     Returns:
         The finished store, opened with :meth:`Embeddings.load`.
@@ -106,8 +112,10 @@ def embed_manifest(
     root = df.attrs.get("root", ".")
     df = validate_manifest(df, require_coords=False)
     backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
+    if decode is not None:
+        backbone.decode = decode
     out = Path(out_dir)
-    config = embed_config(backbone.name, backbone.cfg, df, shard_size, batch_size)
+    config = embed_config(backbone.name, backbone.cfg, df, shard_size, batch_size, backbone.decode)
     if _prepare(out, config, overwrite):
         return Embeddings.load(out)
 
@@ -144,12 +152,13 @@ def image_progress(description: str, total: int | None) -> Iterator[Callable[[in
         yield advance
 
 
-def embed_config(backbone: str, cfg: BackboneCfg, df: pd.DataFrame, shard_size: int, batch_size: int
-                 ) -> dict[str, Any]:
+def embed_config(backbone: str, cfg: BackboneCfg, df: pd.DataFrame, shard_size: int, batch_size: int,
+                 decode: DecodeConfig | None = None) -> dict[str, Any]:
     """The ``meta.json`` config of a store (the same for every engine, so either can resume the other's)."""
+    decode = decode or DecodeConfig()
     return {"backbone": backbone, "backbone_cfg": cfg.to_dict(), "dim": cfg.embed_dim,
             "manifest_sha256": manifest_sha256(df), "shard_size": shard_size, "n_rows": len(df),
-            "dtype": "float16", "batch_size": batch_size}
+            "dtype": "float16", "batch_size": batch_size, "exact_decode": decode.exact, "decode": decode.to_dict()}
 
 
 def shard_ranges(n_rows: int, shard_size: int) -> list[range]:
@@ -210,7 +219,7 @@ def _prepare(out: Path, config: dict[str, Any], overwrite: bool) -> bool:
     if (out / META).is_file():
         meta = read_json(out / META)
         old = meta.get("config", {})
-        changed = [k for k in _RESUME_KEYS if old.get(k) != config[k]]
+        changed = [k for k in _RESUME_KEYS if old.get(k, _BEFORE.get(k)) != config[k]]
         if changed and not overwrite:
             raise InputError(f"{out} holds embeddings made with a different {', '.join(changed)}; "
                              "pass another output folder or --overwrite")

@@ -29,7 +29,7 @@ from pigeon.embed._extract import _finish, _prepare, embed_config, embed_shards,
 from pigeon.embed._store import Embeddings, shard_path
 from pigeon.embed._wds import embed_tar_shards, tar_config
 from pigeon.errors import InputError, MissingDependencyError, PigeonError
-from pigeon.images import get_max_pixels, set_max_pixels
+from pigeon.images import DecodeConfig, get_max_pixels, set_max_pixels
 
 
 def embed_manifest_ray(
@@ -45,6 +45,7 @@ def embed_manifest_ray(
     overwrite: bool = False,
     device: str | None = None,
     dtype: str | None = None,
+    decode: DecodeConfig | None = None,
 ) -> Embeddings:
     """Embed a manifest like :func:`pigeon.embed.embed_manifest`, with ``num_workers`` model replicas on Ray.
 
@@ -63,6 +64,7 @@ def embed_manifest_ray(
         overwrite: delete an existing store made with other settings instead of refusing.
         device: ``"cpu"``, ``"cuda"`` or None/``"auto"`` (one GPU per replica when the cluster has GPUs).
         dtype: parameter dtype of the replicas.
+        decode: how images are decoded (as in :func:`pigeon.embed.embed_manifest`; default draft / reduce).
 
     Returns:
         The finished store, opened with :meth:`Embeddings.load`; the same ids and (within float16 rounding)
@@ -75,7 +77,8 @@ def embed_manifest_ray(
     root = df.attrs.get("root", ".")
     df = validate_manifest(df, require_coords=False)
     out = Path(out_dir).resolve()
-    config = {**embed_config(backbone, backbone_cfg(backbone), df, shard_size, batch_size), "engine": "ray"}
+    decode = decode or DecodeConfig()
+    config = {**embed_config(backbone, backbone_cfg(backbone), df, shard_size, batch_size, decode), "engine": "ray"}
     if _prepare(out, config, overwrite):
         return Embeddings.load(out)
 
@@ -87,7 +90,7 @@ def embed_manifest_ray(
               "views": json.dumps([[str(p) for p in views[r]] for r in shards[k]])} for k in todo]
     units = {k: sum(len(views[r]) for r in shards[k]) for k in todo}
     replica = {"backbone": backbone, "out_dir": str(out), "batch_size": batch_size, "decode_workers": decode_workers,
-               "dtype": dtype}
+               "dtype": dtype, "decode": decode.to_dict()}
     config["ray_workers"] = _run(ray, tasks, units, replica, address, num_workers, cpus, device,
                                  f"embed ({backbone}, Ray)")
     return _finish(out, config, len(shards))
@@ -106,6 +109,7 @@ def embed_shards_ray(
     device: str | None = None,
     dtype: str | None = None,
     max_member_bytes: int = MAX_MEMBER_BYTES,
+    decode: DecodeConfig | None = None,
 ) -> Embeddings:
     """Embed WebDataset shards like :func:`pigeon.embed.embed_shards_from`, one input shard per Ray task.
 
@@ -116,13 +120,15 @@ def embed_shards_ray(
     cpus = _check_options(batch_size, num_workers, decode_workers, cpus_per_worker, device)
     urls = expand_shards(spec)
     out = Path(out_dir).resolve()
-    config = {**tar_config(backbone, backbone_cfg(backbone), urls, batch_size, max_member_bytes), "engine": "ray"}
+    decode = decode or DecodeConfig()
+    config = {**tar_config(backbone, backbone_cfg(backbone), urls, batch_size, max_member_bytes, decode),
+              "engine": "ray"}
     if _prepare(out, config, overwrite):
         return Embeddings.load(out)
     todo = [k for k in range(len(urls)) if not shard_path(out, k).is_file()]
     tasks = [{"shard": k, "url": urls[k]} for k in todo]
     replica = {"backbone": backbone, "out_dir": str(out), "batch_size": batch_size, "decode_workers": decode_workers,
-               "dtype": dtype, "max_member_bytes": max_member_bytes}
+               "dtype": dtype, "max_member_bytes": max_member_bytes, "decode": decode.to_dict()}
     config["ray_workers"] = _run(ray, tasks, {k: 1 for k in todo}, replica, address, num_workers, cpus, device,
                                  f"embed {len(todo)} shard(s) ({backbone}, Ray)")
     return _finish(out, config, len(urls))
@@ -180,8 +186,9 @@ class ShardEmbedder:
 
     def __init__(self, backbone: str, out_dir: str, batch_size: int, decode_workers: int, threads: int,
                  device: str, dtype: str | None, max_pixels: int | None,
-                 max_member_bytes: int = MAX_MEMBER_BYTES) -> None:
+                 max_member_bytes: int = MAX_MEMBER_BYTES, decode: dict | None = None) -> None:
         self.name, self.out, self.device, self.dtype = backbone, Path(out_dir), device, dtype
+        self.decode = DecodeConfig.from_dict(decode or {})
         self.batch_size, self.decode_workers, self.threads, self.max_pixels = (
             batch_size, decode_workers, threads, max_pixels)
         self.max_member_bytes = max_member_bytes
@@ -207,6 +214,7 @@ class ShardEmbedder:
             set_max_pixels(self.max_pixels)
             torch.set_num_threads(self.threads)
             self.backbone = load(self.name, device=self.device, dtype=self.dtype)
+            self.backbone.decode = self.decode
         if "url" in task:  # a WebDataset shard
             embed_tar_shards(self.backbone, self.out, {k: str(task["url"])}, self.batch_size, self.decode_workers,
                              max_member_bytes=self.max_member_bytes)

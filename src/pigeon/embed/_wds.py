@@ -32,7 +32,7 @@ from pigeon.embed._extract import (
 )
 from pigeon.embed._store import MANIFEST, Embeddings, shard_path, write_shard
 from pigeon.errors import InputError, PigeonError
-from pigeon.images import get_max_pixels
+from pigeon.images import DecodeConfig, get_max_pixels
 
 _Batch = tuple[str, int, Any, Any]  # ("batch", shard, pixels, [(row, view)]) or ("end", shard, rows, failed)
 
@@ -119,11 +119,11 @@ def _as_is(item: _Batch) -> _Batch:
     return item
 
 
-def tar_config(backbone: str, cfg: BackboneCfg, urls: list[str], batch_size: int, max_member_bytes: int
-               ) -> dict[str, Any]:
+def tar_config(backbone: str, cfg: BackboneCfg, urls: list[str], batch_size: int, max_member_bytes: int,
+               decode: DecodeConfig | None = None) -> dict[str, Any]:
     """The ``meta.json`` config of a store embedded from tar shards: a manifest store's keys (one rule for what a
     resume must match), the inputs identified by their URLs, rows counted as they are read."""
-    base = embed_config(backbone, cfg, pd.DataFrame({"id": [], "image": []}), 1, batch_size)
+    base = embed_config(backbone, cfg, pd.DataFrame({"id": [], "image": []}), 1, batch_size, decode)
     return {**base, "manifest_sha256": hashlib.sha256(json.dumps(urls).encode()).hexdigest(),
             "shard_size": "input shard", "n_rows": None, "input_shards": len(urls), "first_shard": urls[0],
             "max_member_bytes": max_member_bytes}
@@ -139,6 +139,7 @@ def embed_shards_from(
     device: str | None = None,
     dtype: str | None = None,
     max_member_bytes: int = MAX_MEMBER_BYTES,
+    decode: DecodeConfig | None = None,
 ) -> Embeddings:
     """Embed every image of some WebDataset shards into a store (one store shard per input shard).
 
@@ -148,6 +149,7 @@ def embed_shards_from(
         backbone, out_dir, batch_size, overwrite, device, dtype: as :func:`pigeon.embed.embed_manifest`.
         num_workers: decoding processes, each reading whole shards (0: this process).
         max_member_bytes: image members above this are listed as failures, unread.
+        decode: how images are decoded (as in :func:`pigeon.embed.embed_manifest`).
 
     Returns:
         The finished store; its ``manifest.parquet`` holds the rows read from the shards' metadata (id, lat, lon,
@@ -156,8 +158,10 @@ def embed_shards_from(
     num_workers = check_local_options(batch_size, num_workers)
     urls = expand_shards(spec)
     backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
+    if decode is not None:
+        backbone.decode = decode
     out = Path(out_dir)
-    config = tar_config(backbone.name, backbone.cfg, urls, batch_size, max_member_bytes)
+    config = tar_config(backbone.name, backbone.cfg, urls, batch_size, max_member_bytes, backbone.decode)
     if _prepare(out, config, overwrite):
         return Embeddings.load(out)
     todo = {k: url for k, url in enumerate(urls) if not shard_path(out, k).is_file()}

@@ -24,9 +24,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from pigeon.serve._app import INTENDED_USE, create_app
 from pigeon.serve._config import ACCEPTED_FORMATS, ServeConfig, is_loopback, read_api_keys
 from pigeon.serve._guard import PrecisionCap
+from pigeon.serve._protocol import server_config
 
 __all__ = ["ACCEPTED_FORMATS", "INTENDED_USE", "PrecisionCap", "ServeConfig", "create_app", "is_loopback",
-           "read_api_keys", "serve"]
+           "read_api_keys", "serve", "server_config"]
 
 
 def serve(geo, config: ServeConfig | None = None, model_name: str = "model", log_level: str = "info") -> None:
@@ -38,6 +39,4 @@ def serve(geo, config: ServeConfig | None = None, model_name: str = "model", log
         import torch
 
         torch.set_num_threads(cfg.torch_threads)
-    app = create_app(geo, cfg, model_name)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=log_level, server_header=False,
-                proxy_headers=False, timeout_graceful_shutdown=5)
+    uvicorn.Server(server_config(create_app(geo, cfg, model_name), cfg, log_level)).run()
