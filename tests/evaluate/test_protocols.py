@@ -103,27 +103,30 @@ def test_antipodal_points(name):
 
 
 def pair_at_exactly(rules, km: float) -> float:
-    """The latitude due north of (0, 0) whose distance under ``rules`` is exactly ``km`` (a float search)."""
-    def dist(lat):
-        return float(rules.distance(np.array([lat]), np.array([0.0]), np.array([0.0]), np.array([0.0]))[0])
+    """A longitude east of (0, 0) along the equator whose distance under ``rules`` is exactly ``km``: bisection over
+    floats, then the floats around it (a distance need only be monotone to within a few ulps)."""
+    def dist(lon):
+        lon = np.atleast_1d(np.asarray(lon, dtype=np.float64))
+        zero = np.zeros_like(lon)
+        return rules.distance(zero, zero, zero, lon)
 
-    lo, hi = np.float64(0.0), np.float64(1.0)
-    bits = lambda x: np.array([x]).view(np.int64)[0]  # noqa: E731
-    while bits(hi) - bits(lo) > 1:
-        mid = np.array([(bits(lo) + bits(hi)) // 2]).view(np.float64)[0]
-        lo, hi = (mid, hi) if dist(mid) < km else (lo, mid)
-    for lat in (lo, hi, np.nextafter(hi, 2.0)):
-        if dist(lat) == km:
-            return float(lat)
-    pytest.fail(f"no float latitude gives exactly {km} km under {rules.name}")
+    lo, hi = np.array([0.0]).view(np.int64)[0], np.array([1.0]).view(np.int64)[0]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if dist(np.array([mid]).view(np.float64))[0] < km else (lo, mid)
+    around = (lo + np.arange(-20_000, 20_000)).view(np.float64)
+    exact = around[dist(around) == km]
+    if not len(exact):
+        pytest.fail(f"no float longitude gives exactly {km} km under {rules.name}")
+    return float(exact[0])
 
 
 @pytest.mark.parametrize("name", sorted(INDEPENDENT))
 def test_a_pair_exactly_at_a_threshold(name):
     rules = get_protocol(name)
-    lat = pair_at_exactly(rules, 25.0)
-    assert INDEPENDENT[name](0.0, 0.0, lat, 0.0) == pytest.approx(25.0, rel=1e-9)
-    metrics = compute_metrics(*frame([((0.0, 0.0), (lat, 0.0))]), protocol=name)
+    lon = pair_at_exactly(rules, 25.0)
+    assert INDEPENDENT[name](0.0, 0.0, 0.0, lon) == pytest.approx(25.0, rel=1e-9)
+    metrics = compute_metrics(*frame([((0.0, 0.0), (0.0, lon))]), protocol=name)
     assert metrics["acc_25km"] == (1.0 if INCLUSIVE[name] else 0.0)
     assert metrics["acc_200km"] == 1.0 and metrics["acc_1km"] == 0.0
     assert metrics["protocol"] == name
