@@ -87,7 +87,7 @@ def initial_cells(point_area: np.ndarray, areas: gpd.GeoDataFrame) -> tuple[np.n
 
 
 def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame, min_size: int,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Fuse cells below ``min_size`` with neighbours of the same country (reference ``CellCollection.__fuse``).
 
     A random small cell (seeded) merges into the **largest** neighbour of the first non-empty tier:
@@ -108,70 +108,86 @@ def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame
         ``area_cell`` after fusion, the ids of the cells left below ``min_size``, and how many fusions crossed an
         admin-1 border, by tier (:data:`FUSION_TIERS`; only the country-wide tiers (c) and (d) can cross one).
     """
-    geoms = areas.geometry.to_numpy()
-    country = areas["country"].fillna("").to_numpy(dtype=object)
-    admin1 = areas["admin1"].fillna("").to_numpy(dtype=object)
-    sizes = sizes.astype(np.int64).copy()
-    owner = np.arange(len(areas))  # owner[c] == c for live cells
-    members = {c: list(np.flatnonzero(area_cell == c)) for c in np.unique(area_cell[area_cell >= 0])}
-    adj = _touching(area_cell, geoms, country)
-    occupied = np.flatnonzero(area_cell >= 0)  # only areas holding points can be fusion targets
-    tree = shapely.STRtree(geoms[occupied])
+    state = _Fusion(area_cell, sizes, areas, min_size)
+    rng = np.random.default_rng(seed)
+    pool = sorted(c for c in state.members if state.sizes[c] < min_size)
+    stuck, crossed = [], dict.fromkeys(FUSION_TIERS[2:], 0)
+    while pool:
+        c = pool.pop(int(rng.integers(len(pool))))
+        if state.find(c) != c or state.sizes[c] >= min_size:
+            continue
+        target, tier = state.pick(c, state.adj[c] or state.nearby(c))
+        if target is None:
+            stuck.append(c)
+            continue
+        if state.admin1[target] != state.admin1[c]:
+            crossed[tier] += 1
+        state.merge(c, target)
+        if state.sizes[target] < min_size and target not in pool:
+            pool.append(target)
+    find, small = state.find, state.sizes < min_size
+    fused = np.where(area_cell >= 0, [find(int(c)) if c >= 0 else -1 for c in area_cell], -1)
+    return fused.astype(np.int64), np.asarray(sorted(find(c) for c in stuck if small[find(c)])), crossed
 
-    def find(c: int) -> int:
+
+class _Fusion:
+    """The cells being fused: their owners (union-find), sizes, member areas and neighbours."""
+
+    def __init__(self, area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame, min_size: int) -> None:
+        self.area_cell, self.min_size = area_cell, min_size
+        self.geoms = areas.geometry.to_numpy()
+        self.country = areas["country"].fillna("").to_numpy(dtype=object)
+        self.admin1 = areas["admin1"].fillna("").to_numpy(dtype=object)
+        self.sizes = sizes.astype(np.int64).copy()
+        self.owner = np.arange(len(areas))  # owner[c] == c for live cells
+        self.members = {c: list(np.flatnonzero(area_cell == c)) for c in np.unique(area_cell[area_cell >= 0])}
+        self.adj = _touching(area_cell, self.geoms, self.country)
+        self.occupied = np.flatnonzero(area_cell >= 0)  # only areas holding points can be fusion targets
+        self.tree = shapely.STRtree(self.geoms[self.occupied])
+
+    def find(self, c: int) -> int:
+        owner = self.owner
         while owner[c] != c:
             owner[c] = owner[owner[c]]
             c = owner[c]
         return c
 
-    def pick(c: int, candidates: set) -> tuple[int | None, str]:
-        tiers = (lambda d: sizes[d] < min_size and admin1[d] == admin1[c], lambda d: admin1[d] == admin1[c],
-                 lambda d: sizes[d] < min_size, lambda d: True)
+    def pick(self, c: int, candidates: set) -> tuple[int | None, str]:
+        """The largest candidate of the first tier that has one, and the tier."""
+        sizes, admin1, small = self.sizes, self.admin1, self.min_size
+        tiers = (lambda d: sizes[d] < small and admin1[d] == admin1[c], lambda d: admin1[d] == admin1[c],
+                 lambda d: sizes[d] < small, lambda d: True)
         for name, tier in zip(FUSION_TIERS, tiers):
             found = [d for d in candidates if tier(d)]
             if found:
                 return max(found, key=lambda d: (sizes[d], -d)), name
         return None, ""
 
-    def nearby(c: int) -> set:
-        bounds = shapely.bounds(geoms[members[c]])
+    def nearby(self, c: int) -> set:
+        """Cells of the same country within the cell's bounding-box diagonal (none touches it)."""
+        geoms, members = self.geoms, self.members[c]
+        bounds = shapely.bounds(geoms[members])
         xmin, xmax = circular_span(bounds[:, [0, 2]].ravel())  # the cell may straddle the antimeridian
         ymin, ymax = bounds[:, 1].min(), bounds[:, 3].max()
         reach = float(np.hypot(xmax - xmin, ymax - ymin))
         # envelope query first, then the exact (costly) distance test only for areas of the same country
-        hits = np.unique(np.concatenate([tree.query(shapely.box(xmin - reach + dx, ymin - reach, xmax + reach + dx,
-                                                                 ymax + reach)) for dx in (0.0, -360.0, 360.0)]))
-        hits = occupied[hits]
-        hits = hits[country[hits] == country[c]]
-        hits = hits[np.unique(pairs_within(geoms[members[c]], reach, other=geoms[hits])[1])]
-        return {find(int(area_cell[h])) for h in hits} - {c}
+        hits = np.unique(np.concatenate([self.tree.query(shapely.box(
+            xmin - reach + dx, ymin - reach, xmax + reach + dx, ymax + reach)) for dx in (0.0, -360.0, 360.0)]))
+        hits = self.occupied[hits]
+        hits = hits[self.country[hits] == self.country[c]]
+        hits = hits[np.unique(pairs_within(geoms[members], reach, other=geoms[hits])[1])]
+        return {self.find(int(self.area_cell[h])) for h in hits} - {c}
 
-    rng = np.random.default_rng(seed)
-    pool = sorted(c for c in members if sizes[c] < min_size)
-    stuck, crossed = [], dict.fromkeys(FUSION_TIERS[2:], 0)
-    while pool:
-        c = pool.pop(int(rng.integers(len(pool))))
-        if find(c) != c or sizes[c] >= min_size:
-            continue
-        target, tier = pick(c, adj[c]) if adj[c] else pick(c, nearby(c))
-        if target is None:
-            stuck.append(c)
-            continue
-        if admin1[target] != admin1[c]:
-            crossed[tier] += 1
-        owner[c] = target
-        sizes[target] += sizes[c]
-        members[target].extend(members.pop(c))
-        for d in adj.pop(c):
-            adj[d].discard(c)
+    def merge(self, c: int, target: int) -> None:
+        """Cell ``c`` joins ``target``: its size, areas and neighbours."""
+        self.owner[c] = target
+        self.sizes[target] += self.sizes[c]
+        self.members[target].extend(self.members.pop(c))
+        for d in self.adj.pop(c):
+            self.adj[d].discard(c)
             if d != target:
-                adj[d].add(target)
-                adj[target].add(d)
-        if sizes[target] < min_size and target not in pool:
-            pool.append(target)
-    fused = np.where(area_cell >= 0, [find(int(c)) if c >= 0 else -1 for c in area_cell], -1)
-    return (fused.astype(np.int64), np.asarray(sorted(find(c) for c in stuck if sizes[find(c)] < min_size)),
-            crossed)
+                self.adj[d].add(target)
+                self.adj[target].add(d)
 
 
 def _country_groups(areas: gpd.GeoDataFrame) -> dict[str, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Administrative areas at levels 0-2: derived offline from GeoNames, or read from a GADM 4.1 GeoPackage."""
+"""Administrative areas at levels 0-2: offline (Natural Earth countries and admin-1 units, admin-2 derived from
+GeoNames inside each unit), or read from a GADM 4.1 GeoPackage."""
 
 from __future__ import annotations
 
