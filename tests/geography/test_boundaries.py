@@ -147,7 +147,7 @@ def test_real_admin1_areas():
         if name is not None:
             assert row["admin1"] == name
     by_country = areas.groupby("country").size()
-    assert by_country["US"] == 51 and by_country["DE"] == 16 and by_country["FR"] == 102  # 101 départements, Clipperton
+    assert by_country["US"] == 51 and by_country["DE"] == 16 and by_country["FR"] == 102  # + Clipperton
     # the units of a country cover it, up to the simplification of their coasts
     fr = areas[areas["country"] == "FR"]
     france = countries().set_index("iso_a2").geometry["FR"]

@@ -116,7 +116,7 @@ class GeoCells:
         source = "areas argument" if areas is not None else (str(boundaries) if boundaries is not None else None)
         if method == "semantic" or source is not None:
             areas = check_areas(areas if areas is not None else read_areas(boundaries))
-            source = source or "pigeon.geography.admin_areas(2): GeoNames-derived inside the Natural Earth admin-1 units"
+            source = source or "pigeon.geography.admin_areas(2): GeoNames-derived, inside Natural Earth admin-1"
         merges: dict = {}
         if method == "naive":
             geoms, labels = _naive(lat, lon, max_size)

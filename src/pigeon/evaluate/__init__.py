@@ -16,10 +16,10 @@ from pigeon.evaluate._report import (
 )
 
 __all__ = [
-    "ADMIN_LEVEL_KEYS", "BREAKDOWNS", "DEFAULT_PROTOCOL", "PROTOCOLS", "Breakdown", "Protocol", "ReportContext",
-    "get_protocol", "register_breakdown", "register_protocol", "DISTANCE_BANDS_KM", "GROUP_KEYS", "METRIC_KEYS", "band_labels", "compare", "compute_metrics",
-    "country_accuracy", "distance_bands", "match_predictions", "mean_baseline", "metrics_by_band",
+    "ADMIN_LEVEL_KEYS", "BREAKDOWNS", "DEFAULT_PROTOCOL", "DISTANCE_BANDS_KM", "GROUP_KEYS", "METRIC_KEYS",
+    "PROTOCOLS", "Breakdown", "Protocol", "ReportContext", "band_labels", "compare", "compute_metrics",
+    "country_accuracy", "distance_bands", "get_protocol", "match_predictions", "mean_baseline", "metrics_by_band",
     "metrics_by_group", "metrics_table", "plot_choropleth", "plot_error_cdf", "plot_error_map",
-    "plot_error_vs_train_distance", "read_metrics", "read_predictions", "read_truth", "to_markdown",
-    "write_comparison", "write_report",
+    "plot_error_vs_train_distance", "read_metrics", "read_predictions", "read_truth", "register_breakdown",
+    "register_protocol", "to_markdown", "write_comparison", "write_report",
 ]

@@ -5,13 +5,18 @@ the distance (which formula, which radius), whether a guess exactly at a radius 
 GeoGuessr score is rounded per image, and how country (or admin-level) accuracy is decided. Each rule is a small
 function here, named by the protocols that use it; add a protocol with :func:`register_protocol`.
 
-| protocol | distance | within r | GeoScore | country / admin levels | read from |
-|---|---|---|---|---|---|
-| ``pigeon`` (default) | haversine, R = 6378.137 km | d < r | rounded per image, then mean | country by polygon | PIGEON ``evaluation/metrics.py``, ``preprocessing/geo_utils.py`` |
-| ``osv5m`` | haversine (atan2 form), R = 6371 km | d < r | unrounded mean | nearest GeoNames place | OSV-5M ``metrics/distance_based.py``, ``metrics/utils.py`` |
-| ``plonk`` | as ``osv5m`` | d < r | unrounded mean | nearest GeoNames place | PLONK ``metrics/distance_based.py`` |
-| ``geoclip`` | WGS84 geodesic (geopy) | d <= r | not reported | not reported | GeoCLIP ``geoclip/train/eval.py`` |
-| ``georanker`` | WGS84 geodesic (geopy) | d < r | not reported | not reported | GeoRanker ``evaluate.py`` |
+=============  ===================================  ========  ==============  =========================
+protocol       distance                             within r  GeoScore        country / admin levels
+=============  ===================================  ========  ==============  =========================
+``pigeon``     haversine, R = 6378.137 km           d < r     rounded, mean   country by polygon
+``osv5m``      haversine (atan2 form), R = 6371 km  d < r     unrounded mean  nearest GeoNames place
+``plonk``      as ``osv5m``                         d < r     unrounded mean  nearest GeoNames place
+``geoclip``    WGS84 geodesic (geopy)               d <= r    not reported    not reported
+``georanker``  WGS84 geodesic (geopy)               d < r     not reported    not reported
+=============  ===================================  ========  ==============  =========================
+
+The peers' files each rule is read from are in each :class:`Protocol`'s ``source``; ``docs/protocols.md`` has them
+side by side.
 """
 
 from __future__ import annotations
