@@ -1,4 +1,9 @@
-"""The JSON round trip that every config dataclass shares (written to ``meta.json`` / ``config.json``, read back)."""
+"""The JSON round trip that every config dataclass shares (written to ``meta.json`` / ``config.json``, read back).
+
+Torch-free on purpose, like every config module (``engine/_config``, ``cells/_config``, ``refine/_config``,
+``pretrain/_config``): the CLI builds its help texts from the configs' fields, and ``pigeon --help`` must not
+import torch (``tests/cli/test_startup.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ import dataclasses
 from typing import Any, TypeVar
 
 C = TypeVar("C", bound="JsonConfig")
+
+#: Numeric precisions of training and inference (``OptimConfig.precision``; ``pigeon._device.autocast_dtype``).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class JsonConfig:

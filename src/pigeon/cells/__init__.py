@@ -4,11 +4,13 @@ Semantic cells follow admin boundaries (one cell per populated admin area, small
 country, large cells split with OPTICS + Voronoi); naive cells are the reference's adaptive rectangles.
 """
 
-from pigeon.cells._config import OPTICS_PARAMS_PHOTO, OPTICS_PARAMS_STREETVIEW, PRESETS, RULES, CellPreset
-from pigeon.cells._geocells import METHODS, TABLE_COLUMNS, GeoCells, read_areas
-from pigeon.cells._report import cell_stats, export_geojson, plot_cells
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = [
-    "METHODS", "OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "PRESETS", "RULES", "TABLE_COLUMNS", "CellPreset",
-    "GeoCells", "cell_stats", "export_geojson", "plot_cells", "read_areas",
-]
+_EXPORTS = exports_of({
+    "pigeon.cells._config": ("OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "PRESETS", "RULES", "CellPreset"),
+    "pigeon.cells._geocells": ("METHODS", "TABLE_COLUMNS", "GeoCells", "read_areas"),
+    "pigeon.cells._report": ("cell_stats", "export_geojson", "plot_cells"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: loading a model's cells must not import the builders (geopandas, scipy, the geography stage)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
