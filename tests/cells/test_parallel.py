@@ -98,7 +98,7 @@ def test_geocells_on_two_processes_equal_one_process(toy_areas, monkeypatch):
     from pigeon.cells import GeoCells, _parallel
 
     lat, lon = cities_points()
-    kwargs = dict(method="semantic", min_size=MIN_SIZE, max_size=MAX_SIZE, areas=toy_areas, seed=0, balance=True)
+    kwargs = dict(method="semantic", min_size=MIN_SIZE, max_size=MAX_SIZE, areas=toy_areas, seed=0, rules="bounded")
     serial = GeoCells.build(lat, lon, **kwargs)
     submitted = []
     submit = _parallel._PoolEngine.submit

@@ -169,6 +169,9 @@ def test_bad_input(captioned, vision_only_clip, tmp_path, cli):
     assert_clean_error(result, "batch size 41", "40 distinct locations", "--batch-size")
     result = cli("pretrain", manifest, "--backbone", "efficientnet:lite0", "-o", tmp_path / "e", "--preset", "drone")
     assert_clean_error(result, "preset", "streetview")
+    # without --backbone: the offline default, like pigeon embed (not "Missing option --backbone")
+    result = cli("pretrain", manifest, "-o", tmp_path / "f", "--batch-size", "41")
+    assert_clean_error(result, "batch size 41", "40 distinct locations")
 
 
 def test_cli_pretrains_and_resumes_with_more_epochs(captioned, tiny_clip_full, tmp_path, cli):

@@ -7,7 +7,7 @@ country, large cells split with OPTICS + Voronoi); naive cells are the reference
 from pigeon._lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
-    "pigeon.cells._config": ("OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "PRESETS", "CellPreset"),
+    "pigeon.cells._config": ("OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "PRESETS", "RULES", "CellPreset"),
     "pigeon.cells._geocells": ("METHODS", "TABLE_COLUMNS", "GeoCells", "read_areas"),
     "pigeon.cells._report": ("cell_stats", "export_geojson", "plot_cells"),
 })

@@ -10,13 +10,20 @@ OPTICS_PARAMS_STREETVIEW: tuple[tuple[int, float], ...] = ((8, 0.05), (10, 0.025
 OPTICS_PARAMS_PHOTO: tuple[tuple[int, float], ...] = ((300, 0.05), (400, 0.005), (1000, 0.0001))
 
 
+#: How semantic cells above ``max_size`` are split: ``bounded`` (the paper's OPTICS rounds, then median cuts of every
+#: cell still above ``max_size``, so cells keep their bounds) or ``paper`` (the OPTICS rounds alone, which leave a
+#: cell above ``max_size`` when OPTICS finds no admissible split).
+RULES = ("bounded", "paper")
+
+
 @dataclass(frozen=True)
 class CellPreset:
-    """Cell sizes (training points per cell) and the OPTICS rounds that split large cells."""
+    """Cell sizes (training points per cell), the OPTICS rounds that split large cells and the split rules."""
 
     min_size: int
     max_size: int
     optics_params: tuple[tuple[int, float], ...]
+    rules: str = "bounded"
 
 
 #: ``streetview``: the paper's 30/60 for ~100k street-view locations (the default);

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pigeon._io import atomic_path, provenance, read_json, write_json
-from pigeon.cells._config import PRESETS
+from pigeon.cells._config import PRESETS, RULES
 from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
 from pigeon.geo import check_coords, latlon_to_xyz, pairwise_haversine_km, xyz_to_latlon
 
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 METHODS = ("semantic", "naive")
 TABLE_COLUMNS = ("cell_id", "country", "admin1", "admin2", "centroid_lat", "centroid_lon", "n_train", "geometry")
 CELLS_FILE, META_FILE = "cells.parquet", "meta.json"
-#: With ``balance``, rounds of median cuts and contiguity cleanup after the first, while a cell is above max_size.
+#: With the bounded rules, rounds of median cuts and contiguity cleanup after the first, while a cell is above
+#: max_size.
 _REBALANCE_ROUNDS = 3
 _BUILD_HINT = "build it with 'pigeon cells build MANIFEST -o DIR'"
 
@@ -56,15 +57,15 @@ class GeoCells:
     def build(cls, lat, lon, method: str = "semantic", min_size: int | None = None, max_size: int | None = None, *,
               preset: str = "streetview", optics_params: Sequence[tuple[int, float]] | None = None,
               areas: gpd.GeoDataFrame | None = None, boundaries: str | os.PathLike | None = None,
-              seed: int = 0, balance: bool = False, n_jobs: int | None = None,
+              seed: int = 0, rules: str | None = None, n_jobs: int | None = None,
               ray_address: str | None = None) -> GeoCells:
         """Build geocells from training coordinates.
 
         Args:
             lat, lon: (n,) training coordinates, degrees.
-            method: ``"semantic"`` (admin areas, fused and split with OPTICS + Voronoi by the paper's rules;
-                each cell one connected region plus islands) or ``"naive"`` (rectangles split at the midpoint
-                of their longer side; uses only ``max_size``).
+            method: ``"semantic"`` (admin areas, fused and split with OPTICS + Voronoi; each cell one connected
+                region plus islands, inside one admin-1 unit unless the unit is too small to stand alone) or
+                ``"naive"`` (rectangles split at the midpoint of their longer side; uses only ``max_size``).
             min_size, max_size: training points per cell; default from ``preset``.
             preset: ``"streetview"`` (30/60 and the street-view OPTICS rounds, PIGEON) or ``"photo"``
                 (1000/2000 and the photo rounds, PIGEOTTO); see :data:`pigeon.cells.PRESETS`.
@@ -74,8 +75,10 @@ class GeoCells:
                 Semantic cells use them as shapes; naive cells only for names.
             boundaries: a GADM 4.1 GeoPackage, or a GeoParquet / GeoJSON of areas with the columns above.
             seed: seeds the fusion order and the samples of very large cells; the result is deterministic.
-            balance: after the OPTICS rounds, cut cells still above ``max_size`` at their median until none is
-                (not in the paper, whose rules leave a cell above ``max_size`` when OPTICS finds no split).
+            rules: how semantic cells above ``max_size`` are split (:data:`pigeon.cells.RULES`; default the
+                preset's, ``"bounded"``): ``"bounded"`` runs the paper's OPTICS rounds, then cuts every cell still
+                above ``max_size`` at its median until none is; ``"paper"`` runs the OPTICS rounds alone, which
+                leave a cell above ``max_size`` when OPTICS finds no admissible split.
             n_jobs: worker processes that split oversized cells (semantic cells): None or 1 (the default) splits
                 them in this process, -1 uses one process per CPU. The cells are the same for any ``n_jobs``.
                 Splitting is most of a build of a million points (62 of 76 s at 900k, 5 of 12 s at 90k); a
@@ -95,6 +98,9 @@ class GeoCells:
         if preset not in PRESETS:
             raise UnknownNameError("geocell preset", preset, PRESETS)
         cfg = PRESETS[preset]
+        rules = cfg.rules if rules is None else rules
+        if rules not in RULES:
+            raise UnknownNameError("geocell rules", rules, RULES, "pass --rules bounded or --rules paper")
         min_size = cfg.min_size if min_size is None else int(min_size)
         max_size = cfg.max_size if max_size is None else int(max_size)
         optics = [(int(m), float(x)) for m, x in (cfg.optics_params if optics_params is None else optics_params)]
@@ -108,22 +114,25 @@ class GeoCells:
         source = "areas argument" if areas is not None else (str(boundaries) if boundaries is not None else None)
         if method == "semantic" or source is not None:
             areas = check_areas(areas if areas is not None else read_areas(boundaries))
-            source = source or "pigeon.geography.admin_areas(2), derived from GeoNames"
+            source = source or "pigeon.geography.admin_areas(2): GeoNames-derived, inside Natural Earth admin-1"
+        merges: dict = {}
         if method == "naive":
             geoms, labels = _naive(lat, lon, max_size)
             names = None
         else:
             with mapper:
-                geoms, labels, names = _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance, mapper)
+                geoms, labels, names, merges = _semantic(lat, lon, areas, min_size, max_size, optics, seed,
+                                                         rules == "bounded", mapper)
         table, labels = _table(geoms, labels, lat, lon, names, areas)
         sizes = table["n_train"].to_numpy()
         config = {
             "method": method, "preset": preset, "min_size": min_size, "max_size": max_size,
-            "optics_params": optics if method == "semantic" else None, "balance": balance, "seed": seed,
-            "boundaries": source, "n_jobs": n_jobs, "ray_address": ray_address, "n_train": int(len(lat)),
+            "optics_params": optics if method == "semantic" else None, "rules": rules if method == "semantic" else None,
+            "seed": seed, "boundaries": source, "n_jobs": n_jobs, "ray_address": ray_address, "n_train": int(len(lat)),
             "n_cells": int(len(table)),
             "undersized_cells": np.flatnonzero(sizes < min_size).tolist(),
             "oversized_cells": np.flatnonzero(sizes > max_size).tolist(),
+            **merges,
             "build_seconds": round(time.perf_counter() - start, 3),
         }
         return cls(table, provenance("geocells", config), labels)
@@ -266,22 +275,53 @@ def _naive(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.ndarray,
     return np.asarray([wrap_geometry(g) for g in geoms], dtype=object), labels
 
 
-def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance, mapper):
-    """Shapes, point labels and (country, admin1, admin2) of semantic cells."""
-    import shapely
-
-    from pigeon.cells._semantic import contiguous_cells, contiguous_split_cells, fuse_small, initial_cells
-    from pigeon.cells._spatial import locate_points
+def _semantic(lat, lon, areas, min_size, max_size, optics, seed, bounded, mapper):
+    """Shapes, point labels, (country, admin1, admin2) of semantic cells and how they crossed admin-1 borders."""
+    from pigeon.cells._semantic import contiguous_split_cells
     from pigeon.cells._split import split_oversized, warm_up
-    from pigeon.geography._topology import polygon_parts
 
     mapper.start(warm_up)  # workers start while the areas are located and fused
+    geoms, members, cell_area, point_area, merges = _fused_cells(lat, lon, areas, min_size, seed)
+    country = areas["country"].fillna("").to_numpy(dtype=object)
+    geoms, members, origin = split_oversized(list(geoms), members, lat, lon, min_size=min_size, max_size=max_size,
+                                             optics_params=optics, seed=seed, balance=bounded, mapper=mapper)
+    geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
+    for _ in range(_REBALANCE_ROUNDS if bounded else 0):  # the cleanup can push a cell back above max_size
+        if max(len(m) for m in members) <= max_size:
+            break
+        geoms, members, again = split_oversized(geoms, members, lat, lon, min_size=min_size, max_size=max_size,
+                                                optics_params=[], seed=seed, balance=True, mapper=mapper)
+        origin = list(np.asarray(origin)[again])
+        geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
+    labels = np.empty(len(lat), dtype=np.int64)
+    for i, idx in enumerate(members):
+        labels[idx] = i
+    names = areas[["country", "admin1", "admin2"]].iloc[cell_area[origin]].reset_index(drop=True)
+    unit = (areas["country"].fillna("") + "/" + areas["admin1"].fillna("")).to_numpy(dtype=object)[point_area]
+    spans = pd.Series(unit).groupby(labels).nunique()
+    return np.asarray(geoms, dtype=object), labels, names, {
+        "cells_across_admin1": int((spans > 1).sum()), "admin1_merges": merges}
+
+
+def _fused_cells(lat, lon, areas, min_size, seed):
+    """Cells before splitting: areas located, empty ones attached, small cells fused, each cell made contiguous.
+
+    Returns:
+        ``geoms``, ``members`` (point indices per cell), ``cell_area`` (the area each cell is named after: the one
+        holding most of its points), ``point_area`` and the admin-1 crossings of the attachment and fusion rules.
+    """
+    import shapely
+
+    from pigeon.cells._semantic import contiguous_cells, fuse_small, initial_cells
+    from pigeon.cells._spatial import locate_points
+    from pigeon.geography._topology import polygon_parts
+
     pieces, piece_area = polygon_parts(areas.geometry.to_numpy())
     point_piece = locate_points(lat, lon, pieces)
     point_area = piece_area[point_piece]
-    area_cell = initial_cells(point_area, areas)
+    area_cell, attached = initial_cells(point_area, areas)
     sizes = np.bincount(area_cell[point_area], minlength=len(areas))
-    area_cell, _ = fuse_small(area_cell, sizes, areas, min_size, seed)
+    area_cell, _, fused = fuse_small(area_cell, sizes, areas, min_size, seed)
     country = areas["country"].fillna("").to_numpy(dtype=object)
     piece_cell = contiguous_cells(area_cell[piece_area], pieces, country[piece_area],
                                   np.bincount(point_piece, minlength=len(pieces)))
@@ -295,21 +335,10 @@ def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance, mapper
     cell_area = named.set_index("cell")["area"].reindex(np.arange(len(cells))).to_numpy()
     by_point = pd.Series(np.arange(len(lat))).groupby(point_cell).indices
     members = [by_point[i] for i in range(len(cells))]
-    geoms, members, origin = split_oversized(list(geoms), members, lat, lon, min_size=min_size, max_size=max_size,
-                                             optics_params=optics, seed=seed, balance=balance, mapper=mapper)
-    geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
-    for _ in range(_REBALANCE_ROUNDS if balance else 0):  # the cleanup can push a cell back above max_size
-        if max(len(m) for m in members) <= max_size:
-            break
-        geoms, members, again = split_oversized(geoms, members, lat, lon, min_size=min_size, max_size=max_size,
-                                                optics_params=[], seed=seed, balance=True, mapper=mapper)
-        origin = list(np.asarray(origin)[again])
-        geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
-    labels = np.empty(len(lat), dtype=np.int64)
-    for i, idx in enumerate(members):
-        labels[idx] = i
-    names = areas[["country", "admin1", "admin2"]].iloc[cell_area[origin]].reset_index(drop=True)
-    return np.asarray(geoms, dtype=object), labels, names
+    merges = {"empty areas attached to a cell of another admin-1 (their admin-1 holds no training point)": attached,
+              **{f"small cells fused into {tier} in another admin-1 (none of their admin-1 borders them)": n
+                 for tier, n in fused.items()}}
+    return geoms, members, cell_area, point_area, merges
 
 
 def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarray,

@@ -35,9 +35,10 @@ def build_command(
         None, help="GADM 4.1 GeoPackage, or GeoParquet/GeoJSON areas (default: offline GeoNames-derived admin-2)."),
     split: str = typer.Option(None, help="Rows to use (default: train if the manifest has a split column, else all)."),
     seed: int = typer.Option(0, help="Random seed (fusion order, samples of large cells)."),
-    balance: bool = typer.Option(
-        None, "--balance/--no-balance",
-        help="After the paper's OPTICS splits, cut cells still above --max-size at their median (default: off)."),
+    rules: str = typer.Option(
+        None, "--rules",
+        help="Splitting of cells above --max-size: bounded (the default: the paper's OPTICS rounds, then median cuts "
+             "until every cell keeps its bounds) or paper (the OPTICS rounds alone, exactly as the paper)."),
     jobs: int = typer.Option(
         None, "--jobs",
         help="Processes that split oversized cells, -1 for one per CPU (default: this process only). The cells are "
@@ -54,15 +55,16 @@ def build_command(
     points = read_points(manifest, split=split)
     if split is None and "split" in points.columns:
         points = select_split(points, "train")
-    unset_or_given = {"preset": preset, "balance": balance, "n_jobs": jobs, "ray_address": address}  # unset: library
+    unset_or_given = {"preset": preset, "rules": rules, "n_jobs": jobs, "ray_address": address}  # unset: library
     cells = GeoCells.build(points["lat"].to_numpy(), points["lon"].to_numpy(), method=method, min_size=min_size,
                            max_size=max_size, boundaries=boundaries, seed=seed,
                            **{k: v for k, v in unset_or_given.items() if v is not None})
     cells.save(out)
     cfg = cells.meta["config"]
+    across = f", {cfg['cells_across_admin1']} across admin-1 borders" if "cells_across_admin1" in cfg else ""
     typer.echo(f"{len(cells)} {method} cells from {len(points)} points in {cfg['build_seconds']:.1f} s "
                f"({len(cfg['undersized_cells'])} below {cfg['min_size']}, {len(cfg['oversized_cells'])} above "
-               f"{cfg['max_size']}) -> {out}")
+               f"{cfg['max_size']}{across}) -> {out}")
 
 
 @cells_app.command("plot")

@@ -59,6 +59,8 @@ def import_command(
 
     Example: pigeon data import im2gps3k_places365.csv --format im2gps3k -o im2gps3k.parquet
     """
+    import warnings
+
     from pigeon.data import import_benchmark, write_manifest
 
     if fmt == "osv5m-wds":
@@ -69,6 +71,10 @@ def import_command(
         typer.echo(f"imported {len(df)} osv5m-wds rows from their shards' json -> {out}; embed the shards "
                    "themselves with 'pigeon embed'")
         return
-    df = import_benchmark(Path(file), fmt, image_dir=images, split=split, out_dir=out.resolve().parent)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = import_benchmark(Path(file), fmt, image_dir=images, split=split, out_dir=out.resolve().parent)
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
     write_manifest(df, out)
     typer.echo(f"imported {len(df)} {fmt} rows (split {df['split'].iat[0]}) -> {out}")

@@ -12,9 +12,9 @@ from pigeon.cli._app import app, echo
 @app.command("pretrain")
 def pretrain_command(
     manifest: Path = typer.Argument(..., help="Enriched manifest (from 'pigeon data enrich'); its train split is used."),
-    backbone: str = typer.Option(..., "--backbone", "-b", help="A backbone with a text side: efficientnet:lite0 "
+    backbone: str = typer.Option(None, "--backbone", "-b", help="A backbone with a text side: efficientnet:lite0 "
                                  "(offline, with all-MiniLM-L6-v2), clip:FOLDER, open_clip:ARCH:CKPT, or an earlier "
-                                 "pretrained folder."),
+                                 "pretrained folder; default: the offline EfficientNet-Lite0."),
     out: Path = typer.Option(..., "--out", "-o", help="Backbone folder to write (then: pigeon embed --backbone OUT)."),
     preset: str = typer.Option(None, "--preset", help="streetview (PIGEON captions, 20 epochs, lr 1e-6) or photo "
                                "(PIGEOTTO captions, 4 epochs, lr 5e-7); default streetview."),
@@ -41,8 +41,10 @@ def pretrain_command(
     On several GPUs: torchrun --nproc-per-node N -m pigeon pretrain ... (--batch-size is the whole contrastive
     batch, split between the processes; the embeddings are gathered so that every batch's negatives are all of it).
     """
+    from pigeon.backbones import DEFAULT_BACKBONE
     from pigeon.pretrain import PretrainConfig, pretrain
 
+    backbone = backbone or DEFAULT_BACKBONE
     given = dict(preset=preset, epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, lr=lr, head_lr=head_lr,
                  warmup_ratio=warmup, layers=layers, seed=seed, device=device, checkpoint_every=checkpoint_every)
     given = {k: v for k, v in given.items() if v is not None} | ({"aux": False} if no_aux else {})

@@ -1,7 +1,7 @@
 """Data stage: manifests of geotagged images, ingestion, benchmark import, splits, decontamination."""
 
 from pigeon._io import read_table, write_table
-from pigeon.data.benchmarks import FORMATS, import_benchmark
+from pigeon.data.benchmarks import FORMATS, MissingImagesWarning, import_benchmark
 from pigeon.data.bluemarble import make_bluemarble_dataset
 from pigeon.data.decontaminate import decontaminate
 from pigeon.data.ingest import IngestResult, PhotoInfo, ingest_photos, read_photo_info
@@ -13,7 +13,8 @@ from pigeon.data.split import SPLIT_METHODS, SplitConfig, split_manifest
 from pigeon.data.stream import iter_manifest, manifest_rows, read_points
 
 __all__ = [
-    "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "SPLIT_METHODS", "VIEW_COLUMNS", "IngestResult", "PhotoInfo",
+    "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "SPLIT_METHODS", "VIEW_COLUMNS", "IngestResult", "MissingImagesWarning",
+    "PhotoInfo",
     "SplitConfig", "decontaminate", "distance_to_rows_km", "image_views", "import_benchmark", "ingest_photos",
     "iter_manifest", "location_points", "make_bluemarble_dataset", "manifest_rows", "read_manifest",
     "read_photo_info", "read_points", "read_table", "select_split", "split_manifest", "validate_manifest",
