@@ -125,6 +125,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
         (:func:`run_region_holdout`).
     """
     from pigeon.cells import GeoCells, plot_cells
+    from pigeon.data import select_split, training_rows
     from pigeon.evaluate import metrics_table, to_markdown
     from pigeon.model import Geolocator, TrainConfig, train
 
@@ -135,7 +136,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
 
     log(f"[1/5] data: {config.n} Blue Marble locations x {config.views} views, enriched -> {paths['data']}")
     df = demo_dataset(paths["data"], config.n, config.views, config.seed)
-    train_df, test_df = df[df["split"] == "train"], df[df["split"] == "test"]
+    train_df, test_df = training_rows(df), select_split(df, "test")
 
     log(f"[2/5] geocells: semantic, {config.min_size}-{config.max_size} training locations per cell -> "
         f"{paths['cells']}")
@@ -202,7 +203,7 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
         (counts, buffer)}``.
     """
     from pigeon.cells import GeoCells
-    from pigeon.data import write_manifest
+    from pigeon.data import select_split, training_rows, write_manifest
     from pigeon.data.split import split_manifest
     from pigeon.model import Geolocator, TrainConfig, train
 
@@ -210,7 +211,7 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
     split_df = split_manifest(df, **REGION_SPLIT, seed=config.seed)
     info = split_df.attrs["meta"]["split"]
     write_manifest(split_df, out / "manifest.parquet")
-    train_df, test_df = split_df[split_df["split"] == "train"], split_df[split_df["split"] == "test"]
+    train_df, test_df = training_rows(split_df), select_split(split_df, "test")
     log(f"[region] the same recipe on a region split: {len(train_df)} train / {len(test_df)} test locations, "
         f">= {info['buffer_km']:g} km apart -> {out}")
     if (out / "model" / "config.json").is_file():

@@ -49,11 +49,11 @@ def build_command(
 ) -> None:
     """Build geocells from the training points of a manifest (only its lat, lon and split columns are read)."""
     from pigeon.cells import GeoCells
-    from pigeon.data import read_points, select_split
+    from pigeon.data import read_points, training_rows
 
     points = read_points(manifest, split=split)
-    if split is None and "split" in points.columns:
-        points = select_split(points, "train")
+    if split is None:
+        points = training_rows(points)
     unset_or_given = {"preset": preset, "balance": balance, "n_jobs": jobs, "ray_address": address}  # unset: library
     cells = GeoCells.build(points["lat"].to_numpy(), points["lon"].to_numpy(), method=method, min_size=min_size,
                            max_size=max_size, boundaries=boundaries, seed=seed,

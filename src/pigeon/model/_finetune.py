@@ -80,14 +80,11 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
     Returns:
         The fine-tuned geolocator, also saved in ``out_dir``.
     """
-    from pigeon.data import image_views
+    from pigeon.data import image_views, training_rows
 
     if epochs < 1 or lr <= 0 or batch_size < 1:
         raise InputError(f"fine-tuning needs epochs >= 1, lr > 0 and batch_size >= 1; got {epochs}, {lr}, {batch_size}")
-    if "split" in df.columns:
-        df = df[df["split"] == "train"]
-    if df.empty:
-        raise InputError("no training rows to fine-tune on; the manifest needs split 'train' rows")
+    df = training_rows(df)
     train_cfg = TrainConfig.from_dict(geo.config.get("train", {}))
     views = [list(select_views(v, train_cfg.views)) for v in image_views(df)]
     coords = df[["lat", "lon"]].to_numpy(np.float64)

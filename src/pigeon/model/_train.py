@@ -40,13 +40,12 @@ def load_inputs(manifest, cells, embeddings):
 
 def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Training rows and validation rows (None: hold some training rows out)."""
+    from pigeon.data import select_split, training_rows
+
+    train_df = training_rows(df)
     if "split" not in df.columns:
-        return df, None
-    train_df = df[df["split"] == "train"]
-    if train_df.empty:
-        raise InputError("the manifest has no rows with split 'train'; add a split column with "
-                         "'pigeon data ingest --split' or remove it to train on every row")
-    val_df = df[df["split"] == "val"]
+        return train_df, None
+    val_df = select_split(df, "val", empty_ok=True)
     return train_df, (val_df if len(val_df) else None)
 
 

@@ -188,7 +188,7 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
         A :class:`PretrainResult`.
     """
     from pigeon.backbones import PRETRAINED_MARKER
-    from pigeon.data import read_manifest
+    from pigeon.data import read_manifest, training_rows
 
     config = (config or PretrainConfig()).resolved()
     out = Path(out_dir)
@@ -198,12 +198,9 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
     source = str(manifest) if not isinstance(manifest, pd.DataFrame) else "MANIFEST"
     df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
     check_caption_columns(df, source)
-    if "split" in df.columns:
-        attrs = dict(df.attrs)
-        df = df[df["split"] == "train"].reset_index(drop=True)
-        df.attrs = attrs
-    if df.empty:
-        raise InputError("no training rows to pretrain on; the manifest needs rows with split 'train'")
+    attrs = dict(df.attrs)
+    df = training_rows(df).reset_index(drop=True)
+    df.attrs = attrs
 
     views = CaptionedViews(df, config.style, config.seed)
     engine = Engine(config.optim(), out, log_name=PRETRAIN_LOG, description="pretraining", panels=PANELS)

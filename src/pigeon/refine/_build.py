@@ -29,16 +29,15 @@ def build_refiner(geo, manifest: str | os.PathLike | pd.DataFrame, embeddings=No
     Returns:
         The :class:`Refiner` (not yet attached: ``geo.set_refiner(refiner)``).
     """
-    from pigeon.data import read_manifest, select_split
+    from pigeon.data import read_manifest, training_rows
     from pigeon.model._predict import manifest_embeddings
 
     config = config or RefineConfig()
     geo.check_refine_config(config)
     df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
-    if split is not None and "split" in df.columns:
-        df = select_split(df, split)
+    df = training_rows(df, split) if split is not None else df
     if df.empty:
-        raise InputError(f"no {split or ''} rows to build the refiner from; pass the training manifest")
+        raise InputError("no rows to build the refiner from; pass the training manifest")
     if embeddings is not None and not hasattr(embeddings, "get_views"):
         from pigeon.embed import Embeddings
 
