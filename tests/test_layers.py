@@ -1,0 +1,64 @@
+"""The import graph of pigeon: no cycle, no module importing a higher stage, light modules staying light."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _checker():
+    spec = importlib.util.spec_from_file_location("check_layers", ROOT / "tools" / "check_layers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_no_cycle_and_no_upward_import():
+    graph, problems = _checker().check()
+    assert len(graph) > 50  # it read the package
+    assert problems == []
+
+
+def test_the_checker_finds_cycles_and_upward_imports(tmp_path):
+    files = {
+        "pigeon/__init__.py": "",
+        "pigeon/errors.py": "def f():\n    from pigeon.model import x  # hidden behind a lazy import\n",
+        "pigeon/model/__init__.py": "from pigeon.model._a import x\n",
+        "pigeon/model/_a.py": "from pigeon import errors\nfrom . import _b\nx = 1\n",
+        "pigeon/model/_b.py": "import pigeon.model._a\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    checker = _checker()
+    graph, problems = checker.check(tmp_path)
+    assert "upward import: pigeon.errors (foundation) imports pigeon.model (model)" in problems
+    assert checker.cycles(graph) == [["pigeon.errors", "pigeon.model", "pigeon.model._a", "pigeon.model._b"]]
+    assert [p for p in problems if p.startswith("import cycle")] == [
+        "import cycle: pigeon.errors -> pigeon.model -> pigeon.model._a -> pigeon.errors"]
+
+
+def test_a_module_in_no_layer_is_an_error(tmp_path):
+    (tmp_path / "pigeon" / "newstage").mkdir(parents=True)
+    (tmp_path / "pigeon" / "__init__.py").write_text("")
+    (tmp_path / "pigeon" / "newstage" / "__init__.py").write_text("")
+    with pytest.raises(KeyError, match="pigeon.newstage is in no layer"):
+        _checker().check(tmp_path)
+
+
+@pytest.mark.parametrize("module", ["pigeon.refine", "pigeon.cells", "pigeon.geography", "pigeon.presets"])
+def test_lower_stages_do_not_load_the_model(module):
+    code = (f"import json, sys; import {module}; "
+            "print(json.dumps({m: m in sys.modules for m in ('pigeon.model', 'torch')}))")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                       cwd=ROOT).stdout)
+    assert not loaded["pigeon.model"]
+    if module == "pigeon.presets":
+        assert not loaded["torch"]
