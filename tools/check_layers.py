@@ -1,7 +1,8 @@
 """Check pigeon's import graph: no cycle, and no module importing a higher stage.
 
 Every ``import`` statement of ``src/pigeon`` counts, wherever it stands (module level, inside a function, under
-``TYPE_CHECKING``): a lazy import still makes the lower module depend on the higher one. The stages are the
+``TYPE_CHECKING``), and so do the modules a package names in ``lazy_exports``: a lazy import still makes the lower
+module depend on the higher one. The stages are the
 layers of ARCHITECTURE.md, lowest first; a module may import its own layer and the layers below it.
 
     python tools/check_layers.py            # prints the violations, exits 1 if there is any
@@ -24,7 +25,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 #: parts the geolocator holds; pretraining trains a backbone with the geolocator's auxiliary tasks. The root
 #: package only holds the version and resolves its public names lazily by name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("pigeon", "pigeon._config", "pigeon._compat", "pigeon.errors")),
+    ("foundation", ("pigeon", "pigeon._config", "pigeon._compat", "pigeon._lazy", "pigeon.errors")),
     ("cross-cutting", ("pigeon._io", "pigeon._device", "pigeon._progress", "pigeon.geo", "pigeon.validation",
                        "pigeon.images", "pigeon.presets")),
     ("engine", ("pigeon.engine",)),
@@ -62,6 +63,10 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_exports" and len(node.args) > 1 \
+                and isinstance(node.args[1], ast.Dict):  # a package's lazily imported modules (pigeon._lazy)
+            keys = [k.value for k in node.args[1].keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+            targets = [k if k.startswith("pigeon") else f"{package}.{k}" for k in keys]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:

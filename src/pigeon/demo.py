@@ -23,12 +23,15 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from pigeon._config import JsonConfig
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
+from pigeon.model._config import TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report", "region")
 #: How the demo places its guesses -> (row name in the comparison, report sub-folder; "" = the report itself).
@@ -44,7 +47,7 @@ REGION_SPLIT = {"by": "region", "n_regions": 50, "buffer_km": 905.0}
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class DemoConfig(JsonConfig):
     """Arguments of the demo; the defaults take a few minutes on 2 CPU cores."""
 
     n: int = 1000          # Blue Marble locations (80 % train, 10 % val, 10 % test)
@@ -52,13 +55,12 @@ class DemoConfig:
     seed: int = 0          # data, cells and training seed
     min_size: int = 8      # semantic geocells: min / max training locations per cell
     max_size: int = 25
-    epochs: int = 40       # maximum training epochs (early stopping on the validation median km)
+    epochs: int = TrainConfig.epochs  # maximum training epochs (early stopping on the validation median km)
     pretrain: bool = False  # contrastive pretraining of the backbone's last block on captions (one epoch) first
 
     def validate(self) -> DemoConfig:
         """Check the arguments before any work starts; raise :class:`InputError` naming the option to fix."""
         from pigeon.data.bluemarble import VIEW_COUNTS
-        from pigeon.model import TrainConfig
 
         if self.views not in VIEW_COUNTS:
             raise InputError(f"--views must be one of {', '.join(map(str, VIEW_COUNTS))}, got {self.views}")
@@ -71,7 +73,7 @@ class DemoConfig:
         return self
 
 
-def demo_dataset(root: str | os.PathLike, n: int = 1000, views: int = 4, seed: int = 0) -> pd.DataFrame:
+def demo_dataset(root: str | os.PathLike, n: int, views: int, seed: int) -> pd.DataFrame:
     """The Blue Marble dataset enriched with the auxiliary geodata, made once in ``root`` and then reused."""
     from pigeon.data import read_manifest, write_manifest
     from pigeon.data.bluemarble import make_bluemarble_dataset
@@ -240,7 +242,7 @@ def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
     runs: dict[str, dict[str, Any]] = {}
     for method, (name, folder) in METHOD_REPORTS.items():
         label = f"{name}, {split}"
-        runs[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method), test_df,
+        runs[label] = write_report(predict_manifest(geo, test_df, emb, method=method), test_df,
                                    report / folder if folder else report, config={**config, "method": method},
                                    train_df=train_df, name=label)
     label = f"spherical-mean baseline, {split}"

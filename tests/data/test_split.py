@@ -170,5 +170,5 @@ def test_cli_split_and_ingest_with_split_options(tmp_path, cli):
 
 def test_split_config_applies_its_fields():
     df = manifest(100)
-    assert SplitConfig(by="region", n_regions=5, seed=1).apply(df)["split"].tolist() == \
+    assert split_manifest(df, SplitConfig(by="region", n_regions=5, seed=1))["split"].tolist() == \
         split_manifest(df, by="region", n_regions=5, seed=1)["split"].tolist()

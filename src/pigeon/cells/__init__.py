@@ -2,13 +2,15 @@
 
 Semantic cells follow admin boundaries (one cell per populated admin area, small cells fused within a
 country, large cells split with OPTICS + Voronoi); naive cells are the reference's adaptive rectangles.
+
+>>> from pigeon.cells import CellConfig, GeoCells
+>>> cells = GeoCells.build(lat, lon, preset="photo")          # or GeoCells.build(lat, lon, CellConfig(...))
 """
 
-from pigeon.cells._config import OPTICS_PARAMS_PHOTO, OPTICS_PARAMS_STREETVIEW, PRESETS, CellPreset
-from pigeon.cells._geocells import METHODS, TABLE_COLUMNS, GeoCells, read_areas
-from pigeon.cells._report import cell_stats, export_geojson, plot_cells
+from pigeon._lazy import lazy_exports
 
-__all__ = [
-    "METHODS", "OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "PRESETS", "TABLE_COLUMNS", "CellPreset",
-    "GeoCells", "cell_stats", "export_geojson", "plot_cells", "read_areas",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "_config": ("METHODS", "OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "CellConfig"),
+    "_geocells": ("TABLE_COLUMNS", "GeoCells", "read_areas"),
+    "_report": ("cell_stats", "export_geojson", "plot_cells"),
+})

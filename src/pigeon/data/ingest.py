@@ -18,7 +18,8 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from pigeon._progress import track
 from pigeon.data.manifest import write_manifest
-from pigeon.data.split import SplitConfig
+from pigeon.data._config import SplitConfig
+from pigeon.data.split import split_manifest
 from pigeon.errors import ArtifactNotFoundError, InputError
 
 #: File suffixes (lower case) that ingest treats as photos.
@@ -194,7 +195,7 @@ def ingest_photos(
     """
     photos_dir, out = Path(photos_dir), Path(out)
     if split is not None:
-        split = (split if isinstance(split, SplitConfig) else SplitConfig(fractions=tuple(split), seed=seed)).validate()
+        split = SplitConfig.of(split, seed).validate()
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise InputError(f"{out}: unsupported output format {out.suffix!r}; use .parquet or .csv")
     paths = find_photos(photos_dir)
@@ -226,7 +227,7 @@ def ingest_photos(
     result.located["heading"] = result.located["heading"].astype("float64")
     if split is not None and located:
         result.located.attrs["root"] = str(root)
-        result.located = split.apply(result.located)
+        result.located = split_manifest(result.located, split)
     if located:
         result.manifest_path = write_manifest(result.located, out)
     if unlocated:

@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 
 from pigeon._io import read_table, write_table
+from pigeon.data._config import SPLITS
 from pigeon.errors import InputError
 from pigeon.geo import nearest_km
 from pigeon.validation import coordinate_problems, find_columns, row_context
 
 REQUIRED_COLUMNS = ("id", "image", "lat", "lon")
-SPLITS = ("train", "val", "test")
 #: Optional per-view centre columns (lists, one value per view).
 VIEW_COLUMNS = ("view_lat", "view_lon")
 _MAX_LISTED = 10

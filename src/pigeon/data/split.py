@@ -29,68 +29,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from pigeon.data.manifest import SPLITS, distance_to_rows_km, validate_manifest
-from pigeon.errors import InputError, UnknownNameError
+from pigeon.data._config import DEFAULT_REGIONS, SPLIT_METHODS, SPLITS, SplitConfig, parse_split  # noqa: F401
+from pigeon.data.manifest import distance_to_rows_km, validate_manifest
+from pigeon.errors import InputError
 from pigeon.geo import latlon_to_xyz
-
-#: The ``by`` choices of :func:`split_manifest`.
-SPLIT_METHODS = ("random", "region", "cell")
-#: Regions (or on-the-fly cells) when ``n_regions`` is not given.
-DEFAULT_REGIONS = 50
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """How to split a manifest; see :func:`split_manifest` for the meaning of each field."""
-
-    by: str = "random"
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    buffer_km: float = 0.0
-    seed: int = 0
-    n_regions: int | None = None
-    cells: str | None = None  # a geocells folder, for by="cell"
-
-    def validate(self) -> SplitConfig:
-        """Check the fields before any work starts; raise an error naming the option to fix."""
-        if self.by not in SPLIT_METHODS:
-            raise UnknownNameError("split method", self.by, SPLIT_METHODS, hint="use --by random|region|cell")
-        if not _valid_fractions(self.fractions):
-            raise InputError(f"split fractions {tuple(self.fractions)}: give three non-negative train,val,test "
-                             "fractions that sum to 1 (--fractions 0.8,0.1,0.1)")
-        if not (math.isfinite(self.buffer_km) and self.buffer_km >= 0):
-            raise InputError(f"buffer_km={self.buffer_km!r}: give a distance in km >= 0 (--buffer-km)")
-        if self.n_regions is not None and self.n_regions < 1:
-            raise InputError(f"n_regions={self.n_regions!r}: give at least 1 region (--regions)")
-        if self.cells is not None and self.by != "cell":
-            raise InputError(f"cells are only used by the cell split, not by={self.by!r}; pass --by cell")
-        return self
-
-    def apply(self, df: pd.DataFrame) -> pd.DataFrame:
-        """``split_manifest(df, **fields)``."""
-        return split_manifest(df, **asdict(self))
-
-
-def parse_split(text: str, option: str = "--fractions") -> tuple[float, float, float]:
-    """Parse ``"0.8,0.1,0.1"`` into (train, val, test) fractions that sum to 1."""
-    try:
-        parts = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        parts = ()
-    if not _valid_fractions(parts):
-        raise InputError(f"{option} {text!r}: give three non-negative train,val,test fractions that sum to 1, "
-                         "e.g. 0.8,0.1,0.1")
-    return parts  # type: ignore[return-value]
-
-
-def _valid_fractions(parts: Sequence[float]) -> bool:
-    return (len(parts) == len(SPLITS) and all(math.isfinite(p) and p >= 0 for p in parts)
-            and abs(sum(parts) - 1.0) <= 1e-6)
-
 
 def assign_splits(n: int, fractions: Sequence[float], seed: int = 0) -> np.ndarray:
     """A random train/val/test label per row with exactly proportional counts (largest remainder).
@@ -169,7 +115,7 @@ def _cell_labels(df: pd.DataFrame, cells, n_regions: int, seed: int) -> tuple[np
 
 def split_manifest(
     df: pd.DataFrame,
-    by: str = "random",
+    by: str | SplitConfig = "random",
     *,
     fractions: Sequence[float] = (0.8, 0.1, 0.1),
     buffer_km: float = 0.0,
@@ -181,7 +127,8 @@ def split_manifest(
 
     Args:
         df: a manifest with ``lat``/``lon`` (and optionally ``view_lat``/``view_lon``).
-        by: ``"random"``, ``"region"`` or ``"cell"`` (see the module docstring).
+        by: ``"random"``, ``"region"`` or ``"cell"`` (see the module docstring), or a :class:`SplitConfig` that
+            gives every setting.
         fractions: (train, val, test) shares before the buffer; they sum to 1.
         buffer_km: training rows closer than this to any val/test row are left out of every split.
         seed: random seed (regions, the order groups are handed out, the random split).
@@ -197,6 +144,9 @@ def split_manifest(
     Raises:
         InputError: bad arguments, or a buffer that leaves no training row.
     """
+    if isinstance(by, SplitConfig):
+        return split_manifest(df, by.by, fractions=by.fractions, buffer_km=by.buffer_km, seed=by.seed,
+                              n_regions=by.n_regions, cells=by.cells if cells is None else cells)
     fractions = tuple(float(f) for f in fractions)
     SplitConfig(by, fractions, float(buffer_km), seed, n_regions, None if cells is None else "given").validate()
     attrs = dict(df.attrs)

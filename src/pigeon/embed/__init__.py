@@ -8,10 +8,11 @@
 >>> for ids, x in Embeddings.load("emb/").iter_batches(batch_size=65536): ...   # streamed, shard by shard
 """
 
-from pigeon.embed._dataset import EmbeddingBatches
-from pigeon.embed._extract import default_workers, embed_manifest, manifest_sha256
-from pigeon.embed._ray import embed_manifest_ray
-from pigeon.embed._store import Embeddings
+from pigeon._lazy import lazy_exports
 
-__all__ = ["EmbeddingBatches", "Embeddings", "default_workers", "embed_manifest", "embed_manifest_ray",
-           "manifest_sha256"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "_dataset": ("EmbeddingBatches",),
+    "_extract": ("default_workers", "embed_manifest", "manifest_sha256"),
+    "_ray": ("embed_manifest_ray",),
+    "_store": ("Embeddings",),
+})

@@ -25,6 +25,7 @@ from pigeon._progress import progress
 from pigeon.backbones import Backbone, backbone_cfg, load
 from pigeon.data.manifest import image_views, validate_manifest
 from pigeon.embed._extract import _finish, _prepare, embed_config, embed_shards, shard_ranges
+from pigeon.embed._config import BATCH_SIZE, SHARD_SIZE
 from pigeon.embed._store import Embeddings, shard_path
 from pigeon.errors import InputError, MissingDependencyError, PigeonError
 from pigeon.images import get_max_pixels, set_max_pixels
@@ -36,8 +37,8 @@ def embed_manifest_ray(
     out_dir: str | os.PathLike,
     num_workers: int | None = None,
     address: str | None = None,
-    batch_size: int = 32,
-    shard_size: int = 4096,
+    batch_size: int = BATCH_SIZE,
+    shard_size: int = SHARD_SIZE,
     decode_workers: int = 0,
     cpus_per_worker: float | None = None,
     overwrite: bool = False,

@@ -7,14 +7,12 @@
 ``model(batch)`` returns ``(loss, stats, n)``; see :class:`Engine` for checkpoints, resume, logs and curves.
 """
 
-from pigeon._device import autocast_dtype, distributed_info, resolve_device
-from pigeon.engine._config import SCHEDULES, OptimConfig, lr_factor
-from pigeon.engine._curves import Panel, plot_curves
-from pigeon.engine._engine import CHECKPOINT_DIR, CURVES, Engine, Sampler, TrainResult, read_checkpoint_state
-from pigeon.engine._samplers import LocationBatchSampler, ShuffleSampler
+from pigeon._lazy import lazy_exports
 
-__all__ = [
-    "CHECKPOINT_DIR", "CURVES", "SCHEDULES", "Engine", "LocationBatchSampler", "OptimConfig", "Panel", "Sampler",
-    "ShuffleSampler", "TrainResult", "autocast_dtype", "distributed_info", "lr_factor", "plot_curves",
-    "read_checkpoint_state", "resolve_device",
-]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "pigeon._device": ("autocast_dtype", "distributed_info", "resolve_device"),
+    "_config": ("SCHEDULES", "OptimConfig", "lr_factor"),
+    "_curves": ("Panel", "plot_curves"),
+    "_engine": ("CHECKPOINT_DIR", "CURVES", "Engine", "Sampler", "TrainResult", "read_checkpoint_state"),
+    "_samplers": ("LocationBatchSampler", "ShuffleSampler"),
+})

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from pigeon._device import barrier, is_main_process
-from pigeon.engine import Engine, OptimConfig, ShuffleSampler
-from pigeon.errors import InputError
+from pigeon.engine import Engine, ShuffleSampler
 from pigeon.model._aux import AuxTargets, aux_targets, aux_tensors
-from pigeon.model._fit import GeolocatorLoss, TrainConfig
+from pigeon.model._config import FinetuneConfig, TrainConfig
+from pigeon.model._fit import GeolocatorLoss
 from pigeon.model._geolocator import Geolocator
 from pigeon.model._views import select_views
 
@@ -55,9 +55,8 @@ class FinetuneModel(nn.Module):
         return self.task.loss(self.task.head(x), batch)
 
 
-def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, epochs: int = 1, lr: float = 1e-4,
-             batch_size: int = 16, seed: int = 0, aux: bool = True, grad_accum: int = 1, device: str = "auto",
-             resume: bool = False) -> Geolocator:
+def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, config: FinetuneConfig | None = None, *,
+             resume: bool = False, **options) -> Geolocator:
     """Train the backbone's last block and the heads end to end on a manifest's training images.
 
     Args:
@@ -66,11 +65,9 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
             (``koppen``, ``month``/``taken_at``, geodata) feed the auxiliary losses.
         out_dir: model folder to write (``backbone.safetensors`` holds the fine-tuned block; ``finetune/`` the log,
             curves and checkpoint).
-        epochs, lr, batch_size, seed, grad_accum: AdamW with warm-up (a tenth of an epoch) + cosine over
-            ``epochs``; ``batch_size`` locations (each with all its views) per micro-batch.
-        aux: also train the auxiliary heads, whose losses then shape the unfrozen block (False: geocell loss only,
-            the ablation).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        config: a :class:`FinetuneConfig` (AdamW with warm-up then cosine; ``batch_size`` locations, each with all
+            its views, per step; ``aux=False`` trains the geocell loss alone, the ablation).
+        options: fields of :class:`FinetuneConfig` over ``config`` (None keeps its value), e.g. ``epochs=2``.
         resume: continue an interrupted fine-tuning from ``out_dir/finetune``.
 
     Under ``torchrun`` each process embeds and trains on ``batch_size / processes`` locations of each batch; rank 0
@@ -82,8 +79,8 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
     """
     from pigeon.data import image_views, training_rows
 
-    if epochs < 1 or lr <= 0 or batch_size < 1:
-        raise InputError(f"fine-tuning needs epochs >= 1, lr > 0 and batch_size >= 1; got {epochs}, {lr}, {batch_size}")
+    config = (config or FinetuneConfig()).with_options(**options).validate()
+    epochs, lr, batch_size, seed, aux = config.epochs, config.lr, config.batch_size, config.seed, config.aux
     df = training_rows(df)
     train_cfg = TrainConfig.from_dict(geo.config.get("train", {}))
     views = [list(select_views(v, train_cfg.views)) for v in image_views(df)]
@@ -103,9 +100,7 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
         p.requires_grad_(True)
     tau = train_cfg.tau_km if train_cfg.smoothing else None
     model = FinetuneModel(backbone, GeolocatorLoss(head, np.asarray(geo.cells.centroids), tau, train_cfg.aux_weights))
-    config = OptimConfig(epochs=epochs, lr=lr, weight_decay=train_cfg.weight_decay, warmup_epochs=0.1,
-                         schedule="cosine", grad_accum=grad_accum, seed=seed, device=device)
-    engine = Engine(config, Path(out_dir) / FINETUNE_DIR, log_name="finetune_log.jsonl", description="fine-tuning")
+    engine = Engine(config.optim(train_cfg.weight_decay), Path(out_dir) / FINETUNE_DIR, log_name="finetune_log.jsonl", description="fine-tuning")
 
     def collate(idx: np.ndarray) -> dict[str, torch.Tensor]:
         locations = [views[i] for i in idx]
@@ -123,8 +118,7 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
     backbone.requires_grad_(False)
     head.requires_grad_(False)
     head.eval()
-    geo.config["finetune"] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
-                              "seed": seed, "aux": aux, "n_train": len(views), "history": result.history}
+    geo.config["finetune"] = {**config.to_dict(), "n_train": len(views), "history": result.history}
     if not is_main_process():  # rank 0 writes the model folder; the others load it once it is complete
         barrier()
         return Geolocator.from_pretrained(out_dir)

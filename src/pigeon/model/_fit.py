@@ -20,16 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from pigeon._config import JsonConfig
 from pigeon._device import all_gather_object, all_reduce_sum
-from pigeon.engine import Engine, OptimConfig, ShuffleSampler
-from pigeon.engine._config import raise_first
+from pigeon.engine import Engine, ShuffleSampler
 from pigeon.errors import InputError
 from pigeon.geo import haversine_km
 from pigeon.model._aux import N_MONTHS, AuxTargets, Standardiser, aux_loss, aux_tensors
+from pigeon.model._config import TrainConfig
+from pigeon.model._loss import geocell_targets, soft_cross_entropy
 from pigeon.model._prediction import cell_guess
-from pigeon.model._views import VIEW_RULES
-from pigeon.model._loss import TAU_STREETVIEW_KM, geocell_targets, soft_cross_entropy
 from pigeon.model.layers import GeolocatorHead, HeadConfig
 
 TRAIN_LOG = "train_log.jsonl"
@@ -42,69 +40,6 @@ HEAD_PANELS = [
 
 #: ``validation(head) -> metrics``: what chooses the epoch (lower ``val_median_km``, then ``val_loss``).
 Validation = Callable[[GeolocatorHead], dict[str, float]]
-
-
-@dataclass
-class TrainConfig(JsonConfig):
-    """How the heads are trained (every field is saved in the model's ``config.json``).
-
-    Attributes:
-        tau_km: haversine label-smoothing temperature, km (75 street view, 65 general photos).
-        smoothing: False trains with one-hot cross-entropy (the ablation).
-        hidden_dim: None for the paper's linear geocell head, else an MLP of this width.
-        dropout: dropout on the standardised embedding.
-        aux: train the auxiliary heads for the columns the data has.
-        views: ``"mean"`` averages the view embeddings of a location (the paper's best), ``"first"`` uses one.
-        epochs, batch_size, lr, weight_decay: AdamW schedule; ``warmup_epochs`` of linear warm-up, then cosine.
-        patience: stop after this many epochs without a better validation median km.
-        val_fraction: share of the training rows held out for validation when the data has no ``val`` split.
-        seed: seeds the initialisation, the shuffling and dropout (a rerun gives the same model).
-        regression_weight, climate_weight, month_weight: auxiliary loss weights (paper: 8, 2, 1).
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
-    """
-
-    tau_km: float = TAU_STREETVIEW_KM
-    smoothing: bool = True
-    hidden_dim: int | None = None
-    dropout: float = 0.1
-    aux: bool = True
-    views: str = "mean"
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_epochs: float = 1.0
-    patience: int = 8
-    val_fraction: float = 0.1
-    seed: int = 0
-    regression_weight: float = 8.0
-    climate_weight: float = 2.0
-    month_weight: float = 1.0
-    device: str = "auto"
-
-    def validate(self) -> TrainConfig:
-        """Check values; raise :class:`InputError` naming the bad one."""
-        checks = [
-            (self.tau_km > 0, f"tau_km must be > 0 km, got {self.tau_km}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
-            (self.views in VIEW_RULES, f"views must be one of {', '.join(VIEW_RULES)}, got {self.views!r}"),
-            (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
-            (self.hidden_dim is None or self.hidden_dim >= 1, f"hidden_dim must be >= 1, got {self.hidden_dim}"),
-        ]
-        raise_first(checks)
-        self.optim().validate()
-        return self
-
-    def optim(self) -> OptimConfig:
-        """The engine settings of head training: AdamW, warm-up then cosine, early stopping."""
-        return OptimConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-                           warmup_epochs=self.warmup_epochs, schedule="cosine", patience=self.patience,
-                           seed=self.seed, device=self.device, precision="fp32")
-
-    @property
-    def aux_weights(self) -> dict[str, float]:
-        return {"climate": self.climate_weight, "month": self.month_weight, "regression": self.regression_weight}
 
 
 @dataclass

@@ -25,6 +25,7 @@ from PIL import Image
 from pigeon._io import atomic_path, provenance, read_json, versions, write_json
 from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError
 from pigeon.model._aux import Standardiser
+from pigeon.model._config import DEFAULT_TOP_K
 from pigeon.model._prediction import (
     METHODS, Placement, Prediction, build_predictions, cell_guess, place_by_centroid, top_cells,
 )
@@ -301,7 +302,7 @@ class Geolocator:
                              "'pigeon refine build MODEL --manifest TRAIN --embeddings EMB'")
         return method
 
-    def predict_embeddings(self, X: np.ndarray, top_k: int = 5, method: str | None = None) -> list[Prediction]:
+    def predict_embeddings(self, X: np.ndarray, top_k: int = DEFAULT_TOP_K, method: str | None = None) -> list[Prediction]:
         """One :class:`Prediction` per row of ``X`` (N, D) (view-averaged embeddings).
 
         Args:
@@ -405,7 +406,7 @@ class Geolocator:
         X = np.stack([pool_views(emb[owner_arr == i].astype(np.float64)) for i in np.flatnonzero(ok)])
         return X.astype(np.float32), ok, failures
 
-    def predict(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]], top_k: int = 5,
+    def predict(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]], top_k: int = DEFAULT_TOP_K,
                 method: str | None = None, *, return_errors: bool = False,
                 batch_size: int = 32) -> list[Prediction | PigeonError]:
         """Geolocate images: one :class:`Prediction` per location (see :meth:`embed` for the input forms).

@@ -12,8 +12,8 @@ from typing import TypeVar
 import numpy as np
 
 from pigeon.errors import InputError
+from pigeon.model._config import VIEW_RULES
 
-VIEW_RULES = ("mean", "first")
 T = TypeVar("T")
 
 

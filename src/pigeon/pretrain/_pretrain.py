@@ -169,7 +169,8 @@ def check_caption_columns(df: pd.DataFrame, source: str = "MANIFEST") -> None:
 
 
 def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir: str | os.PathLike,
-             config: PretrainConfig | None = None, *, resume: bool = False, overwrite: bool = False) -> PretrainResult:
+             config: PretrainConfig | None = None, *, preset: str | None = None, resume: bool = False,
+             overwrite: bool = False) -> PretrainResult:
     """Pretrain a backbone on (image, synthetic caption) pairs of a manifest's training split.
 
     Args:
@@ -179,8 +180,10 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
             ``open_clip:<arch>:<ckpt>`` or a folder from an earlier ``pigeon pretrain``.
         out_dir: the backbone folder to write: it loads like any backbone (``pigeon embed --backbone out_dir``)
             and holds ``meta.json`` (captions' settings, training config), the log, ``curves.png`` and the checkpoint.
-        config: a :class:`PretrainConfig` (default: the street-view preset, the paper's optimiser);
-            ``batch_size`` is the whole contrastive batch, split between the processes under ``torchrun``.
+        config: a :class:`PretrainConfig` (default: the preset's, the paper's optimiser); ``batch_size`` is the
+            whole contrastive batch, split between the processes under ``torchrun``.
+        preset: ``"streetview"`` (PIGEON, the default) or ``"photo"`` (PIGEOTTO) when ``config`` is None
+            (:mod:`pigeon.presets`), recorded in ``meta.json``.
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace a finished folder.
 
@@ -190,7 +193,9 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
     from pigeon.backbones import PRETRAINED_MARKER
     from pigeon.data import read_manifest, training_rows
 
-    config = (config or PretrainConfig()).resolved()
+    from pigeon.presets import resolve
+
+    config = (config or resolve(PretrainConfig, "pretrain", preset)).validate()
     out = Path(out_dir)
     if not resume and not overwrite and ((out / PRETRAINED_MARKER).exists() or (out / CHECKPOINT_DIR).exists()):
         raise InputError(f"{out} already holds a pretrained backbone; pass --overwrite to replace it or --resume "
@@ -202,7 +207,7 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
     df = training_rows(df).reset_index(drop=True)
     df.attrs = attrs
 
-    views = CaptionedViews(df, config.style, config.seed)
+    views = CaptionedViews(df, config.caption_style, config.seed)
     engine = Engine(config.optim(), out, log_name=PRETRAIN_LOG, description="pretraining", panels=PANELS)
     sampler = LocationBatchSampler(views.groups, engine.per_rank(config.batch_size), config.seed, rank=engine.rank,
                                    world_size=engine.world_size)
@@ -234,8 +239,8 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
     from pigeon.geography import caption_settings
 
     meta = provenance("pretrained-backbone", {
-        "base": backbone, "config": config.to_dict(),
-        "captions": caption_settings(config.style) | {"sampling": "afresh each epoch, seed * 1000003 + epoch"},
+        "base": backbone, "preset": preset, "config": config.to_dict(),
+        "captions": caption_settings(config.caption_style) | {"sampling": "afresh each epoch, seed * 1000003 + epoch"},
         "data": {"manifest": source, "n_locations": len(df), "n_views": len(views)},
         "aux_heads": sorted(targets), "final": result.history[-1],
     })

@@ -14,10 +14,11 @@ memory map or an embeddings store, :func:`read_index` memory-maps a saved one, :
 against exact search.
 """
 
-from pigeon.refine._build import build_refiner
-from pigeon.refine._config import METRICS, NOISE_POLICIES, SEARCHES, RefineConfig
-from pigeon.refine._index import build_index, read_index, recall_at_1, write_index
-from pigeon.refine._refiner import Refinement, Refiner
+from pigeon._lazy import lazy_exports
 
-__all__ = ["METRICS", "NOISE_POLICIES", "SEARCHES", "RefineConfig", "Refinement", "Refiner", "build_index",
-           "build_refiner", "read_index", "recall_at_1", "write_index"]
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "_build": ("build_refiner",),
+    "_config": ("METRICS", "NOISE_POLICIES", "SEARCHES", "RefineConfig"),
+    "_index": ("build_index", "read_index", "recall_at_1", "write_index"),
+    "_refiner": ("Refinement", "Refiner"),
+})
