@@ -126,10 +126,8 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
         (metrics as in :func:`pigeon.evaluate.compute_metrics`), and the same for the region-held-out run
         (:func:`run_region_holdout`).
     """
-    from pigeon.cells import GeoCells, plot_cells
+    from pigeon.cells import plot_cells
     from pigeon.data import select_split, training_rows
-    from pigeon.evaluate import metrics_table, to_markdown
-    from pigeon.model import Geolocator, TrainConfig, train
 
     config = (config or DemoConfig()).validate()
     out = Path(out_dir)
@@ -142,12 +140,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
 
     log(f"[2/5] geocells: semantic, {config.min_size}-{config.max_size} training locations per cell -> "
         f"{paths['cells']}")
-    if (paths["cells"] / "meta.json").is_file():
-        cells = GeoCells.load(paths["cells"])
-    else:
-        cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
-                               max_size=config.max_size, seed=config.seed)
-        cells.save(paths["cells"])
+    cells = demo_cells(train_df, paths["cells"], config)
 
     backbone = None
     if config.pretrain:
@@ -158,11 +151,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     emb = demo_embeddings(df, paths["embeddings"], backbone)
 
     log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner -> {paths['model']}")
-    if (paths["model"] / "config.json").is_file():
-        geo = Geolocator.from_pretrained(paths["model"])
-    else:
-        geo = train(df, cells, emb, paths["model"], TrainConfig(epochs=config.epochs, seed=config.seed),
-                    overwrite=True)
+    geo = demo_model(df, lambda: cells, emb, paths["model"], config)
 
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
     runs = evaluate_methods(geo, train_df, test_df, emb, paths["report"], "random split",
@@ -171,6 +160,37 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
 
     region = run_region_holdout(df, emb, paths["region"], config, log=log)
     runs.update(region["runs"])
+    log(_record_comparison(geo, runs, region["split"], paths))
+    return {**_by_role(runs, "random split"), "n_cells": len(cells), "out_dir": str(out), "region": region}
+
+
+def demo_cells(train_df: pd.DataFrame, folder: Path, config: DemoConfig):
+    """The demo's semantic geocells of the training rows, built once in ``folder`` and then reused."""
+    from pigeon.cells import GeoCells
+
+    if (folder / "meta.json").is_file():
+        return GeoCells.load(folder)
+    cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
+                           max_size=config.max_size, seed=config.seed)
+    cells.save(folder)
+    return cells
+
+
+def demo_model(df: pd.DataFrame, cells, emb, folder: Path, config: DemoConfig):
+    """The demo's geolocator (the street-view recipe with the demo's epochs and seed), trained once in ``folder``;
+    ``cells()`` gives its geocells when it has to be trained."""
+    from pigeon.model import Geolocator, TrainConfig, train
+
+    if (folder / "config.json").is_file():
+        return Geolocator.from_pretrained(folder)
+    return train(df, cells(), emb, folder, TrainConfig(epochs=config.epochs, seed=config.seed), overwrite=True)
+
+
+def _record_comparison(geo, runs: dict[str, dict[str, Any]], region_split: dict[str, Any],
+                       paths: dict[str, Path]) -> str:
+    """Every method's metrics on both splits in the model card and in ``report/comparison.md``; the table."""
+    from pigeon.evaluate import metrics_table, to_markdown
+
     notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
                              "retrieval finds near neighbours",
              "region held out": "region held out: no training view shows test ground"}
@@ -179,9 +199,8 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
                            for split in notes for method, (name, _) in METHOD_REPORTS.items()], paths["model"])
     table = to_markdown(metrics_table(runs))
     with atomic_path(paths["report"] / "comparison.md") as tmp:
-        tmp.write_text(table + _REGION_NOTE.format(**region["split"]))
-    log(table)
-    return {**_by_role(runs, "random split"), "n_cells": len(cells), "out_dir": str(out), "region": region}
+        tmp.write_text(table + _REGION_NOTE.format(**region_split))
+    return table
 
 
 _REGION_NOTE = (
@@ -204,10 +223,8 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
         ``{"model", "head", "knn", "baseline": metrics, "runs": {row name: metrics}, "split": the split metadata
         (counts, buffer)}``.
     """
-    from pigeon.cells import GeoCells
     from pigeon.data import select_split, training_rows, write_manifest
     from pigeon.data.split import split_manifest
-    from pigeon.model import Geolocator, TrainConfig, train
 
     out = Path(out_dir)
     split_df = split_manifest(df, **REGION_SPLIT, seed=config.seed)
@@ -216,14 +233,7 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
     train_df, test_df = training_rows(split_df), select_split(split_df, "test")
     log(f"[region] the same recipe on a region split: {len(train_df)} train / {len(test_df)} test locations, "
         f">= {info['buffer_km']:g} km apart -> {out}")
-    if (out / "model" / "config.json").is_file():
-        geo = Geolocator.from_pretrained(out / "model")
-    else:
-        cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
-                               max_size=config.max_size, seed=config.seed)
-        cells.save(out / "cells")
-        geo = train(split_df, cells, emb, out / "model", TrainConfig(epochs=config.epochs, seed=config.seed),
-                    overwrite=True)
+    geo = demo_model(split_df, lambda: demo_cells(train_df, out / "cells", config), emb, out / "model", config)
     runs = evaluate_methods(geo, train_df, test_df, emb, out / "report", "region held out",
                             {"demo": asdict(config), "split": info})
     return {**_by_role(runs, "region held out"), "runs": runs, "split": info}

@@ -22,7 +22,7 @@ from pigeon.cells._semantic import (
 from pigeon.cells._spatial import locate_points
 from pigeon.cells._split import split_oversized, warm_up
 from pigeon.errors import ArtifactNotFoundError, InputError
-from pigeon.geo import check_coords, latlon_to_xyz, pairwise_haversine_km, xyz_to_latlon
+from pigeon.geo import check_coords, pairwise_haversine_km, spherical_means
 from pigeon.geography._topology import polygon_parts, wrap_geometry
 from pigeon.presets import preset_name, resolve
 
@@ -263,9 +263,7 @@ def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarr
     import geopandas as gpd
 
     k = len(geoms)
-    xyz = latlon_to_xyz(lat, lon)
-    sums = np.stack([np.bincount(labels, weights=xyz[:, j], minlength=k) for j in range(3)], axis=1)
-    clat, clon = xyz_to_latlon(sums)
+    clat, clon = spherical_means(lat, lon, labels, k)
     if names is None:
         names = _names_at(clat, clon, areas)
     table = pd.DataFrame({

@@ -96,23 +96,51 @@ def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame
     Returns:
         ``area_cell`` after fusion and the ids of the cells left below ``min_size``.
     """
-    geoms = areas.geometry.to_numpy()
-    country = areas["country"].fillna("").to_numpy(dtype=object)
-    admin1 = areas["admin1"].fillna("").to_numpy(dtype=object)
-    sizes = sizes.astype(np.int64).copy()
-    owner = np.arange(len(areas))  # owner[c] == c for live cells
-    members = {c: list(np.flatnonzero(area_cell == c)) for c in np.unique(area_cell[area_cell >= 0])}
-    adj = _touching(area_cell, geoms, country)
-    occupied = np.flatnonzero(area_cell >= 0)  # only areas holding points can be fusion targets
-    tree = shapely.STRtree(geoms[occupied])
+    fusion = _Fusion(area_cell, sizes, areas, min_size)
+    rng = np.random.default_rng(seed)
+    pool = sorted(c for c in fusion.members if fusion.sizes[c] < min_size)
+    stuck = []
+    while pool:
+        c = pool.pop(int(rng.integers(len(pool))))
+        if fusion.find(c) != c or fusion.sizes[c] >= min_size:
+            continue
+        target = fusion.pick(c, fusion.adj[c]) if fusion.adj[c] else fusion.pick(c, fusion.nearby(c))
+        if target is None:
+            stuck.append(c)
+            continue
+        fusion.merge(c, target)
+        if fusion.sizes[target] < min_size and target not in pool:
+            pool.append(target)
+    find, sizes = fusion.find, fusion.sizes
+    fused = np.where(area_cell >= 0, [find(int(c)) if c >= 0 else -1 for c in area_cell], -1)
+    return fused.astype(np.int64), np.asarray(sorted(find(c) for c in stuck if sizes[find(c)] < min_size))
 
-    def find(c: int) -> int:
+
+class _Fusion:
+    """The state of :func:`fuse_small`: cell sizes, members and neighbours, and a union-find of fused cells."""
+
+    def __init__(self, area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame, min_size: int) -> None:
+        self.area_cell, self.min_size = area_cell, min_size
+        self.geoms = areas.geometry.to_numpy()
+        self.country = areas["country"].fillna("").to_numpy(dtype=object)
+        self.admin1 = areas["admin1"].fillna("").to_numpy(dtype=object)
+        self.sizes = sizes.astype(np.int64).copy()
+        self.owner = np.arange(len(areas))  # owner[c] == c for live cells
+        self.members = {c: list(np.flatnonzero(area_cell == c)) for c in np.unique(area_cell[area_cell >= 0])}
+        self.adj = _touching(area_cell, self.geoms, self.country)
+        self.occupied = np.flatnonzero(area_cell >= 0)  # only areas holding points can be fusion targets
+        self.tree = shapely.STRtree(self.geoms[self.occupied])
+
+    def find(self, c: int) -> int:
+        owner = self.owner
         while owner[c] != c:
             owner[c] = owner[owner[c]]
             c = owner[c]
         return c
 
-    def pick(c: int, candidates: set) -> int | None:
+    def pick(self, c: int, candidates: set) -> int | None:
+        """The largest candidate of the first non-empty tier (see :func:`fuse_small`), or None."""
+        sizes, admin1, min_size = self.sizes, self.admin1, self.min_size
         tiers = (lambda d: sizes[d] < min_size and admin1[d] == admin1[c], lambda d: admin1[d] == admin1[c],
                  lambda d: sizes[d] < min_size, lambda d: True)
         for tier in tiers:
@@ -121,42 +149,33 @@ def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame
                 return max(found, key=lambda d: (sizes[d], -d))
         return None
 
-    def nearby(c: int) -> set:
-        bounds = shapely.bounds(geoms[members[c]])
+    def nearby(self, c: int) -> set:
+        """Cells of the same country within the bounding-box diagonal of cell ``c`` (across the antimeridian)."""
+        geoms, country, occupied = self.geoms, self.country, self.occupied
+        bounds = shapely.bounds(geoms[self.members[c]])
         xmin, xmax = circular_span(bounds[:, [0, 2]].ravel())  # the cell may straddle the antimeridian
         ymin, ymax = bounds[:, 1].min(), bounds[:, 3].max()
         reach = float(np.hypot(xmax - xmin, ymax - ymin))
         # envelope query first, then the exact (costly) distance test only for areas of the same country
-        hits = np.unique(np.concatenate([tree.query(shapely.box(xmin - reach + dx, ymin - reach, xmax + reach + dx,
-                                                                 ymax + reach)) for dx in (0.0, -360.0, 360.0)]))
+        hits = np.unique(np.concatenate([self.tree.query(shapely.box(xmin - reach + dx, ymin - reach,
+                                                                      xmax + reach + dx, ymax + reach))
+                                         for dx in (0.0, -360.0, 360.0)]))
         hits = occupied[hits]
         hits = hits[country[hits] == country[c]]
-        hits = hits[np.unique(pairs_within(geoms[members[c]], reach, other=geoms[hits])[1])]
-        return {find(int(area_cell[h])) for h in hits} - {c}
+        hits = hits[np.unique(pairs_within(geoms[self.members[c]], reach, other=geoms[hits])[1])]
+        return {self.find(int(self.area_cell[h])) for h in hits} - {c}
 
-    rng = np.random.default_rng(seed)
-    pool = sorted(c for c in members if sizes[c] < min_size)
-    stuck = []
-    while pool:
-        c = pool.pop(int(rng.integers(len(pool))))
-        if find(c) != c or sizes[c] >= min_size:
-            continue
-        target = pick(c, adj[c]) if adj[c] else pick(c, nearby(c))
-        if target is None:
-            stuck.append(c)
-            continue
-        owner[c] = target
-        sizes[target] += sizes[c]
-        members[target].extend(members.pop(c))
+    def merge(self, c: int, target: int) -> None:
+        """Fuse cell ``c`` into ``target``: its points, areas and neighbours."""
+        adj = self.adj
+        self.owner[c] = target
+        self.sizes[target] += self.sizes[c]
+        self.members[target].extend(self.members.pop(c))
         for d in adj.pop(c):
             adj[d].discard(c)
             if d != target:
                 adj[d].add(target)
                 adj[target].add(d)
-        if sizes[target] < min_size and target not in pool:
-            pool.append(target)
-    fused = np.where(area_cell >= 0, [find(int(c)) if c >= 0 else -1 for c in area_cell], -1)
-    return fused.astype(np.int64), np.asarray(sorted(find(c) for c in stuck if sizes[find(c)] < min_size))
 
 
 def _country_groups(areas: gpd.GeoDataFrame) -> dict[str, np.ndarray]:

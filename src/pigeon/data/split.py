@@ -115,11 +115,11 @@ def _cell_labels(df: pd.DataFrame, cells, n_regions: int, seed: int) -> tuple[np
 
 def split_manifest(
     df: pd.DataFrame,
-    by: str | SplitConfig = "random",
+    by: str | SplitConfig = SplitConfig.by,
     *,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    buffer_km: float = 0.0,
-    seed: int = 0,
+    fractions: Sequence[float] = SplitConfig.fractions,
+    buffer_km: float = SplitConfig.buffer_km,
+    seed: int = SplitConfig.seed,
     n_regions: int | None = None,
     cells=None,
 ) -> pd.DataFrame:
@@ -153,25 +153,10 @@ def split_manifest(
     df = validate_manifest(df, where="manifest to split")
     n_regions = n_regions or DEFAULT_REGIONS
     config: dict = {"by": by, "fractions": list(fractions), "buffer_km": float(buffer_km), "seed": seed}
-    if by == "random":
-        split = assign_splits(len(df), fractions, seed)
-    elif by == "region":
-        split = assign_groups(region_labels(df["lat"], df["lon"], n_regions, seed), fractions, seed)
-        config["n_regions"] = n_regions
-    else:
-        labels, config["cells"] = _cell_labels(df, cells, n_regions, seed)
-        split = assign_groups(labels, fractions, seed)
-    split = pd.Series(split, index=df.index, dtype=object)
-
+    split = pd.Series(_assign(df, config, n_regions, cells), index=df.index, dtype=object)
     held_out = split.isin(["val", "test"]).to_numpy()
     config["views"] = all(c in df.columns for c in ("view_lat", "view_lon"))
-    excluded = 0
-    if buffer_km > 0 and held_out.any():
-        train = np.flatnonzero(~held_out)
-        near, _ = distance_to_rows_km(df.iloc[train], df.iloc[np.flatnonzero(held_out)])
-        drop = train[near < buffer_km]
-        split.iloc[drop] = None
-        excluded = len(drop)
+    excluded = _buffer(df, split, held_out, float(buffer_km))
     if not (split == "train").any():
         raise InputError(f"the {by} split with a {buffer_km:g} km buffer leaves no training row; lower "
                          "--buffer-km" + (" or raise --regions" if by != "random" else ""))
@@ -182,3 +167,27 @@ def split_manifest(
         config["min_heldout_to_train_km"] = round(float(gap.min()), 3)
     df.attrs = {**attrs, "meta": {**attrs.get("meta", {}), "split": config}}
     return df
+
+
+def _assign(df: pd.DataFrame, config: dict, n_regions: int, cells) -> np.ndarray:
+    """A split label per row by ``config["by"]`` (random rows, whole regions or whole cells); records the
+    regions or cells used in ``config``."""
+    by, fractions, seed = config["by"], config["fractions"], config["seed"]
+    if by == "random":
+        return assign_splits(len(df), fractions, seed)
+    if by == "region":
+        config["n_regions"] = n_regions
+        return assign_groups(region_labels(df["lat"], df["lon"], n_regions, seed), fractions, seed)
+    labels, config["cells"] = _cell_labels(df, cells, n_regions, seed)
+    return assign_groups(labels, fractions, seed)
+
+
+def _buffer(df: pd.DataFrame, split: pd.Series, held_out: np.ndarray, buffer_km: float) -> int:
+    """Leave out (split None) the training rows closer than ``buffer_km`` to a val/test row; how many."""
+    if not (buffer_km > 0 and held_out.any()):
+        return 0
+    train = np.flatnonzero(~held_out)
+    near, _ = distance_to_rows_km(df.iloc[train], df.iloc[np.flatnonzero(held_out)])
+    drop = train[near < buffer_km]
+    split.iloc[drop] = None
+    return len(drop)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pigeon._device import check_device_name
 from pigeon._progress import progress
 from pigeon.backbones import Backbone, backbone_cfg, load
 from pigeon.data.manifest import image_views, validate_manifest
@@ -68,17 +69,7 @@ def embed_manifest_ray(
         the same vectors as :func:`embed_manifest`.
     """
     ray = _import_ray()
-    if batch_size < 1 or shard_size < 1:
-        raise InputError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
-    if num_workers is not None and num_workers < 1:
-        raise InputError(f"num_workers must be >= 1, got {num_workers}")
-    if decode_workers < 0:
-        raise InputError(f"decode_workers must be >= 0, got {decode_workers}")
-    cpus = float(1 + decode_workers if cpus_per_worker is None else cpus_per_worker)
-    if cpus <= 0:
-        raise InputError(f"cpus_per_worker must be > 0, got {cpus_per_worker}")
-    if device not in (None, "auto", "cpu") and not str(device).startswith("cuda"):
-        raise InputError(f"unknown device {device!r} for Ray workers; use cpu, cuda or auto")
+    cpus = _check_settings(batch_size, shard_size, num_workers, decode_workers, cpus_per_worker, device)
     root = df.attrs.get("root", ".")
     df = validate_manifest(df, require_coords=False)
     out = Path(out_dir).resolve()
@@ -95,25 +86,53 @@ def embed_manifest_ray(
         tasks = [{"shard": k, "ids": json.dumps([ids[r] for r in shards[k]]),
                   "views": json.dumps([[str(p) for p in views[r]] for r in shards[k]])} for k in todo]
         n_images = {k: sum(len(views[r]) for r in shards[k]) for k in todo}
-        with _connected(ray, address):
-            gpus = _gpus_per_worker(ray, device)
-            n = min(num_workers or _fitting_workers(ray, cpus, gpus), len(todo))
-            _check_fits(ray, n, cpus, gpus)
-            replica = {"backbone": backbone, "out_dir": str(out), "batch_size": batch_size,
-                       "decode_workers": decode_workers, "threads": max(1, int(cpus)),
-                       "device": "cuda" if gpus else "cpu",
-                       "dtype": dtype, "max_pixels": get_max_pixels()}
-            done = (ray.data.from_items(tasks, override_num_blocks=len(tasks))
-                    .map_batches(ShardEmbedder, batch_size=1, fn_constructor_kwargs=replica,
-                                 compute=ray.data.ActorPoolStrategy(size=n), num_cpus=cpus, num_gpus=gpus))
-            with progress() as bar:
-                task = bar.add_task(f"embed ({backbone}, {n} Ray workers)", total=sum(n_images.values()), info="")
-                for row in done.iter_rows():
-                    if row["error"]:
-                        raise PigeonError(f"a Ray worker failed: {row['error']}")
-                    bar.advance(task, n_images[int(row["shard"])])
+        replica = {"backbone": backbone, "out_dir": str(out), "batch_size": batch_size,
+                   "decode_workers": decode_workers, "threads": max(1, int(cpus)), "dtype": dtype,
+                   "max_pixels": get_max_pixels()}
+        n = _run_replicas(ray, address, tasks, n_images, replica, cpus, num_workers, device)
     config["ray_workers"] = n
     return _finish(out, config, len(shards))
+
+
+def _check_settings(batch_size: int, shard_size: int, num_workers: int | None, decode_workers: int,
+                    cpus_per_worker: float | None, device: str | None) -> float:
+    """Check the settings before anything starts; the CPUs reserved per replica."""
+    if batch_size < 1 or shard_size < 1:
+        raise InputError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
+    if num_workers is not None and num_workers < 1:
+        raise InputError(f"num_workers must be >= 1, got {num_workers}")
+    if decode_workers < 0:
+        raise InputError(f"decode_workers must be >= 0, got {decode_workers}")
+    cpus = float(1 + decode_workers if cpus_per_worker is None else cpus_per_worker)
+    if cpus <= 0:
+        raise InputError(f"cpus_per_worker must be > 0, got {cpus_per_worker}")
+    check_device_name(device, ("auto", "cpu", "cuda", "cuda:N"), where=" for Ray workers")
+    return cpus
+
+
+def _run_replicas(ray, address: str | None, tasks: list[dict], n_images: dict[int, int], replica: dict[str, Any],
+                  cpus: float, num_workers: int | None, device: str | None) -> int:
+    """Embed the shard ``tasks`` on a pool of model replicas on the cluster; how many replicas ran."""
+    with _connected(ray, address):
+        gpus = _gpus_per_worker(ray, device)
+        n = min(num_workers or _fitting_workers(ray, cpus, gpus), len(tasks))
+        _check_fits(ray, n, cpus, gpus)
+        replica = {**replica, "device": "cuda" if gpus else "cpu"}
+        done = (ray.data.from_items(tasks, override_num_blocks=len(tasks))
+                .map_batches(ShardEmbedder, batch_size=1, fn_constructor_kwargs=replica,
+                             compute=ray.data.ActorPoolStrategy(size=n), num_cpus=cpus, num_gpus=gpus))
+        _follow(done, n_images, f"embed ({replica['backbone']}, {n} Ray workers)")
+    return n
+
+
+def _follow(done, n_images: dict[int, int], label: str) -> None:
+    """Run the Ray dataset of shards with a progress bar (images done); a worker's error is raised here."""
+    with progress() as bar:
+        task = bar.add_task(label, total=sum(n_images.values()), info="")
+        for row in done.iter_rows():
+            if row["error"]:
+                raise PigeonError(f"a Ray worker failed: {row['error']}")
+            bar.advance(task, n_images[int(row["shard"])])
 
 
 class ShardEmbedder:

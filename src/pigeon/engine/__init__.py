@@ -13,6 +13,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "pigeon._device": ("autocast_dtype", "distributed_info", "resolve_device"),
     "_config": ("SCHEDULES", "OptimConfig", "lr_factor"),
     "_curves": ("Panel", "plot_curves"),
-    "_engine": ("CHECKPOINT_DIR", "CURVES", "Engine", "Sampler", "TrainResult", "read_checkpoint_state"),
+    "_engine": ("CHECKPOINT_DIR", "CURVES", "Engine", "Sampler", "TrainResult", "read_checkpoint_state",
+                "refuse_existing"),
     "_samplers": ("LocationBatchSampler", "ShuffleSampler"),
 })
