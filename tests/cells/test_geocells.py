@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError, UnknownNameError
-from tests.cells.conftest import MAX_SIZE, MIN_SIZE
+from tests.support.cells import MAX_SIZE, MIN_SIZE
 
 
 def brute_force_assign(table, lat, lon):
