@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,23 @@ def test_lower_stages_do_not_load_the_model(module):
     assert not loaded["pigeon.model"]
     if module == "pigeon.presets":
         assert not loaded["torch"]
+
+
+def test_the_cli_and_its_help_texts_load_no_stage_code():
+    code = ("import json, sys; import pigeon.cli; "
+            "print(json.dumps([m for m in ('torch', 'pandas', 'geopandas', 'fastapi', 'pigeon.model._fit', "
+            "'pigeon.cells._geocells', 'pigeon.refine._refiner') if m in sys.modules]))")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                       cwd=ROOT).stdout)
+    assert loaded == []
+
+
+def test_serve_help_needs_no_fastapi():
+    code = ("import sys; sys.modules['fastapi'] = None; sys.argv = ['pigeon', 'serve', '--help']; "
+            "from pigeon.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    from pigeon.serve._config import ServeConfig
+
+    assert f"[default: {ServeConfig().port}]" in result.stdout
