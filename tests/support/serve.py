@@ -21,6 +21,10 @@ def wait_ready(client, timeout: float = 60.0) -> None:
 @contextlib.contextmanager
 def running(geo, **settings):
     """A TestClient over a fresh app with these ServeConfig settings, started and warmed up."""
+    from fastapi.testclient import TestClient
+
+    from pigeon.serve import ServeConfig, create_app
+
     app = create_app(geo, ServeConfig(**settings), "demo")
     with TestClient(app) as client:
         wait_ready(client)
