@@ -69,7 +69,8 @@ def check_labelled(X, coords, cells, n_cells: int, what: str = "embeddings") -> 
     if not (shape[0] == len(coords) == len(cells)):
         raise InputError(f"{what} ({shape[0]}), coordinates ({len(coords)}) and cells ({len(cells)}) differ in length")
     if cells.min() < 0 or cells.max() >= n_cells:
-        raise InputError(f"cell labels must be in [0, {n_cells}), got {cells.min()}..{cells.max()}")
+        raise InputError(f"cell labels out of range: cells must be in [0, {n_cells}), got {cells.min()}..{cells.max()}; "
+                         "label the points with the same geocells")
     return coords, cells
 
 
