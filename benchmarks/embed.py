@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/embed.py [--images 192] [--batch-sizes 1 16 64] [--workers N] [--seconds 6]
+    python benchmarks/embed.py --part shards [--images 192] [--shard-workers 1 2]
 
 Each backbone runs in a fresh subprocess so its peak resident memory (``ru_maxrss``) is its own. Backbones:
 the offline default EfficientNet-Lite0 (real weights) and a randomly initialised CLIP ViT-B/16 (the size of
@@ -10,6 +11,10 @@ the offline default EfficientNet-Lite0 (real weights) and a randomly initialised
 640x480 JPEGs (decode + resize + crop in worker processes, forward, float16 shards) at the batch size whose bare
 forward was fastest, and the ratio compares it with that best bare forward (the ceiling the pipeline can reach).
 Rates are the best of a few timing windows (the CPU may be shared). Prints a Markdown table.
+
+``--part shards``: the same photos embedded with EfficientNet-Lite0 from loose files (``embed_manifest``) and from
+WebDataset shards written by ``pigeon data shard``'s code (``embed_shards_from``), at each ``--shard-workers``
+count, interleaved (loose, shards, loose, shards) and best of two, so both see the same load.
 """
 
 from __future__ import annotations
@@ -96,6 +101,45 @@ def run_one(name: str, n_images: int, batch_sizes: list[int], workers: int, seco
             "threads": torch.get_num_threads(), "workers": workers}
 
 
+def run_shards(n_images: int, worker_counts: list[int]) -> list[dict]:
+    """Images/s of the pipeline from loose JPEGs and from shards of the same JPEGs, per worker count."""
+    from pigeon.backbones import load
+    from pigeon.data.shards import write_shards
+    from pigeon.embed import embed_manifest, embed_shards_from
+
+    bb = load("efficientnet:lite0", device="cpu")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        df = make_photos(tmp, n_images)
+        n_shards = 2 * max(worker_counts)  # each worker reads whole shards: give every worker two
+        pattern = write_shards(df, f"{tmp}/shards", size=-(-n_images // n_shards)).pattern
+        runs = iter(range(1000))
+        for workers in worker_counts:
+            best = {"loose files": 0.0, "shards": 0.0}
+            for _ in range(2):
+                for source in best:
+                    t0 = time.perf_counter()
+                    if source == "shards":
+                        embed_shards_from(pattern, bb, f"{tmp}/e{next(runs)}", batch_size=16, num_workers=workers)
+                    else:
+                        embed_manifest(df, bb, f"{tmp}/e{next(runs)}", batch_size=16, num_workers=workers)
+                    best[source] = max(best[source], n_images / (time.perf_counter() - t0))
+            rows.append({"workers": workers, **best})
+    return rows
+
+
+def main_shards(args) -> None:
+    import os
+
+    load = os.getloadavg()[0]
+    rows = run_shards(args.images, args.shard_workers)
+    print(f"{args.images} 640x480 JPEGs, EfficientNet-Lite0, batch 16, {os.cpu_count()} CPUs, "
+          f"load average {load:.1f} -> {os.getloadavg()[0]:.1f}\n")
+    print("| decoding workers | loose files (img/s) | shards (img/s) | shards / loose |\n|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['workers']} | {r['loose files']:.1f} | {r['shards']:.1f} | {r['shards'] / r['loose files']:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=192)
@@ -103,7 +147,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="decoding workers (default: pigeon's default)")
     parser.add_argument("--seconds", type=float, default=6.0, help="minimum timed seconds per bare measurement")
     parser.add_argument("--only", help=argparse.SUPPRESS)  # internal: run one backbone, print JSON
+    parser.add_argument("--part", choices=("backbones", "shards"), default="backbones")
+    parser.add_argument("--shard-workers", type=int, nargs="+", default=[1, 2], help="--part shards: worker counts")
     args = parser.parse_args()
+    if args.part == "shards":
+        main_shards(args)
+        return
     from pigeon.embed import default_workers
 
     workers = default_workers() if args.workers is None else args.workers

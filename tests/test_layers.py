@@ -46,6 +46,23 @@ def test_the_checker_finds_cycles_and_upward_imports(tmp_path):
         "import cycle: pigeon.errors -> pigeon.model -> pigeon.model._a -> pigeon.errors"]
 
 
+def test_type_only_imports_count_for_layers_not_cycles(tmp_path):
+    files = {
+        "pigeon/__init__.py": "",
+        "pigeon/errors.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pigeon.model import x\n",
+        "pigeon/model/__init__.py": "from pigeon.model._a import x\n",
+        "pigeon/model/_a.py": "from typing import TYPE_CHECKING\nfrom pigeon.model import _b\nx = 1\n",
+        "pigeon/model/_b.py": "import typing\nif typing.TYPE_CHECKING:\n    from pigeon.model._a import x\n",
+        "pigeon/model/_c.py": "from pigeon._lazy import exports_of\nE = exports_of({'pigeon.model._a': ('x',)})\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph, problems = _checker().check(tmp_path)
+    assert problems == ["upward import: pigeon.errors (foundation) imports pigeon.model (model)"]
+    assert "pigeon.model._a" in graph["pigeon.model._c"]  # the modules a package names for lazy import count
+
+
 def test_a_module_in_no_layer_is_an_error(tmp_path):
     (tmp_path / "pigeon" / "newstage").mkdir(parents=True)
     (tmp_path / "pigeon" / "__init__.py").write_text("")

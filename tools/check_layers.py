@@ -1,8 +1,8 @@
 """Check pigeon's import graph: no cycle, and no module importing a higher stage.
 
-Every ``import`` statement of ``src/pigeon`` counts, wherever it stands (module level, inside a function, under
-``TYPE_CHECKING``), and so do the modules a package names in ``lazy_exports``: a lazy import still makes the lower
-module depend on the higher one. The stages are the
+Every ``import`` statement of ``src/pigeon`` counts, wherever it stands (module level, inside a function), and so do
+the modules a package names for ``pigeon._lazy``: a lazy import still makes the lower module depend on the higher
+one. Type-only imports (under ``if TYPE_CHECKING:``) count for the layers but not for cycles, since they never run. The stages are the
 layers of ARCHITECTURE.md, lowest first; a module may import its own layer and the layers below it.
 
     python tools/check_layers.py            # prints the violations, exits 1 if there is any
@@ -56,16 +56,22 @@ def modules(src: Path = SRC) -> dict[str, Path]:
     return {module_name(p, src): p for p in sorted((src / "pigeon").rglob("*.py"))}
 
 
-def imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """The pigeon modules that ``name`` imports (``from a import b`` counts ``a.b`` when it is a module)."""
+def imports(name: str, path: Path, known: set[str], typing: bool = True) -> set[str]:
+    """The pigeon modules that ``name`` imports (``from a import b`` counts ``a.b`` when it is a module); with
+    ``typing=False`` without the type-only imports (under ``if TYPE_CHECKING:``), which never run."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                 for stmt in block.body for n in ast.walk(stmt)}
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in ast.walk(tree):
+        if not typing and id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_exports" and len(node.args) > 1 \
-                and isinstance(node.args[1], ast.Dict):  # a package's lazily imported modules (pigeon._lazy)
-            keys = [k.value for k in node.args[1].keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("exports_of", "lazy_exports") \
+                and node.args and isinstance(node.args[-1], ast.Dict):  # a package's lazily imported modules
+            keys = [k.value for k in node.args[-1].keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
             targets = [k if k.startswith("pigeon") else f"{package}.{k}" for k in keys]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
@@ -83,6 +89,10 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
     # importing pigeon.x.y first runs the __init__ of each package above it that the importer is not inside
     own = _ancestors(name)
     return {a for t in found for a in (t, *_ancestors(t)) if a not in own and a != name and a in known}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return getattr(test, "id", None) == "TYPE_CHECKING" or getattr(test, "attr", None) == "TYPE_CHECKING"
 
 
 def _ancestors(name: str) -> list[str]:
@@ -161,6 +171,7 @@ def check(src: Path = SRC) -> tuple[dict[str, set[str]], list[str]]:
     files = modules(src)
     known = set(files)
     graph = {name: imports(name, path, known) for name, path in files.items()}
+    runtime = {name: imports(name, path, known, typing=False) for name, path in files.items()}
     problems = []
     for name in sorted(graph):
         own = layer_of(name)
@@ -168,8 +179,8 @@ def check(src: Path = SRC) -> tuple[dict[str, set[str]], list[str]]:
             if layer_of(target) > own:
                 problems.append(f"upward import: {name} ({LAYERS[own][0]}) imports {target} "
                                 f"({LAYERS[layer_of(target)][0]})")
-    for component in cycles(graph):
-        problems.append("import cycle: " + " -> ".join(cycle_path(graph, component)))
+    for component in cycles(runtime):  # a type-only import never runs: it counts for the layers, not for cycles
+        problems.append("import cycle: " + " -> ".join(cycle_path(runtime, component)))
     return graph, problems
 
 

@@ -1,5 +1,10 @@
 """What every config dataclass shares: the JSON round trip (``meta.json`` / ``config.json``) and the one merge of
-options over defaults, in which ``None`` means "not set: keep the default"."""
+options over defaults, in which ``None`` means "not set: keep the default".
+
+Torch-free on purpose, like every config module (``engine/_config``, ``cells/_config``, ``refine/_config``,
+``pretrain/_config``): the CLI builds its help texts from the configs' fields, and ``pigeon --help`` must not
+import torch (``tests/cli/test_startup.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from typing import Any, TypeVar
 from pigeon.errors import InputError
 
 C = TypeVar("C", bound="JsonConfig")
+
+#: Numeric precisions of training and inference (``OptimConfig.precision``; ``pigeon._device.autocast_dtype``).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def drop_unset(options: dict[str, Any]) -> dict[str, Any]:

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from pigeon._config import PRECISIONS
 from pigeon.errors import InputError
 
 #: ``precision`` names accepted by :func:`autocast_dtype`.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 #: The device names ``--device`` takes (``cuda:N``: GPU number N).

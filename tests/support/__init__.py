@@ -4,7 +4,8 @@
 the submodules hold those of one area: ``model`` (synthetic data with a known answer, a tiny backbone, toy
 cells), ``geo`` (brute-force distances, a clustered manifest), ``engine`` (a toy regression task), ``cells``
 (a toy world), ``maps`` (synthetic admin areas), ``evaluate`` (hand-checked cases), ``serve`` (upload bytes,
-clients), ``distributed`` (several processes joined like torchrun).
+clients), ``distributed`` (several processes joined like torchrun), ``dummy_placer`` (a placing method made
+the way a plugin would).
 """
 
 from __future__ import annotations

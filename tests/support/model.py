@@ -93,6 +93,7 @@ class ToyCells:
             "admin1": [f"R{i}" for i in range(n)],
             "centroid_lat": self.centroids[:, 0], "centroid_lon": self.centroids[:, 1],
         }, geometry=[box(lon - 1, lat - 1, lon + 1, lat + 1) for lat, lon in self.centroids], crs="EPSG:4326")
+        self.attributes = self.table.drop(columns="geometry")  # GeoCells.attributes: the table without the shapes
 
     def __len__(self) -> int:
         return len(self.centroids)

@@ -2,15 +2,15 @@
 
 Semantic cells follow admin boundaries (one cell per populated admin area, small cells fused within a
 country, large cells split with OPTICS + Voronoi); naive cells are the reference's adaptive rectangles.
-
->>> from pigeon.cells import CellConfig, GeoCells
->>> cells = GeoCells.build(lat, lon, preset="photo")          # or GeoCells.build(lat, lon, CellConfig(...))
 """
 
-from pigeon._lazy import lazy_exports
+from pigeon._lazy import exports_of, lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "_config": ("METHODS", "OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "CellConfig"),
-    "_geocells": ("TABLE_COLUMNS", "GeoCells", "read_areas"),
-    "_report": ("cell_stats", "export_geojson", "plot_cells"),
+_EXPORTS = exports_of({
+    "pigeon.cells._config": ("METHODS", "OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "CellConfig"),
+    "pigeon.cells._geocells": ("TABLE_COLUMNS", "GeoCells", "read_areas"),
+    "pigeon.cells._report": ("cell_stats", "export_geojson", "plot_cells"),
 })
+__all__ = sorted(_EXPORTS)
+# lazy: CellConfig (help texts) and loading a model's cells must not import the builders (geopandas, scipy)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,22 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon._config import drop_unset
 from pigeon.cells._config import CellConfig
-from pigeon.cells._naive import naive_boxes
-from pigeon.cells._parallel import CellMapper
-from pigeon.cells._semantic import (
-    check_areas, contiguous_cells, contiguous_split_cells, fuse_small, initial_cells,
-)
-from pigeon.cells._spatial import locate_points
-from pigeon.cells._split import split_oversized, warm_up
 from pigeon.errors import ArtifactNotFoundError, InputError
 from pigeon.geo import check_coords, pairwise_haversine_km, spherical_means
-from pigeon.geography._topology import polygon_parts, wrap_geometry
 from pigeon.presets import preset_name, resolve
+
+# The builders (shapely, scipy, the geography stage) are imported where cells are built or points assigned, so
+# that loading a model's cells for a prediction reads only their names and centroids (start-up time).
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -55,6 +49,7 @@ class GeoCells:
         self._table = table.reset_index(drop=True)
         self.meta = meta or {}
         self.train_labels = train_labels
+        self._shapes_file: Path | None = None  # after load: the GeoParquet whose shapes are read on first use
 
     # construction -------------------------------------------------------------------------------------------
     @classmethod
@@ -84,6 +79,9 @@ class GeoCells:
         if config is not None and (preset is not None or drop_unset(options)):
             raise InputError("pass either a CellConfig or a preset and options, not both")
         cfg = (config or resolve(CellConfig, "cells", preset, **options)).validate()
+        from pigeon.cells._parallel import CellMapper
+        from pigeon.cells._semantic import check_areas
+
         lat, lon = check_coords(lat, lon, "training points")
         _check_sizes(len(lat), cfg.min_size, cfg.max_size)
         mapper = CellMapper(cfg.n_jobs, cfg.ray_address)
@@ -112,25 +110,35 @@ class GeoCells:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GeoCells:
-        """Load cells saved by :meth:`save` from a folder."""
-        import geopandas as gpd
+        """Load cells saved by :meth:`save` from a folder.
+
+        Names and centroids are read now; the shapes (geopandas, shapely) when first used (:attr:`table`,
+        :meth:`assign`), so a prediction that needs only names and centroids does not pay for them.
+        """
+        import pyarrow.parquet as pq
 
         path = Path(path)
         file = path / CELLS_FILE
         if not file.is_file():
             raise ArtifactNotFoundError(file, _BUILD_HINT)
         try:
-            table = gpd.read_parquet(file)
-        except Exception as exc:  # pyarrow/geopandas raise several types for a corrupt or non-geo file
+            schema = pq.read_schema(file)
+            if b"geo" not in (schema.metadata or {}):
+                raise ValueError("no GeoParquet metadata")
+            attributes = pd.read_parquet(file, columns=[c for c in schema.names if c != "geometry"])
+        except Exception as exc:  # pyarrow raises several types for a corrupt or non-geo file
             raise InputError(f"cannot read {file} as GeoParquet ({type(exc).__name__}); {_BUILD_HINT}") from None
-        return cls(table, read_json(path / META_FILE, _BUILD_HINT))
+        cells = cls(attributes.assign(geometry=None), read_json(path / META_FILE, _BUILD_HINT))
+        cells._shapes_file = file
+        return cells
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``cells.parquet`` (GeoParquet) and ``meta.json`` into folder ``path``, atomically."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        table = self.table
         with atomic_path(path / CELLS_FILE) as tmp:
-            self._table.to_parquet(tmp, index=False)
+            table.to_parquet(tmp, index=False)
         write_json(path / META_FILE, self.meta)
         return path
 
@@ -146,7 +154,21 @@ class GeoCells:
     def table(self) -> gpd.GeoDataFrame:
         """GeoDataFrame (EPSG:4326), one row per cell: cell_id, country, admin1, admin2, centroid_lat,
         centroid_lon, n_train, geometry."""
+        if self._shapes_file is not None:
+            import geopandas as gpd
+
+            try:
+                self._table = gpd.read_parquet(self._shapes_file)
+            except Exception as exc:
+                raise InputError(f"cannot read {self._shapes_file} as GeoParquet ({type(exc).__name__}); "
+                                 f"{_BUILD_HINT}") from None
+            self._shapes_file = None
         return self._table
+
+    @property
+    def attributes(self) -> pd.DataFrame:
+        """The table without the shapes (names, centroids, sizes): cheap, read without geopandas."""
+        return pd.DataFrame(self._table[[c for c in self._table.columns if c != "geometry"]])
 
     @property
     def centroids(self) -> np.ndarray:
@@ -162,8 +184,10 @@ class GeoCells:
         Returns:
             (n,) int64 cell indices.
         """
+        from pigeon.cells._spatial import locate_points
+
         lat, lon = check_coords(lat, lon, "points to assign")
-        return locate_points(lat, lon, self._table.geometry.to_numpy())
+        return locate_points(lat, lon, self.table.geometry.to_numpy())
 
     def distances_km(self, lat, lon) -> np.ndarray:
         """(n_points, n_cells) great-circle km from each point to each cell centroid (label smoothing input)."""
@@ -212,6 +236,11 @@ def _check_sizes(n: int, min_size: int, max_size: int) -> None:
 
 
 def _naive(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.ndarray, np.ndarray]:
+    import shapely
+
+    from pigeon.cells._naive import naive_boxes
+    from pigeon.geography._topology import wrap_geometry
+
     boxes, labels = naive_boxes(lat, lon, max_size)
     geoms = shapely.box(boxes[:, 1], boxes[:, 0], boxes[:, 3], boxes[:, 2])
     return np.asarray([wrap_geometry(g) for g in geoms], dtype=object), labels
@@ -219,6 +248,13 @@ def _naive(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.ndarray,
 
 def _semantic(lat, lon, areas, cfg: CellConfig, mapper):
     """Shapes, point labels and (country, admin1, admin2) of semantic cells."""
+    import shapely
+
+    from pigeon.cells._semantic import contiguous_cells, contiguous_split_cells, fuse_small, initial_cells
+    from pigeon.cells._spatial import locate_points
+    from pigeon.cells._split import split_oversized, warm_up
+    from pigeon.geography._topology import polygon_parts
+
     min_size, max_size, optics, seed, balance = cfg.min_size, cfg.max_size, cfg.optics_params, cfg.seed, cfg.balance
     mapper.start(warm_up)  # workers start while the areas are located and fused
     pieces, piece_area = polygon_parts(areas.geometry.to_numpy())
@@ -284,6 +320,8 @@ def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarr
 def _names_at(lat: np.ndarray, lon: np.ndarray, areas: gpd.GeoDataFrame | None) -> pd.DataFrame:
     """Country, admin-1, admin-2 at the centroids: from ``areas`` when given, else reverse geocoding."""
     if areas is not None:
+        from pigeon.cells._spatial import locate_points
+
         idx = locate_points(lat, lon, areas.geometry.to_numpy())
         return areas[["country", "admin1", "admin2"]].iloc[idx].reset_index(drop=True)
     from pigeon.geography import locate

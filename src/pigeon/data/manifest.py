@@ -24,6 +24,7 @@ in ``df.attrs["meta"]``: in the Parquet file, or in ``<name>.csv.meta.json`` bes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -147,6 +148,12 @@ def _rebase(value, root: Path, out_dir: Path):
     if isinstance(value, list):
         return [_rebase(v, root, out_dir) for v in value]
     return value if Path(value).is_absolute() else os.path.relpath(root / value, out_dir)
+
+
+def manifest_sha256(df: pd.DataFrame) -> str:
+    """Hash of the (id, image) pairs: identifies the manifest rows a store or a set of shards was made from."""
+    pairs = [[str(i), v if isinstance(v, str) else list(v)] for i, v in zip(df["id"], df["image"])]
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
 
 
 def image_views(df: pd.DataFrame, root: str | os.PathLike | None = None) -> list[list[Path]]:

@@ -5,6 +5,7 @@ Layout of an embeddings folder::
     meta.json             provenance, backbone name + cfg, dim, manifest hash, "complete"
     index.parquet         id, shard, offset, view_offset, n_views   (one row per embedded manifest row)
     failed.csv            id, view, image, error                    (images that could not be read)
+    manifest.parquet      from tar shards only: id, lat, lon, image ("<shard url>#<member>"), the samples' fields
     shards/shard-00000.safetensors
                           "mean"  (n_rows, D) float16: view-averaged embedding per row
                           "views" (n_views, D) float16: one embedding per readable view
@@ -30,7 +31,7 @@ from pigeon._io import atomic_path, read_json
 from pigeon.backbones import BackboneCfg
 from pigeon.errors import ArtifactNotFoundError, InputError
 
-META, INDEX, FAILED, SHARDS = "meta.json", "index.parquet", "failed.csv", "shards"
+META, INDEX, FAILED, SHARDS, MANIFEST = "meta.json", "index.parquet", "failed.csv", "shards", "manifest.parquet"
 FAILED_COLUMNS = ["id", "view", "image", "error"]
 _SHOWN = 5
 
@@ -58,7 +59,7 @@ def shard_path(root: str | os.PathLike, k: int) -> Path:
 
 
 def write_shard(path: Path, ids: Sequence[str], views: Sequence[np.ndarray], failed: list[list[Any]],
-                dim: int) -> None:
+                dim: int, rows: list[dict[str, Any]] | None = None) -> None:
     """Write one shard atomically.
 
     Args:
@@ -67,12 +68,15 @@ def write_shard(path: Path, ids: Sequence[str], views: Sequence[np.ndarray], fai
         views: per id, the float32 embeddings of its readable views ``(V_i, D)`` (``V_i`` may be 0).
         failed: ``[id, view, image, error]`` rows for unreadable images.
         dim: embedding size D (for empty shards).
+        rows: per id, its manifest fields (embedding from tar shards: the store then writes ``manifest.parquet``).
     """
     kept = [i for i, v in enumerate(views) if len(v)]
     mean = np.stack([pool_views(views[i]) for i in kept]) if kept else np.zeros((0, dim), np.float32)
     flat = np.concatenate([views[i] for i in kept]) if kept else np.zeros((0, dim), np.float32)
     metadata = {"ids": json.dumps([ids[i] for i in kept]), "n_views": json.dumps([len(views[i]) for i in kept]),
                 "failed": json.dumps(failed)}
+    if rows is not None:
+        metadata["rows"] = json.dumps([rows[i] for i in kept], default=str)
     with atomic_path(path) as tmp:
         save_file({"mean": mean.astype(np.float16), "views": flat.astype(np.float16)}, str(tmp), metadata=metadata)
 

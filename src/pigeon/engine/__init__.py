@@ -7,13 +7,16 @@
 ``model(batch)`` returns ``(loss, stats, n)``; see :class:`Engine` for checkpoints, resume, logs and curves.
 """
 
-from pigeon._lazy import lazy_exports
+from pigeon._lazy import exports_of, lazy_exports
 
-__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+_EXPORTS = exports_of({
     "pigeon._device": ("autocast_dtype", "distributed_info", "resolve_device"),
-    "_config": ("SCHEDULES", "OptimConfig", "lr_factor"),
-    "_curves": ("Panel", "plot_curves"),
-    "_engine": ("CHECKPOINT_DIR", "CURVES", "Engine", "Sampler", "TrainResult", "read_checkpoint_state",
-                "refuse_existing"),
-    "_samplers": ("LocationBatchSampler", "ShuffleSampler"),
+    "pigeon.engine._config": ("SCHEDULES", "OptimConfig", "lr_factor"),
+    "pigeon.engine._curves": ("Panel", "plot_curves"),
+    "pigeon.engine._engine": ("CHECKPOINT_DIR", "CURVES", "Engine", "Sampler", "TrainResult",
+                              "read_checkpoint_state", "refuse_existing"),
+    "pigeon.engine._samplers": ("LocationBatchSampler", "ShuffleSampler"),
 })
+__all__ = sorted(_EXPORTS)
+# lazy: OptimConfig (help texts, configs) imports without torch; the engine itself when it is used
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

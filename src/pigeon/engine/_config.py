@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pigeon._config import JsonConfig
+from pigeon._config import PRECISIONS, JsonConfig
 from pigeon.errors import InputError
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -47,8 +47,6 @@ class OptimConfig(JsonConfig):
 
     def validate(self) -> OptimConfig:
         """Check values; raise :class:`InputError` naming the bad one."""
-        from pigeon._device import PRECISIONS  # torch: only when a run is checked, not when the CLI shows help
-
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),

@@ -19,6 +19,7 @@ from torch import nn
 from pigeon._device import is_main_process, main_process_writes
 from pigeon.engine import Engine, ShuffleSampler
 from pigeon.model._aux import AuxTargets, aux_targets, aux_tensors
+from pigeon.model._build import build_refiner
 from pigeon.model._config import FinetuneConfig, TrainConfig
 from pigeon.model._fit import GeolocatorLoss
 from pigeon.model._geolocator import Geolocator
@@ -94,8 +95,6 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, conf
     with main_process_writes() as writer:  # rank 0 writes the model folder; the others load it once it is complete
         if writer:
             if geo.refiner is not None:  # the gallery must be embedded by the fine-tuned backbone, like the queries
-                from pigeon.refine import build_refiner
-
                 refine_config, geo.refiner = geo.refiner.config, None
                 geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
             geo.save_pretrained(out_dir)

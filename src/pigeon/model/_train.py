@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,12 +15,13 @@ from pigeon._io import write_json
 from pigeon.engine import refuse_existing
 from pigeon.errors import InputError
 from pigeon.model._aux import AuxTargets, aux_targets
+from pigeon.model._build import build_artefacts, plan_artefacts
 from pigeon.model._config import TrainConfig
 from pigeon.model._fit import FitResult, fit_head
 from pigeon.model._geolocator import CONFIG, Geolocator
 from pigeon.model._views import StoreRows
+from pigeon.model.placers import TrainingData
 from pigeon.presets import resolve
-from pigeon.refine import Refiner
 
 if TYPE_CHECKING:
     from pigeon.refine import RefineConfig
@@ -53,8 +55,8 @@ def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 
 
 def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir: str | os.PathLike,
-          config: TrainConfig | None = None, *, refine: RefineConfig | Literal[False] | None = None,
-          preset: str | None = None,
+          config: TrainConfig | None = None, *, methods: Sequence[str] | None = None,
+          refine: RefineConfig | Literal[False] | None = None, preset: str | None = None,
           resume: bool = False, overwrite: bool = False) -> Geolocator:
     """Train a geolocator on cached embeddings and write its model folder.
 
@@ -67,52 +69,41 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         embeddings: a :class:`pigeon.embed.Embeddings` or its folder (rows that failed to embed are skipped).
         out_dir: the model folder to write.
         config: a :class:`TrainConfig` (default: the preset's).
-        refine: a :class:`pigeon.refine.RefineConfig` to build the refiner with from the training rows and their
-            embeddings (default: the preset's); ``False`` builds none.
+        methods: placing methods (:data:`pigeon.model.placers.METHODS`) to build the artefacts of from the
+            training rows and their embeddings (default: the registry's default artefacts: the refiner).
+        refine: the :class:`pigeon.refine.RefineConfig` of the refiner (default: the preset's); ``False`` builds
+            no refiner (an alias kept from before ``methods``).
         preset: ``"streetview"`` or ``"photo"`` (:mod:`pigeon.presets`), recorded in the model's config.
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace an existing model folder.
 
     Under ``torchrun --nproc-per-node N -m pigeon train ...`` each process trains on its share of the embeddings
-    (see :func:`fit_head`); rank 0 then builds the refiner and writes the model folder while the others wait, and
+    (see :func:`fit_head`); rank 0 then builds the artefacts (the refiner) and writes the model folder while the others wait, and
     every process returns the saved model.
 
     Returns:
         The trained :class:`Geolocator` (also saved in ``out_dir``).
     """
-    config, refine = _configs(config, refine, preset)
+    config = (config or resolve(TrainConfig, "train", preset)).validate()
     out_dir = refuse_existing(out_dir, CONFIG, "a model", resume=resume, overwrite=overwrite)
     df, cells, emb = load_inputs(manifest, cells, embeddings)
-    if refine is not False and refine.top_k > len(cells):
-        raise InputError(f"the refiner would choose among the top {refine.top_k} cells but there are only "
-                         f"{len(cells)}; train with --no-refine, then 'pigeon refine build MODEL --top-k "
-                         f"{len(cells)} ...'")
-    train_df, (X, coords, labels), val = training_data(df, cells, emb, config.views)
+    plan = plan_artefacts(methods, len(cells), {"refiner": refine or None}, preset)  # checked before any work
+    if refine is False:
+        plan.pop("refiner", None)
+    train_df, (X, coords, labels), val = head_data(df, cells, emb, config.views)
     aux = aux_targets(train_df)
     result = fit_head(X, coords, labels, cells.centroids, aux=aux, val=val, config=config,
                       out_dir=out_dir, resume=resume)
     with main_process_writes() as writer:  # rank 0 writes the model folder; the others load it once it is complete
         if writer:
             geo = assemble(result, cells, emb, config, aux, preset)
-            if refine is not False:
-                geo.set_refiner(Refiner.build(X[:], coords, labels, len(cells), refine,
-                                              ids=train_df["id"].to_numpy(), backbone=geo.backbone_id))
+            build_artefacts(geo, TrainingData(train_df["id"].astype(str).to_numpy(), X, coords, labels, train_df),
+                            plan)
             save_model(geo, result, out_dir)
     return geo if is_main_process() else Geolocator.from_pretrained(out_dir)
 
 
-def _configs(config: TrainConfig | None, refine: RefineConfig | Literal[False] | None,
-             preset: str | None) -> tuple[TrainConfig, RefineConfig | Literal[False]]:
-    """The training and refinement configs: the ones given, else the preset's; checked."""
-    from pigeon.refine import RefineConfig
-
-    config = (config or resolve(TrainConfig, "train", preset)).validate()
-    if refine is None:
-        refine = resolve(RefineConfig, "refine", preset)
-    return config, refine if refine is False else refine.validate()
-
-
-def training_data(df: pd.DataFrame, cells, emb, views: str):
+def head_data(df: pd.DataFrame, cells, emb, views: str):
     """The training rows that have an embedding, their ``(X, coords, cells)`` (``X`` read on demand, each process
     its own rows, by :func:`fit_head`), and the validation rows' (None: hold some training rows out)."""
     train_df, val_df = split_rows(df)

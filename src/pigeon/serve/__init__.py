@@ -11,15 +11,16 @@ and the OpenAPI documentation at ``/docs``. Needs the ``serve`` extra: ``pip ins
 
 from __future__ import annotations
 
-from pigeon._lazy import lazy_exports
+from pigeon._lazy import exports_of, lazy_exports
 from pigeon.errors import MissingDependencyError
 
-_getattr, __dir__, _names = lazy_exports(__name__, {
-    "_app": ("INTENDED_USE", "create_app"),
-    "_config": ("ACCEPTED_FORMATS", "ServeConfig", "is_loopback", "read_api_keys"),  # plain: no FastAPI needed
-    "_guard": ("PrecisionCap",),
+_EXPORTS = exports_of({
+    "pigeon.serve._app": ("INTENDED_USE", "create_app"),
+    "pigeon.serve._config": ("ACCEPTED_FORMATS", "ServeConfig", "is_loopback", "read_api_keys"),  # no FastAPI
+    "pigeon.serve._guard": ("PrecisionCap",),
 })
-__all__ = sorted([*_names, "serve"])
+__all__ = sorted([*_EXPORTS, "serve"])
+_getattr, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def require_extra() -> None:
