@@ -16,7 +16,19 @@ def _pre(text: str, name: str) -> str:
     return described(text, PretrainConfig, name, stage="pretrain")
 
 
-@app.command("pretrain")
+_DEFAULTS = PretrainConfig()
+HELP = f"""Pretrain on (image, caption) pairs: symmetric InfoNCE plus auxiliary losses (AdamW betas
+{_DEFAULTS.betas[0]:g}/{_DEFAULTS.betas[1]:g}, eps {_DEFAULTS.eps:g}, weight decay {_DEFAULTS.weight_decay:g}, linear
+schedule with warm-up, gradient clipping at {_DEFAULTS.clip_norm:g}).
+
+Example: pigeon pretrain enriched.parquet --backbone efficientnet:lite0 -o pretrained/ --epochs 2 --lr 1e-4
+
+On several GPUs: torchrun --nproc-per-node N -m pigeon pretrain ... (--batch-size is the whole contrastive
+batch, split between the processes; the embeddings are gathered so that every batch's negatives are all of it).
+"""
+
+
+@app.command("pretrain", help=HELP)
 def pretrain_command(
     manifest: Path = typer.Argument(..., help="Enriched manifest (from 'pigeon data enrich'); its train split is used."),
     backbone: str = typer.Option(..., "--backbone", "-b", help="A backbone with a text side: efficientnet:lite0 "
@@ -42,14 +54,7 @@ def pretrain_command(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT/checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing pretrained folder."),
 ) -> None:
-    """Pretrain on (image, caption) pairs: symmetric InfoNCE plus auxiliary losses (AdamW betas 0.9/0.98,
-    eps 1e-6, weight decay 1e-3, linear schedule with warm-up, gradient clipping at 1.0).
-
-    Example: pigeon pretrain enriched.parquet --backbone efficientnet:lite0 -o pretrained/ --epochs 2 --lr 1e-4
-
-    On several GPUs: torchrun --nproc-per-node N -m pigeon pretrain ... (--batch-size is the whole contrastive
-    batch, split between the processes; the embeddings are gathered so that every batch's negatives are all of it).
-    """
+    """Contrastive pretraining of a backbone (the help text, with the optimiser's defaults, is :data:`HELP`)."""
     from pigeon.presets import resolve
     from pigeon.pretrain import pretrain
 
