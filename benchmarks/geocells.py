@@ -261,9 +261,10 @@ def bench_parallel(wheel: Path, sizes: list[int], jobs: int, preset: str, repeat
     and every run), memory, the same cells asserted."""
     import shapely
 
-    from pigeon.cells import PRESETS, GeoCells
+    from pigeon.cells import CellConfig, GeoCells
+    from pigeon.presets import resolve
 
-    cfg = PRESETS[preset]
+    cfg = resolve(CellConfig, "cells", preset)
     load, room = os.getloadavg(), headroom(jobs)
     lines = ["| training points | processes | cells | build s (best) | every run s | speed-up (best) "
              "| splitting s (every run) | CPU s, all processes (every run) | peak RSS MB (builder / largest worker) |",
@@ -332,9 +333,10 @@ def main() -> None:
     if args.jobs is not None:
         print("\n".join(bench_parallel(args.wheel, args.sizes, args.jobs, args.preset, args.repeats)))
         return
-    from pigeon.cells import PRESETS
+    from pigeon.cells import CellConfig
+    from pigeon.presets import resolve
 
-    preset = PRESETS[args.preset]
+    preset = resolve(CellConfig, "cells", args.preset)
     sizes = (preset.min_size, preset.max_size)
     rows = []
     (_, _), (held_lat, held_lon) = split_points(lat, lon, args.sizes[0])

@@ -4,7 +4,7 @@
 
 Against a fresh server (``pigeon serve demo``, a subprocess, default limits, 1 torch thread):
 
-1. every file of the hostile corpus (``tests/hostile.py``), sent alone: status, answer time and the server's peak
+1. every file of the hostile corpus (``tests/support/hostile.py``), sent alone: status, answer time and the server's peak
    resident memory while it was answered (``/proc/PID/status`` sampled every 10 ms);
 2. the issue's memory attack: 8 concurrent requests of 4 views of a 6300x6300 PNG each (about 130 KB a view);
 3. a 52.5 MB JSON body with 17.5 million ``images`` entries, with ``/healthz`` polled meanwhile;
@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the corpus lives with the tests: tests/hostile.py
+sys.path.insert(0, str(ROOT))  # the corpus lives with the tests: tests/support/hostile.py
 
 from serve_load import Server, request_images  # noqa: E402  (benchmarks/ is this script's folder)
 
-from tests.hostile import corpus  # noqa: E402
+from tests.support.hostile import corpus  # noqa: E402
 
 
 class _Every:
@@ -234,7 +234,7 @@ def embed_peak(manifest: Path, out: Path) -> dict:
 def embed_runs(tmp: Path) -> dict:
     import pandas as pd
 
-    from tests.hostile import photo_like, write_corpus
+    from tests.support.hostile import photo_like, write_corpus
 
     paths = write_corpus(tmp / "photos")
     ordinary = []

@@ -172,7 +172,7 @@ def test_formats_are_checked_from_the_content(tmp_path):
 
 
 # ------------------------------------------------ bounded decoding (draft / reduce, shape, every decoder error)
-from tests.hostile import SECONDS_PER_FILE, corpus, photo_like  # noqa: E402
+from tests.support.hostile import SECONDS_PER_FILE, corpus, photo_like  # noqa: E402
 
 def _encoded(img: Image.Image, fmt: str, **options) -> bytes:
     import io

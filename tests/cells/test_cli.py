@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from tests.cells.conftest import MAX_SIZE
-from tests.conftest import assert_clean_error
+from tests.support.cells import MAX_SIZE
+from tests.support import assert_clean_error
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def files(tmp_path_factory, toy_points, toy_areas):
 
 @pytest.fixture(scope="module")
 def built(files):
-    from tests.conftest import invoke
+    from tests.support import invoke
 
     result = invoke("cells", "build", files / "manifest.csv", "--boundaries", files / "areas.parquet",
                     "--min-size", "20", "--max-size", "40", "-o", files / "cells")

@@ -9,7 +9,7 @@ import pytest
 import shapely
 
 from pigeon.errors import InputError
-from tests.cells.conftest import MAX_SIZE, MIN_SIZE, as_cells, make_points, sampled_cells
+from tests.support.cells import MAX_SIZE, MIN_SIZE, as_cells, make_points, sampled_cells
 
 #: (column, row) of the admin-2 areas of country AA that get a dense city besides the one of the toy world
 CITY_AREAS = [(0, 0), (2, 2), (3, 0), (1, 3)]

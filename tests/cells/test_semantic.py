@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from tests.cells.conftest import CITY, EMPTY_AA, ISLAND, MAX_SIZE, MIN_SIZE, make_points
+from tests.support.cells import CITY, EMPTY_AA, ISLAND, MAX_SIZE, MIN_SIZE, make_points
 
 
 def test_every_training_point_is_in_exactly_one_cell(semantic, toy_points):
@@ -139,7 +139,7 @@ def test_cells_on_interleaved_areas_are_one_part_plus_islands():
 
     from pigeon.cells import GeoCells, cell_stats
     from pigeon.geography._topology import regions
-    from tests.geography.conftest import INTERLEAVED_LAND, fragmented_areas
+    from tests.support.maps import INTERLEAVED_LAND, fragmented_areas
 
     areas = fragmented_areas()
     assert (regions(areas.geometry.to_numpy())["region"] > 0).any()

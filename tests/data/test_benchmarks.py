@@ -7,7 +7,7 @@ import pytest
 
 from pigeon.data import MissingImagesWarning, image_views, import_benchmark, read_manifest
 from pigeon.errors import InputError, UnknownNameError
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 IM2GPS3K = """IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban
 1000_0_aaa_1_2@N00.jpg,2@N00,48.8584,2.2945,2,12,210,0.01,0.2,0.79

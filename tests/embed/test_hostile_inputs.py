@@ -10,8 +10,8 @@ import pytest
 
 from pigeon.data import write_manifest
 from pigeon.embed import Embeddings
-from tests.conftest import assert_clean_error
-from tests.hostile import SECONDS_PER_FILE, corpus, hostile_files  # noqa: F401  (a fixture)
+from tests.support import assert_clean_error
+from tests.support.hostile import SECONDS_PER_FILE, corpus, hostile_files  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="module")

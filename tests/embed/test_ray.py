@@ -18,7 +18,7 @@ from pigeon.embed import Embeddings, embed_manifest, embed_manifest_ray
 from pigeon.embed import _ray
 from pigeon.embed._ray import ShardEmbedder
 from pigeon.errors import InputError, PigeonError
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from pigeon.data.shards import expand_shards, import_shards, write_shards
 from pigeon.embed import Embeddings, embed_manifest, embed_shards_from, export_shards
 from pigeon.embed import _wds
 from pigeon.errors import InputError
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 FP16 = dict(rtol=2e-3, atol=2e-3)  # float16 storage
 

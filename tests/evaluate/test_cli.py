@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pigeon.data import write_manifest
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 
 @pytest.fixture

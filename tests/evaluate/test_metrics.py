@@ -10,7 +10,7 @@ import pigeon.geography
 from pigeon.errors import InputError
 from pigeon.evaluate import METRIC_KEYS, compute_metrics, country_accuracy, match_predictions, mean_baseline
 from pigeon.evaluate._metrics import summarize
-from tests.evaluate.conftest import CASES
+from tests.support.evaluate import CASES
 
 
 def test_every_metric_on_the_hand_checked_fixture(pred, truth, expected):

@@ -10,7 +10,7 @@ import pytest
 
 from pigeon.errors import UnknownNameError
 from pigeon.evaluate import PROTOCOLS, compute_metrics, get_protocol, write_report
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 # WGS84
 A_KM, F = 6378.137, 1 / 298.257223563

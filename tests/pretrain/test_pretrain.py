@@ -12,7 +12,7 @@ from pigeon.backbones import load
 from pigeon.data import image_views
 from pigeon.errors import InputError
 from pigeon.pretrain import CaptionedViews, PretrainConfig, clip_loss, load_towers, pretrain
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = dict(epochs=1, lr=1e-3, head_lr=1e-2, batch_size=4, grad_accum=1, warmup_ratio=0.0, device="cpu")

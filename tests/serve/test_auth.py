@@ -14,7 +14,7 @@ from starlette.routing import Mount, Route
 
 from pigeon.serve import ServeConfig, create_app, server_config
 from pigeon.serve._auth import PUBLIC_PATHS, is_public
-from tests.serve.conftest import assert_error, files, jpeg, running, wait_ready
+from tests.support.serve import assert_error, files, jpeg, running, wait_ready
 
 KEY, OTHER = "k" * 24, "o" * 24
 

@@ -16,8 +16,8 @@ from pigeon.errors import InputError, PigeonError
 from pigeon.geo import haversine_km
 from pigeon.serve import PrecisionCap, ServeConfig, is_loopback, read_api_keys
 from pigeon.serve._guard import RateLimiter
-from tests.conftest import assert_clean_error
-from tests.serve.conftest import assert_error, files, hold, jpeg, running
+from tests.support import assert_clean_error
+from tests.support.serve import assert_error, files, hold, jpeg, running
 
 KEY = "k" * 24
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from pigeon.serve._guard import Budget, Hold
-from tests.hostile import SECONDS_PER_FILE, corpus
-from tests.serve.conftest import assert_error, files, hold, jpeg, live, running
+from tests.support.hostile import SECONDS_PER_FILE, corpus
+from tests.support.serve import assert_error, files, hold, jpeg, live, running
 
 
 # ------------------------------------------------------------------ the corpus

@@ -7,10 +7,10 @@ country, large cells split with OPTICS + Voronoi); naive cells are the reference
 from pigeon._lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
-    "pigeon.cells._config": ("OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "PRESETS", "RULES", "CellPreset"),
-    "pigeon.cells._geocells": ("METHODS", "TABLE_COLUMNS", "GeoCells", "read_areas"),
+    "pigeon.cells._config": ("METHODS", "OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "RULES", "CellConfig"),
+    "pigeon.cells._geocells": ("TABLE_COLUMNS", "GeoCells", "read_areas"),
     "pigeon.cells._report": ("cell_stats", "export_geojson", "plot_cells"),
 })
 __all__ = sorted(_EXPORTS)
-# lazy: loading a model's cells must not import the builders (geopandas, scipy, the geography stage)
+# lazy: CellConfig (help texts) and loading a model's cells must not import the builders (geopandas, scipy)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,9 +11,11 @@ import numpy as np
 import pandas as pd
 
 from pigeon._io import atomic_path, provenance, read_json, write_json
-from pigeon.cells._config import PRESETS, RULES
-from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
-from pigeon.geo import check_coords, latlon_to_xyz, pairwise_haversine_km, xyz_to_latlon
+from pigeon._config import drop_unset
+from pigeon.cells._config import CellConfig
+from pigeon.errors import ArtifactNotFoundError, InputError
+from pigeon.geo import check_coords, pairwise_haversine_km, spherical_means
+from pigeon.presets import preset_name, resolve
 
 # The builders (shapely, scipy, the geography stage) are imported where cells are built or points assigned, so
 # that loading a model's cells for a prediction reads only their names and centroids (start-up time).
@@ -22,7 +23,6 @@ from pigeon.geo import check_coords, latlon_to_xyz, pairwise_haversine_km, xyz_t
 if TYPE_CHECKING:
     import geopandas as gpd
 
-METHODS = ("semantic", "naive")
 TABLE_COLUMNS = ("cell_id", "country", "admin1", "admin2", "centroid_lat", "centroid_lon", "n_train", "geometry")
 CELLS_FILE, META_FILE = "cells.parquet", "meta.json"
 #: With the bounded rules, rounds of median cuts and contiguity cleanup after the first, while a cell is above
@@ -54,38 +54,22 @@ class GeoCells:
 
     # construction -------------------------------------------------------------------------------------------
     @classmethod
-    def build(cls, lat, lon, method: str = "semantic", min_size: int | None = None, max_size: int | None = None, *,
-              preset: str = "streetview", optics_params: Sequence[tuple[int, float]] | None = None,
-              areas: gpd.GeoDataFrame | None = None, boundaries: str | os.PathLike | None = None,
-              seed: int = 0, rules: str | None = None, n_jobs: int | None = None,
-              ray_address: str | None = None) -> GeoCells:
+    def build(cls, lat, lon, config: CellConfig | None = None, *, preset: str | None = None,
+              areas: gpd.GeoDataFrame | None = None, **options: Any) -> GeoCells:
         """Build geocells from training coordinates.
+
+        >>> GeoCells.build(lat, lon, preset="photo", n_jobs=-1)        # or GeoCells.build(lat, lon, CellConfig(...))
 
         Args:
             lat, lon: (n,) training coordinates, degrees.
-            method: ``"semantic"`` (admin areas, fused and split with OPTICS + Voronoi; each cell one connected
-                region plus islands, inside one admin-1 unit unless the unit is too small to stand alone) or
-                ``"naive"`` (rectangles split at the midpoint of their longer side; uses only ``max_size``).
-            min_size, max_size: training points per cell; default from ``preset``.
-            preset: ``"streetview"`` (30/60 and the street-view OPTICS rounds, PIGEON) or ``"photo"``
-                (1000/2000 and the photo rounds, PIGEOTTO); see :data:`pigeon.cells.PRESETS`.
-            optics_params: OPTICS ``(min_samples, xi)`` rounds overriding the preset's.
-            areas: finest admin areas (GeoDataFrame with country, admin1, admin2, geometry in EPSG:4326).
-                Default: read from ``boundaries``, else the offline ``pigeon.geography.admin_areas(2)``.
-                Semantic cells use them as shapes; naive cells only for names.
-            boundaries: a GADM 4.1 GeoPackage, or a GeoParquet / GeoJSON of areas with the columns above.
-            seed: seeds the fusion order and the samples of very large cells; the result is deterministic.
-            rules: how semantic cells above ``max_size`` are split (:data:`pigeon.cells.RULES`; default the
-                preset's, ``"bounded"``): ``"bounded"`` runs the paper's OPTICS rounds, then cuts every cell still
-                above ``max_size`` at its median until none is; ``"paper"`` runs the OPTICS rounds alone, which
-                leave a cell above ``max_size`` when OPTICS finds no admissible split.
-            n_jobs: worker processes that split oversized cells (semantic cells): None or 1 (the default) splits
-                them in this process, -1 uses one process per CPU. The cells are the same for any ``n_jobs``.
-                Splitting is most of a build of a million points (62 of 76 s at 900k, 5 of 12 s at 90k); a
-                worker costs about a second of CPU to start, and gets only the shapes and points of its cells.
-            ray_address: split the cells on this Ray cluster instead of local processes (``"auto"``,
-                ``"ray://host:10001"``); ``n_jobs`` then caps the tasks in flight (default: the cluster's CPUs).
-                Needs ``pigeon-geo[scale]``.
+            config: a :class:`~pigeon.cells.CellConfig`; by default the preset's, with ``options`` over it.
+            preset: ``"streetview"`` (30/60 and the street-view OPTICS rounds, PIGEON, the default) or ``"photo"``
+                (1000/2000 and the photo rounds, PIGEOTTO); see :mod:`pigeon.presets`.
+            areas: finest admin areas (GeoDataFrame with country, admin1, admin2, geometry in EPSG:4326), instead
+                of reading ``config.boundaries``. Semantic cells use them as shapes; naive cells only for names.
+            options: fields of :class:`~pigeon.cells.CellConfig` (``method``, ``min_size``, ``max_size``,
+                ``optics_params``, ``boundaries``, ``seed``, ``rules``, ``n_jobs``, ``ray_address``); None keeps
+                the preset's value.
 
         Returns:
             The cells, with :attr:`train_labels` set.
@@ -93,49 +77,41 @@ class GeoCells:
         Raises:
             InputError: bad coordinates, too few points, inconsistent sizes, unreadable boundaries.
         """
-        if method not in METHODS:
-            raise UnknownNameError("geocell method", method, METHODS)
-        if preset not in PRESETS:
-            raise UnknownNameError("geocell preset", preset, PRESETS)
-        cfg = PRESETS[preset]
-        rules = cfg.rules if rules is None else rules
-        if rules not in RULES:
-            raise UnknownNameError("geocell rules", rules, RULES, "pass --rules bounded or --rules paper")
-        min_size = cfg.min_size if min_size is None else int(min_size)
-        max_size = cfg.max_size if max_size is None else int(max_size)
-        optics = [(int(m), float(x)) for m, x in (cfg.optics_params if optics_params is None else optics_params)]
+        if config is not None and (preset is not None or drop_unset(options)):
+            raise InputError("pass either a CellConfig or a preset and options, not both")
+        cfg = (config or resolve(CellConfig, "cells", preset, **options)).validate()
         from pigeon.cells._parallel import CellMapper
         from pigeon.cells._semantic import check_areas
 
         lat, lon = check_coords(lat, lon, "training points")
-        _check_sizes(len(lat), min_size, max_size)
-        mapper = CellMapper(n_jobs, ray_address)
+        _check_sizes(len(lat), cfg.min_size, cfg.max_size)
+        mapper = CellMapper(cfg.n_jobs, cfg.ray_address)
         start = time.perf_counter()
-        source = "areas argument" if areas is not None else (str(boundaries) if boundaries is not None else None)
-        if method == "semantic" or source is not None:
-            areas = check_areas(areas if areas is not None else read_areas(boundaries))
+        source = "areas argument" if areas is not None else cfg.boundaries
+        if cfg.method == "semantic" or source is not None:
+            areas = check_areas(areas if areas is not None else read_areas(cfg.boundaries))
             source = source or "pigeon.geography.admin_areas(2): GeoNames-derived, inside Natural Earth admin-1"
         merges: dict = {}
-        if method == "naive":
-            geoms, labels = _naive(lat, lon, max_size)
+        if cfg.method == "naive":
+            geoms, labels = _naive(lat, lon, cfg.max_size)
             names = None
         else:
             with mapper:
-                geoms, labels, names, merges = _semantic(lat, lon, areas, min_size, max_size, optics, seed,
-                                                         rules == "bounded", mapper)
+                geoms, labels, names, merges = _semantic(lat, lon, areas, cfg, mapper)
         table, labels = _table(geoms, labels, lat, lon, names, areas)
         sizes = table["n_train"].to_numpy()
-        config = {
-            "method": method, "preset": preset, "min_size": min_size, "max_size": max_size,
-            "optics_params": optics if method == "semantic" else None, "rules": rules if method == "semantic" else None,
-            "seed": seed, "boundaries": source, "n_jobs": n_jobs, "ray_address": ray_address, "n_train": int(len(lat)),
-            "n_cells": int(len(table)),
-            "undersized_cells": np.flatnonzero(sizes < min_size).tolist(),
-            "oversized_cells": np.flatnonzero(sizes > max_size).tolist(),
+        semantic = cfg.method == "semantic"
+        config_record = {
+            **cfg.to_dict(), "preset": preset_name(preset),
+            "optics_params": cfg.to_dict()["optics_params"] if semantic else None,
+            "rules": cfg.rules if semantic else None,
+            "boundaries": source, "n_train": int(len(lat)), "n_cells": int(len(table)),
+            "undersized_cells": np.flatnonzero(sizes < cfg.min_size).tolist(),
+            "oversized_cells": np.flatnonzero(sizes > cfg.max_size).tolist(),
             **merges,
             "build_seconds": round(time.perf_counter() - start, 3),
         }
-        return cls(table, provenance("geocells", config), labels)
+        return cls(table, provenance("geocells", config_record), labels)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GeoCells:
@@ -275,11 +251,13 @@ def _naive(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.ndarray,
     return np.asarray([wrap_geometry(g) for g in geoms], dtype=object), labels
 
 
-def _semantic(lat, lon, areas, min_size, max_size, optics, seed, bounded, mapper):
+def _semantic(lat, lon, areas, cfg: CellConfig, mapper):
     """Shapes, point labels, (country, admin1, admin2) of semantic cells and how they crossed admin-1 borders."""
     from pigeon.cells._semantic import contiguous_split_cells
     from pigeon.cells._split import split_oversized, warm_up
 
+    min_size, max_size, optics, seed = cfg.min_size, cfg.max_size, cfg.optics_params, cfg.seed
+    bounded = cfg.rules == "bounded"
     mapper.start(warm_up)  # workers start while the areas are located and fused
     geoms, members, cell_area, point_area, merges = _fused_cells(lat, lon, areas, min_size, seed)
     country = areas["country"].fillna("").to_numpy(dtype=object)
@@ -347,9 +325,7 @@ def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarr
     import geopandas as gpd
 
     k = len(geoms)
-    xyz = latlon_to_xyz(lat, lon)
-    sums = np.stack([np.bincount(labels, weights=xyz[:, j], minlength=k) for j in range(3)], axis=1)
-    clat, clon = xyz_to_latlon(sums)
+    clat, clon = spherical_means(lat, lon, labels, k)
     if names is None:
         names = _names_at(clat, clon, areas)
     table = pd.DataFrame({

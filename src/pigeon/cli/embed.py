@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import app
+from pigeon.embed._config import BATCH_SIZE, SHARD_SIZE
 
 
 @app.command("embed")
@@ -17,12 +18,12 @@ def embed_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output embeddings folder (created, or resumed)."),
     backbone: str = typer.Option(None, "--backbone", "-b", help="Backbone name (see 'pigeon backbones list'); "
                                  "default: the offline EfficientNet-Lite0."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
+    batch_size: int = typer.Option(BATCH_SIZE, "--batch-size", help="Images per forward pass."),
     workers: int = typer.Option(None, "--workers", help="Image-decoding processes (default: spare CPU cores; "
                                 "with --engine ray: per model replica, default 0)."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:N or auto."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32, float16 or bfloat16."),
-    shard_size: int = typer.Option(4096, "--shard-size", help="Rows per shard (the unit of resumption)."),
+    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (default: CUDA when available)."),
+    dtype: str = typer.Option(None, "--dtype", help="float32, float16 or bfloat16 (default: full precision)."),
+    shard_size: int = typer.Option(SHARD_SIZE, "--shard-size", help="Rows per shard (the unit of resumption)."),
     split: str = typer.Option(None, "--split", help="Embed only rows of this split."),
     max_pixels: int = typer.Option(None, "--max-pixels", help="Decompression-bomb limit in pixels."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a store made with other settings."),

@@ -49,7 +49,7 @@ def evaluate_command(
     --compare baseline/
     """
     from pigeon.cells import GeoCells
-    from pigeon.data import read_manifest, select_split
+    from pigeon.data import read_manifest, select_split, training_rows
     from pigeon.evaluate import (
         compare, get_protocol, metrics_table, read_predictions, read_truth, write_comparison, write_report,
     )
@@ -59,10 +59,7 @@ def evaluate_command(
         compare(compare_dirs)  # fail on a bad folder before writing anything
     pred_df = read_predictions(predictions, columns)
     truth_df = select_split(read_truth(truth, truth_columns), split)
-    train_df = None
-    if train is not None:
-        train_df = read_manifest(train)
-        train_df = select_split(train_df, "train") if "split" in train_df.columns else train_df
+    train_df = training_rows(read_manifest(train)) if train is not None else None
     geocells = GeoCells.load(cells) if cells is not None else None
     config = {"predictions": str(predictions), "truth": str(truth), "split": split, "columns": columns,
               "truth_columns": truth_columns, "train": None if train is None else str(train),

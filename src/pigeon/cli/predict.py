@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import app, live_help
+from pigeon.model._config import DEFAULT_TOP_K
 from pigeon.errors import InputError
 
 
@@ -38,7 +39,7 @@ def predict_command(
     model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo')."),
     images: list[Path] = typer.Argument(None, help="Image files; see --views for multi-view locations."),
     views: int = typer.Option(1, "--views", help="Consecutive IMAGEs that are the views of one location (e.g. 4)."),
-    top_k: int = typer.Option(5, "--top-k", help="Candidate cells to list per location."),
+    top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", help="Candidate cells to list per location."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     probability_map: Path = typer.Option(None, "--probability-map", help="Write every cell's probability as "
                                          "GeoJSON (one location only)."),

@@ -10,12 +10,16 @@
 >>> export_shards("emb/", "emb-wds/", size=10000)                                    # ... and out
 """
 
-from pigeon.data.manifest import manifest_sha256
-from pigeon.embed._dataset import EmbeddingBatches
-from pigeon.embed._extract import default_workers, embed_manifest
-from pigeon.embed._ray import embed_manifest_ray, embed_shards_ray
-from pigeon.embed._store import Embeddings
-from pigeon.embed._wds import embed_shards_from, export_shards
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = ["EmbeddingBatches", "Embeddings", "default_workers", "embed_manifest", "embed_manifest_ray",
-           "embed_shards_from", "embed_shards_ray", "export_shards", "manifest_sha256"]
+_EXPORTS = exports_of({
+    "pigeon.data.manifest": ("manifest_sha256",),
+    "pigeon.embed._dataset": ("EmbeddingBatches",),
+    "pigeon.embed._extract": ("default_workers", "embed_manifest"),
+    "pigeon.embed._ray": ("embed_manifest_ray", "embed_shards_ray"),
+    "pigeon.embed._store": ("Embeddings", "pool_views"),
+    "pigeon.embed._wds": ("embed_shards_from", "export_shards"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: the embedding defaults (help texts) import without torch; extraction when it is used
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -21,6 +21,7 @@ from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon._progress import progress
 from pigeon.backbones import Backbone, BackboneCfg, load
 from pigeon.data.manifest import image_views, manifest_sha256, validate_manifest
+from pigeon.embed._config import BATCH_SIZE, SHARD_SIZE
 from pigeon.embed._store import (
     FAILED, FAILED_COLUMNS, INDEX, MANIFEST, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
 )
@@ -75,9 +76,9 @@ def embed_manifest(
     df: pd.DataFrame,
     backbone: Backbone | str,
     out_dir: str | os.PathLike,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     num_workers: int | None = None,
-    shard_size: int = 4096,
+    shard_size: int = SHARD_SIZE,
     overwrite: bool = False,
     device: str | None = None,
     dtype: str | None = None,

@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pigeon._device import check_device_name
 from pigeon._progress import progress
 from pigeon.backbones import Backbone, backbone_cfg, load
 from pigeon.data.manifest import image_views, validate_manifest
 from pigeon.data.shards import MAX_MEMBER_BYTES, expand_shards
+from pigeon.embed._config import BATCH_SIZE, SHARD_SIZE
 from pigeon.embed._extract import _finish, _prepare, embed_config, embed_shards, shard_ranges
 from pigeon.embed._store import Embeddings, shard_path
 from pigeon.embed._wds import embed_tar_shards, tar_config
@@ -38,8 +40,8 @@ def embed_manifest_ray(
     out_dir: str | os.PathLike,
     num_workers: int | None = None,
     address: str | None = None,
-    batch_size: int = 32,
-    shard_size: int = 4096,
+    batch_size: int = BATCH_SIZE,
+    shard_size: int = SHARD_SIZE,
     decode_workers: int = 0,
     cpus_per_worker: float | None = None,
     overwrite: bool = False,
@@ -102,7 +104,7 @@ def embed_shards_ray(
     out_dir: str | os.PathLike,
     num_workers: int | None = None,
     address: str | None = None,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     decode_workers: int = 0,
     cpus_per_worker: float | None = None,
     overwrite: bool = False,
@@ -146,8 +148,7 @@ def _check_options(batch_size: int, num_workers: int | None, decode_workers: int
     cpus = float(1 + decode_workers if cpus_per_worker is None else cpus_per_worker)
     if cpus <= 0:
         raise InputError(f"cpus_per_worker must be > 0, got {cpus_per_worker}")
-    if device not in (None, "auto", "cpu") and not str(device).startswith("cuda"):
-        raise InputError(f"unknown device {device!r} for Ray workers; use cpu, cuda or auto")
+    check_device_name(device, ("auto", "cpu", "cuda", "cuda:N"), where=" for Ray workers")
     return cpus
 
 

@@ -36,6 +36,23 @@ FAILED_COLUMNS = ["id", "view", "image", "error"]
 _SHOWN = 5
 
 
+
+def pool_views(embeddings, owner=None, n: int | None = None):
+    """The multi-view rule's pooling, written once: a location's embedding is the mean of its views' embeddings.
+
+    Args:
+        embeddings: (V, D) view embeddings, NumPy or torch (a torch mean is differentiable).
+        owner: None when all V rows are one location's; else (V,) int64 tensor, the location of each row.
+        n: with ``owner``, the number of locations.
+
+    Returns:
+        (D,) for one location, (n, D) with ``owner``.
+    """
+    if owner is None:
+        return embeddings.mean(0)
+    sums = embeddings.new_zeros(n, embeddings.shape[1]).index_add_(0, owner, embeddings)
+    return sums / owner.bincount(minlength=n).clamp_min(1)[:, None]
+
 def shard_path(root: str | os.PathLike, k: int) -> Path:
     """Path of shard number ``k``."""
     return Path(root) / SHARDS / f"shard-{k:05d}.safetensors"
@@ -54,7 +71,7 @@ def write_shard(path: Path, ids: Sequence[str], views: Sequence[np.ndarray], fai
         rows: per id, its manifest fields (embedding from tar shards: the store then writes ``manifest.parquet``).
     """
     kept = [i for i, v in enumerate(views) if len(v)]
-    mean = np.stack([views[i].mean(axis=0) for i in kept]) if kept else np.zeros((0, dim), np.float32)
+    mean = np.stack([pool_views(views[i]) for i in kept]) if kept else np.zeros((0, dim), np.float32)
     flat = np.concatenate([views[i] for i in kept]) if kept else np.zeros((0, dim), np.float32)
     metadata = {"ids": json.dumps([ids[i] for i in kept]), "n_views": json.dumps([len(views[i]) for i in kept]),
                 "failed": json.dumps(failed)}

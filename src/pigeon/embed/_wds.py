@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from pigeon._io import atomic_path, provenance, write_json
 from pigeon.backbones import Backbone, BackboneCfg, load
 from pigeon.data.shards import MAX_MEMBER_BYTES, Row, expand_shards, iter_shard, sample_row
+from pigeon.embed._config import BATCH_SIZE
 from pigeon.embed._extract import (
     _finish, _init_worker, _prepare, check_local_options, embed_config, image_progress,
 )
@@ -133,7 +134,7 @@ def embed_shards_from(
     spec: str | os.PathLike | Sequence[str],
     backbone: Backbone | str,
     out_dir: str | os.PathLike,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     num_workers: int | None = None,
     overwrite: bool = False,
     device: str | None = None,

@@ -13,7 +13,8 @@ _EXPORTS = exports_of({
     "pigeon._device": ("autocast_dtype", "distributed_info", "resolve_device"),
     "pigeon.engine._config": ("SCHEDULES", "OptimConfig", "lr_factor"),
     "pigeon.engine._curves": ("Panel", "plot_curves"),
-    "pigeon.engine._engine": ("CHECKPOINT_DIR", "CURVES", "Engine", "Sampler", "TrainResult", "read_checkpoint_state"),
+    "pigeon.engine._engine": ("CHECKPOINT_DIR", "CURVES", "Engine", "Sampler", "TrainResult",
+                              "read_checkpoint_state", "refuse_existing"),
     "pigeon.engine._samplers": ("LocationBatchSampler", "ShuffleSampler"),
 })
 __all__ = sorted(_EXPORTS)

@@ -9,19 +9,20 @@
 from pigeon._lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
+    "pigeon.presets": ("TAU_PHOTOS_KM", "TAU_STREETVIEW_KM"),
     "pigeon.model._aux": ("REGRESSION_TRANSFORMS", "AuxTargets", "Standardiser", "aux_targets"),
+    "pigeon.model._config": ("DEFAULT_TOP_K", "VIEW_RULES", "AuxWeights", "FinetuneConfig", "TrainConfig"),
     "pigeon.model._finetune": ("finetune",),
-    "pigeon.model._fit": ("FitResult", "GeolocatorLoss", "TrainConfig", "fit_head", "top_cell_validation"),
+    "pigeon.model._fit": ("FitResult", "GeolocatorLoss", "fit_head", "top_cell_validation"),
     "pigeon.model._geolocator": ("PRETRAINED", "Geolocator", "pretrained_path"),
     "pigeon.model._prediction": ("Candidate", "Placement", "Prediction"),
     "pigeon.model.placers": ("METHODS", "TrainingData"),
     "pigeon.model._build": ("build_artefacts", "build_refiner", "plan_artefacts", "training_data"),
-    "pigeon.model._loss": ("TAU_PHOTOS_KM", "TAU_STREETVIEW_KM", "geocell_targets", "haversine_targets",
-                           "soft_cross_entropy"),
+    "pigeon.model._loss": ("geocell_targets", "haversine_targets", "soft_cross_entropy"),
     "pigeon.model._predict": ("FAILURE_COLUMNS", "PREDICTION_COLUMNS", "ManifestRun", "manifest_embeddings",
                               "predict_manifest", "predict_manifest_file"),
     "pigeon.model._train": ("train",),
-    "pigeon.model._views": ("VIEW_RULES", "StoreRows", "location_embeddings"),
+    "pigeon.model._views": ("StoreRows", "location_embeddings"),
     "pigeon.model.layers": ("GeocellHead", "GeolocatorHead", "HeadConfig"),
 })
 __all__ = sorted(_EXPORTS)

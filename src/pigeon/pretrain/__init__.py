@@ -12,9 +12,9 @@ sampled afresh each epoch, batches that never hold two views of one location. To
 from pigeon._lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
-    "pigeon.pretrain._config": ("LAYERS", "PRESETS", "PretrainConfig"),
-    "pigeon.pretrain._pretrain": ("CAPTION_COLUMNS", "AuxHeads", "CaptionedViews", "ContrastiveModel", "PretrainResult",
-                                  "check_caption_columns", "clip_loss", "pretrain"),
+    "pigeon.pretrain._config": ("LAYERS", "PretrainConfig"),
+    "pigeon.pretrain._pretrain": ("CAPTION_COLUMNS", "AuxHeads", "CaptionedViews", "ContrastiveModel",
+                                  "PretrainResult", "check_caption_columns", "clip_loss", "pretrain"),
     "pigeon.pretrain._towers": ("TEXT_PACKAGE", "TEXT_SHA256", "CLIPTowers", "EncoderTowers", "OpenCLIPTowers",
                                 "Towers", "load_towers", "text_encoder_path"),
 })

@@ -1,21 +1,24 @@
-"""The service's settings: limits, batching, and the guards against misuse. Every default is written here once."""
+"""The service's settings: limits, batching, and the guards against misuse. Every default is written here once.
+
+A plain module (no FastAPI), so that ``pigeon serve --help`` shows these defaults without the ``serve`` extra."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from pigeon._config import JsonConfig
 from pigeon.errors import ArtifactNotFoundError, InputError
-from pigeon.images import DEFAULT_MAX_ASPECT_RATIO, DEFAULT_MAX_PIXELS, DecodeConfig
+from pigeon.images import DEFAULT_MAX_ASPECT_RATIO, DecodeConfig
 
 #: Image formats the service accepts, detected from the bytes (never from a file name or a content type).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
 
 
 @dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(JsonConfig):
     """How ``pigeon serve`` listens, batches and guards itself.
 
     Attributes:
@@ -55,7 +58,7 @@ class ServeConfig:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    api_keys: frozenset[str] = field(default=frozenset(), repr=False)
+    api_keys: frozenset[str] = field(default=frozenset(), repr=False, metadata={"secret": True})
     no_auth: bool = False
     max_precision_km: float | None = None
     rate_limit_per_minute: float | None = None
@@ -91,6 +94,8 @@ class ServeConfig:
                 raise InputError(f"{name.replace('_', '-')} must be > 0, got {value}")
         if self.batch_wait_ms < 0:
             raise InputError(f"batch-wait-ms must be >= 0, got {self.batch_wait_ms}")
+        from pigeon.images import DEFAULT_MAX_PIXELS
+
         if self.max_pixels > DEFAULT_MAX_PIXELS:
             raise InputError(f"max-pixels {self.max_pixels:,} is above the decompression-bomb ceiling "
                              f"{DEFAULT_MAX_PIXELS:,}; use a smaller limit")
@@ -136,11 +141,7 @@ class ServeConfig:
     @classmethod
     def from_options(cls, **options) -> ServeConfig:
         """A config from CLI-style options; those left unset (None) keep the defaults above."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(options) - known
-        if unknown:
-            raise InputError(f"unknown service setting(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{k: v for k, v in options.items() if v is not None})
+        return cls().with_options(**options)
 
 
 def is_loopback(host: str) -> bool:

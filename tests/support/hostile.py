@@ -6,7 +6,7 @@ truncated and polyglot files, animated and multi-page images, and large but legi
 whether pigeon should decode it (bounded) or refuse it with a one-line error; ``served`` whether the service,
 which takes JPEG, PNG and WebP only, answers it with a prediction.
 
-Use it by importing the fixtures into a test module: ``from tests.hostile import hostile_files  # noqa: F401``.
+Use it by importing the fixtures into a test module: ``from tests.support.hostile import hostile_files  # noqa: F401``.
 """
 
 from __future__ import annotations
