@@ -32,6 +32,7 @@ class Preset:
     description: str
     train: dict[str, Any] = field(default_factory=dict)
     refine: dict[str, Any] = field(default_factory=dict)
+    posterior: dict[str, Any] = field(default_factory=dict)
 
 
 def _photo_train() -> dict[str, Any]:

@@ -106,8 +106,10 @@ def test_predict_images_views_json_and_probability_map(cli, model, work, tmp_pat
     assert {"climate", "month", "elevation_m"} <= set(pred["aux"])
     gj = json.loads((tmp_path / "map.geojson").read_text())
     n_cells = json.loads((model / "config.json").read_text())["cells"]["n_cells"]
-    assert len(gj["features"]) == n_cells
-    assert sum(f["properties"]["prob"] for f in gj["features"]) == pytest.approx(1, abs=1e-4)
+    *cells, region = gj["features"]  # every cell's probability, then the credible region
+    assert len(cells) == n_cells and region["properties"]["kind"] == "credible_region"
+    assert sum(f["properties"]["prob"] for f in cells) == pytest.approx(1, abs=1e-4)
+    assert region["properties"]["mass"] >= 0.9 and region["geometry"]["type"] in ("Polygon", "MultiPolygon")
     table = cli("predict", model, *images, "--views", "2")
     assert table.exit_code == 0 and table.stdout.count("rank") == 2
 

@@ -6,7 +6,8 @@
 >>> pred.lat, pred.lon, pred.confidence, pred.refined, pred.top_k[0].country
 """
 
-from pigeon.model._aux import REGRESSION_TRANSFORMS, AuxTargets, Standardiser, aux_targets
+from pigeon.model._aux import REGRESSION_TRANSFORMS, VALID_RANGES, AuxTargets, Standardiser, aux_targets
+from pigeon.model._calibrate import calibrate, calibrate_manifest, recalibrate
 from pigeon.model._finetune import finetune
 from pigeon.model._fit import FitResult, GeolocatorLoss, TrainConfig, fit_head, top_cell_validation
 from pigeon.model._geolocator import PRETRAINED, Geolocator, pretrained_path
@@ -15,7 +16,7 @@ from pigeon.model._loss import (
     TAU_PHOTOS_KM, TAU_STREETVIEW_KM, geocell_targets, haversine_targets, soft_cross_entropy,
 )
 from pigeon.model._predict import (
-    FAILURE_COLUMNS, PREDICTION_COLUMNS, ManifestRun, manifest_embeddings, predict_manifest, predict_manifest_file,
+    FAILURE_COLUMNS, P_WITHIN_COLUMNS, POSTERIOR_COLUMNS, PREDICTION_COLUMNS, ManifestRun, manifest_embeddings, predict_manifest, predict_manifest_file,
 )
 from pigeon.model._train import train
 from pigeon.model._views import VIEW_RULES, StoreRows, location_embeddings
@@ -26,5 +27,6 @@ __all__ = [
     "PREDICTION_COLUMNS", "PRETRAINED", "REGRESSION_TRANSFORMS", "TAU_PHOTOS_KM", "TAU_STREETVIEW_KM", "AuxTargets", "Candidate",
     "FitResult", "GeocellHead", "Geolocator", "GeolocatorHead", "GeolocatorLoss", "HeadConfig", "Prediction", "Standardiser",
     "StoreRows", "TrainConfig", "aux_targets", "finetune", "fit_head", "geocell_targets", "haversine_targets", "predict_manifest", "predict_manifest_file", "ManifestRun",
-    "pretrained_path", "soft_cross_entropy", "top_cell_validation", "train",
+    "pretrained_path", "soft_cross_entropy", "top_cell_validation", "train", "VALID_RANGES", "calibrate",
+    "calibrate_manifest", "recalibrate", "P_WITHIN_COLUMNS", "POSTERIOR_COLUMNS",
 ]

@@ -21,6 +21,7 @@ from pigeon.engine import Engine, OptimConfig, ShuffleSampler
 from pigeon.errors import InputError
 from pigeon.model._aux import AuxTargets, aux_targets, aux_tensors
 from pigeon.model._fit import GeolocatorLoss, TrainConfig
+from pigeon.model._calibrate import recalibrate
 from pigeon.model._geolocator import Geolocator
 from pigeon.model._views import select_views
 
@@ -84,6 +85,7 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
 
     if epochs < 1 or lr <= 0 or batch_size < 1:
         raise InputError(f"fine-tuning needs epochs >= 1, lr > 0 and batch_size >= 1; got {epochs}, {lr}, {batch_size}")
+    manifest = df
     if "split" in df.columns:
         df = df[df["split"] == "train"]
     if df.empty:
@@ -136,6 +138,7 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
 
         refine_config, geo.refiner = geo.refiner.config, None
         geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
+    recalibrate(geo, manifest)  # the head changed: refit on the val images, embedded by the new backbone
     geo.save_pretrained(out_dir)
     barrier()
     return geo

@@ -1,12 +1,16 @@
 """The trained geolocator: a model folder, prediction from images or embeddings, probability maps.
 
-A model folder holds ``config.json`` (backbone, head shapes, training config, the stages it has, versions),
-``head.safetensors``, ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a regression head),
-``refiner/`` (:class:`pigeon.refine.Refiner`, when built), ``README.md`` (the model card), ``meta.json`` and the
-training record (``metrics.json``, ``train_log.jsonl``, ``curves.png``). Nothing is pickled.
+A model folder holds ``config.json`` (backbone, head shapes, training config, the stages it has, the posterior's
+settings, versions), ``head.safetensors``, ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is
+a regression head), ``refiner/`` (:class:`pigeon.refine.Refiner`, when built), ``calibration.json`` (optional:
+:class:`pigeon.posterior.Calibration`; without it the head's probabilities are used as they are), ``README.md`` (the
+model card), ``meta.json`` and the training record (``metrics.json``, ``train_log.jsonl``, ``curves.png``). Nothing
+is pickled.
 
-Prediction is a pipeline of stages: head (cell probabilities and auxiliary outputs) -> the most probable cells ->
-a placer (the cell centroid, the refiner, or the nearest gallery image) -> :func:`build_predictions`.
+Prediction is a pipeline of stages: head (cell probabilities and auxiliary outputs) -> the most probable cells and
+their retrieval scores (with a refiner) -> a placer (the cell centroid, the refiner, or the nearest gallery image) ->
+the posterior (calibrated cell masses spread over the training locations: the guess for an objective, P(within r),
+the credible region; :mod:`pigeon.model._answer`) -> :func:`build_predictions`.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from PIL import Image
 
 from pigeon._io import atomic_path, provenance, read_json, versions, write_json
 from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError
+from pigeon.model._answer import answer, default_posterior_config
 from pigeon.model._aux import Standardiser
 from pigeon.model._prediction import (
     METHODS, Placement, Prediction, build_predictions, cell_guess, place_by_centroid, top_cells,
 )
+from pigeon.posterior import Calibration, CellSupport, Posterior, cell_areas_km2
 from pigeon.model._views import pool_views, select_views
 from pigeon.model.layers import GeolocatorHead, HeadConfig
 
@@ -37,6 +43,7 @@ CELLS = "cells"
 STANDARDISER = "standardiser.json"
 BACKBONE_WEIGHTS = "backbone.safetensors"
 REFINER = "refiner"
+CALIBRATION = "calibration.json"
 MODEL_CARD = "README.md"
 META = "meta.json"
 _RETRAIN = "retrain it with 'pigeon train'"
@@ -95,11 +102,14 @@ class Geolocator:
         backbone: an already loaded backbone; by default loaded on first use from ``config["backbone"]``.
         backbone_weights: fine-tuned backbone parameters (the last block) laid over the registry weights.
         refiner: a :class:`pigeon.refine.Refiner` built on embeddings of this model's backbone.
+        calibration: a :class:`pigeon.posterior.Calibration` fitted for this head and refiner (default: none, the
+            head's probabilities as they are).
     """
 
     def __init__(self, head: GeolocatorHead, cells, config: dict[str, Any],
                  standardiser: Standardiser | None = None, backbone=None,
-                 backbone_weights: dict[str, torch.Tensor] | None = None, refiner=None) -> None:
+                 backbone_weights: dict[str, torch.Tensor] | None = None, refiner=None,
+                 calibration: Calibration | None = None) -> None:
         if head.cfg.n_cells != len(cells):
             raise InputError(f"the head predicts {head.cfg.n_cells} cells but the geocells have {len(cells)}; "
                              f"the model folder is inconsistent: {_RETRAIN}")
@@ -112,6 +122,9 @@ class Geolocator:
         self.backbone_weights = backbone_weights
         self._backbone = backbone
         self.refiner = None
+        self._support: CellSupport | None = None
+        self.posterior_config = default_posterior_config(config)
+        self.calibration = calibration or Calibration()
         if refiner is not None:
             self.set_refiner(refiner)
 
@@ -152,6 +165,7 @@ class Geolocator:
 
             refiner = Refiner.load(root / REFINER)
         geo = cls(head, cells, config, standardiser, backbone_weights=weights, refiner=refiner)
+        geo.calibration = load_calibration(root / CALIBRATION, geo.calibration_fingerprint())
         if device is not None:
             geo.to(device)
         return geo
@@ -180,6 +194,14 @@ class Geolocator:
                 save_file({k: v.contiguous() for k, v in self.backbone_weights.items()}, str(tmp))
         if self.refiner is not None:
             self.refiner.save(root / REFINER)
+        self.config["posterior"] = self.posterior_config.to_dict()
+        self.config["calibration"] = None if self.calibration.identity else {
+            "file": CALIBRATION, "temperature": self.calibration.temperature,
+            "sharpen_temperature": self.calibration.sharpen_temperature, "flatten": self.calibration.flatten,
+            "validation": self.calibration.validation}
+        (root / CALIBRATION).unlink(missing_ok=True)
+        if not self.calibration.identity:
+            write_json(root / CALIBRATION, self.calibration.to_dict())
         write_json(root / CONFIG, self.config)
         write_json(root / META, provenance("model", {k: v for k, v in self.config.items() if k != "versions"}))
         write_model_card(self, root / MODEL_CARD)
@@ -237,6 +259,33 @@ class Geolocator:
             raise InputError(f"the refiner was built with backbone {refiner.backbone!r} but the model uses "
                              f"{self.backbone_id!r}; " + fix)
         self.refiner = refiner
+        self._support = None
+
+    @property
+    def support(self) -> CellSupport:
+        """Where each cell's mass lies: the refiner's gallery locations (a bounded sample per cell), or the cell
+        centroids when there is no refiner (made on first use)."""
+        if self._support is None:
+            table = self.cells.table
+            gallery = self.refiner.gallery if self.refiner is not None else None
+            self._support = CellSupport.build(
+                self.cells.centroids, cell_areas_km2(table),
+                None if gallery is None else gallery[["lat", "lon"]].to_numpy(np.float64),
+                None if gallery is None else gallery["cell"].to_numpy(np.int64),
+                self.posterior_config.points_per_cell,
+                prior=table["n_train"].to_numpy(np.float64) if "n_train" in table.columns else None)
+        return self._support
+
+    def calibration_fingerprint(self) -> dict[str, Any]:
+        """What a calibration depends on: the head's weights and the refiner's gallery (a refit is due when they
+        change)."""
+        digest = hashlib.sha256()
+        for key, value in sorted(self.head.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        refiner = None if self.refiner is None else {"gallery": len(self.refiner), "clusters": len(self.refiner.clusters),
+                                                     "metric": self.refiner.config.metric}
+        return {"head": digest.hexdigest()[:16], "refiner": refiner}
 
     def check_refine_config(self, config) -> None:
         """Refuse refinement settings that cannot work with this model (before any work is done)."""
@@ -290,6 +339,18 @@ class Geolocator:
             result["regression"] = self.standardiser.inverse_transform(result["regression"])
         return result
 
+    def check_answer(self, guess: str | None = None, credible: float | None = None, p_within: bool | None = None) -> None:
+        """Refuse an unknown objective, a credible mass outside (0, 1), or P(within r) asked of a model without a
+        gallery, before any work is done."""
+        from pigeon.posterior import check_credible, check_guess
+
+        if guess is not None:
+            check_guess(guess)
+        if credible is not None:
+            check_credible(credible)
+        if p_within:
+            self.support.require_gallery()
+
     def resolve_method(self, method: str | None) -> str:
         """``None`` -> ``"refine"`` when the model has a refiner, else ``"cell"``; checks the name."""
         if method is None:
@@ -301,7 +362,8 @@ class Geolocator:
                              "'pigeon refine build MODEL --manifest TRAIN --embeddings EMB'")
         return method
 
-    def predict_embeddings(self, X: np.ndarray, top_k: int = 5, method: str | None = None) -> list[Prediction]:
+    def predict_embeddings(self, X: np.ndarray, top_k: int = 5, method: str | None = None,
+                           guess: str | None = None, credible: float | None = None) -> list[Prediction]:
         """One :class:`Prediction` per row of ``X`` (N, D) (view-averaged embeddings).
 
         Args:
@@ -310,18 +372,39 @@ class Geolocator:
             method: ``"cell"`` (the top cell's centroid), ``"refine"`` (retrieval refinement inside the top
                 cells) or ``"knn"`` (the nearest gallery image); default: ``"refine"`` when the model has a
                 refiner, else ``"cell"``.
+            guess: the objective (:data:`pigeon.posterior.GUESSES`): ``"mode"`` (the placer's answer),
+                ``"distance"`` (least expected km) or ``"score"`` (most expected GeoGuessr points); default: the
+                model's (``config.json`` ``posterior.guess``).
+            credible: mass of the credible region (default: the model's, 0.9).
         """
         if top_k < 1:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         method = self.resolve_method(method)
+        cfg = self.posterior_config
+        guess, credible = cfg.guess if guess is None else guess, cfg.credible if credible is None else credible
         X = self._check_embeddings(X)
         out = self.forward_embeddings(X)
         probs = out["probs"]
-        placement = self._place(X, probs, method, min(top_k, self.n_cells))
+        retrieval = self._retrieval(X, probs)
+        placement = self._place(X, probs, method, min(top_k, self.n_cells), retrieval)
+        similarity = None if retrieval is None else np.max(retrieval[1], axis=1, initial=-np.inf)
+        masses, unseen = self.calibration.masses(probs, self.support.prior, *(retrieval or (None, None)),
+                                                 similarity=similarity)
+        answers = answer(Posterior(masses, self.support, cfg), placement, guess, credible, min(top_k, self.n_cells),
+                         unseen)
         aux = [self._aux(out, n) for n in range(len(probs))]
-        return build_predictions(probs, placement, self.cells.centroids, self.cells, aux, top_k)
+        return build_predictions(masses, probs.argmax(axis=1), placement, answers, self.cells, aux)
 
-    def _place(self, X: np.ndarray, probs: np.ndarray, method: str, k: int) -> Placement:
+    def _retrieval(self, X: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The refiner's candidate cells (the head's top K) and each one's best-cluster similarity to the query
+        (None without a refiner): the refine placer, the unseen score and the sharpening share them."""
+        if self.refiner is None:
+            return None
+        cands = top_cells(probs, min(self.refiner.config.top_k, self.n_cells))
+        return cands, self.refiner.similarities(X, cands)
+
+    def _place(self, X: np.ndarray, probs: np.ndarray, method: str, k: int,
+               retrieval: tuple[np.ndarray, np.ndarray] | None = None) -> Placement:
         """The placer stage: candidate cells (best first) and a location for each."""
         centroids = self.cells.centroids
         if method == "knn":
@@ -335,7 +418,8 @@ class Geolocator:
         cands = top_cells(probs, max(k, K))
         head_guess = cell_guess(centroids, cands[:, 0])
         rows = np.arange(len(X))[:, None]
-        result = self.refiner.refine(X, cands[:, :K], probs[rows, cands[:, :K]], head_guess)
+        scores = retrieval[1] if retrieval is not None else None
+        result = self.refiner.refine(X, cands[:, :K], probs[rows, cands[:, :K]], head_guess, scores=scores)
         ranked = np.concatenate([np.take_along_axis(cands[:, :K], result.order, axis=1), cands[:, K:]], axis=1)
         latlon = cell_guess(centroids, ranked)
         latlon[:, 0] = np.column_stack([result.lat, result.lon])
@@ -353,8 +437,11 @@ class Geolocator:
     def _aux(self, out: dict[str, np.ndarray], n: int) -> dict[str, Any]:
         aux: dict[str, Any] = {}
         if "climate" in out:
+            from pigeon.geography import KOPPEN_NAMES
+
             k = int(out["climate"][n].argmax())
-            aux["climate"] = {"class": self.config["climate_classes"][k], "prob": float(out["climate"][n, k])}
+            code = self.config["climate_classes"][k]
+            aux["climate"] = {"class": code, "name": KOPPEN_NAMES.get(code), "prob": float(out["climate"][n, k])}
         if "month" in out:
             k = int(out["month"][n].argmax())
             aux["month"] = {"month": k + 1, "prob": float(out["month"][n, k])}
@@ -406,14 +493,15 @@ class Geolocator:
         return X.astype(np.float32), ok, failures
 
     def predict(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]], top_k: int = 5,
-                method: str | None = None, *, return_errors: bool = False,
-                batch_size: int = 32) -> list[Prediction | PigeonError]:
+                method: str | None = None, *, guess: str | None = None, credible: float | None = None,
+                return_errors: bool = False, batch_size: int = 32) -> list[Prediction | PigeonError]:
         """Geolocate images: one :class:`Prediction` per location (see :meth:`embed` for the input forms).
 
         Args:
             images: the locations (see :meth:`embed`).
             top_k: candidates per prediction.
             method: see :meth:`predict_embeddings` (default: refine when the model has a refiner).
+            guess, credible: the objective and the credible mass (see :meth:`predict_embeddings`).
             return_errors: leave unreadable images out, and give a location none of whose images can be read
                 its error (a :class:`pigeon.errors.PigeonError`) in place of a prediction, as
                 ``asyncio.gather(return_exceptions=True)`` does; by default the first unreadable image raises.
@@ -421,10 +509,27 @@ class Geolocator:
         """
         locations = _locations(images)
         method = self.resolve_method(method)
+        self.check_answer(guess, credible)
         X, ok, failures = self._embed_locations(locations, batch_size, skip=return_errors)
-        preds = iter(self.predict_embeddings(X, top_k=top_k, method=method) if len(X) else [])
+        preds = iter(self.predict_embeddings(X, top_k=top_k, method=method, guess=guess, credible=credible)
+                     if len(X) else [])
         errors = {i: exc for i, _, exc in failures}
         return [next(preds) if ok[i] else errors[i] for i in range(len(locations))]
+
+
+def load_calibration(path: Path, fingerprint: dict[str, Any]) -> Calibration:
+    """The calibration of a model folder: none (the head as it is) when the file is absent or was fitted for
+    another head or gallery (a warning says so, and how to refit)."""
+    if not path.is_file():
+        return Calibration()
+    calibration = Calibration.from_dict(read_json(path, hint="refit it with 'pigeon calibrate MODEL --manifest M'"))
+    if calibration.fitted_on and calibration.fitted_on != fingerprint:
+        import warnings
+
+        warnings.warn(f"{path} was fitted for another head or refiner and is ignored; refit it with "
+                      "'pigeon calibrate MODEL --manifest MANIFEST --embeddings EMB'", stacklevel=3)
+        return Calibration()
+    return calibration
 
 
 def _locations(images) -> list[list[ImageLike]]:

@@ -1,7 +1,8 @@
 """What a prediction is, and the one place that builds it from the pipeline's stages.
 
 Stages: head (cell probabilities) -> candidates (the most probable cells) -> placer (the cell centroid, the
-refiner or the nearest gallery image) -> :func:`build_predictions`.
+refiner or the nearest gallery image) -> posterior (calibrated cell masses, the guess for an objective, P(within r),
+the credible region: :mod:`pigeon.model._answer`) -> :func:`build_predictions`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from pigeon.geo import RADII_KM
+
 #: How a guess is placed: the top cell's centroid, retrieval refinement inside the top cells, or the location
 #: of the nearest gallery image over the whole gallery (the retrieval baseline).
 METHODS = ("cell", "refine", "knn")
@@ -18,7 +21,7 @@ METHODS = ("cell", "refine", "knn")
 
 @dataclass
 class Candidate:
-    """One candidate place of a prediction: a cell with the head's probability and a location in it."""
+    """One candidate place of a prediction: a cell with its (calibrated) probability and a location in it."""
 
     cell: int
     prob: float
@@ -34,16 +37,26 @@ class Prediction:
 
     Attributes:
         lat, lon: the guess, degrees (``top_k[0]``'s location).
-        confidence: the head's probability of the guessed cell, in [0, 1].
+        confidence: the posterior probability of the guessed cell, in [0, 1] (calibrated when the model folder
+            holds a calibration; the head's softmax otherwise).
         cell: the guessed cell.
-        top_k: candidates, best first: cells with the head's probability and a location (the centroid, or the
-            refined location for the guessed cell; the neighbours' locations for ``method="knn"``).
+        top_k: candidates: the guess first, then (``guess="mode"``) the placer's order, or (other objectives) the
+            most probable other cells; each a cell with its posterior probability and a location (the centroid, the
+            refined location, or the neighbours' locations for ``method="knn"``).
         method: how the guess was placed (see :data:`METHODS`).
-        refined: whether the guess came from retrieval (a gallery location) rather than a cell centroid.
+        refined: whether the placer's guess came from retrieval (a gallery location) rather than a cell centroid.
         cell_lat, cell_lon: the head's own guess, the centroid of its most probable cell.
         aux: auxiliary predictions when the model has those heads: ``climate`` (Köppen class and prob),
-            ``month`` (1..12 and prob) and regression values in their units (``elevation_m`` ...).
-        probs: (C,) float32 probability of every cell (sums to 1).
+            ``month`` (1..12 and prob) and regression values in their units, inside their physical ranges
+            (``elevation_m`` ...).
+        probs: (C,) float32 posterior probability of every cell (sums to 1).
+        guess: the objective the guess was chosen for (:data:`pigeon.posterior.GUESSES`).
+        p_within: posterior probability that the truth is within r km of the guess, ``{1: p, 25: p, ...}``; None
+            when the model has no gallery to spread each cell's mass over.
+        unseen: how unlike the validation photos the query is, in [0, 1] (the share of validation queries more
+            similar to the training gallery); None without a gallery or a calibration.
+        expected_km: the posterior's expected distance from the guess to the truth.
+        credible: the smallest set of cells holding the asked-for mass (:class:`CredibleRegion`).
     """
 
     lat: float
@@ -57,21 +70,43 @@ class Prediction:
     cell_lon: float = float("nan")
     aux: dict[str, Any] = field(default_factory=dict)
     probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
+    guess: str = "mode"
+    p_within: dict[int, float] | None = None
+    unseen: float | None = None
+    expected_km: float = float("nan")
+    credible: CredibleRegion | None = None
     _cells: Any = field(default=None, repr=False, compare=False)
 
     @property
     def country(self) -> str | None:
         return self.top_k[0].country if self.top_k else None
 
+    @property
+    def decimals(self) -> int:
+        """Decimals of a coordinate that the posterior supports (about a tenth to one expected error)."""
+        from pigeon.posterior import coordinate_decimals
+
+        return coordinate_decimals(self.expected_km)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the full probability vector)."""
         return {"lat": self.lat, "lon": self.lon, "confidence": self.confidence, "cell": self.cell,
-                "country": self.country, "method": self.method, "refined": self.refined,
+                "country": self.country, "method": self.method, "refined": self.refined, "guess": self.guess,
+                "p_within": None if self.p_within is None else {f"{r}km": p for r, p in self.p_within.items()},
+                "unseen": self.unseen, "expected_km": self.expected_km,
+                "credible": None if self.credible is None else self.credible.to_dict(),
                 "cell_lat": self.cell_lat, "cell_lon": self.cell_lon,
                 "top_k": [vars(c) for c in self.top_k], "aux": self.aux}
 
-    def to_geojson(self) -> dict[str, Any]:
-        """A GeoJSON FeatureCollection: every cell polygon with its probability (the probability map)."""
+    def credible_geometry(self):
+        """The credible region as one shapely (Multi)Polygon: the union of its cells (cut at +-180 like them)."""
+        if self.credible is None:
+            return None
+        return region_geometry(self._cells.table.geometry.to_numpy(), self.credible.cells)
+
+    def to_geojson(self, region: bool = False) -> dict[str, Any]:
+        """A GeoJSON FeatureCollection: every cell polygon with its probability (the probability map); with
+        ``region`` the credible region too, as a last feature with ``properties.kind == "credible_region"``."""
         from shapely.geometry import mapping
 
         table = self._cells.table
@@ -84,9 +119,39 @@ class Prediction:
                                "centroid_lat": float(self._cells.centroids[i, 0]),
                                "centroid_lon": float(self._cells.centroids[i, 1])},
             })
-        return {"type": "FeatureCollection", "features": features,
-                "properties": {"lat": self.lat, "lon": self.lon, "confidence": self.confidence,
-                               "refined": self.refined}}
+        if region and self.credible is not None:
+            geometry = self.credible_geometry()
+            features.append({"type": "Feature", "geometry": mapping(geometry) if geometry is not None else None,
+                             "properties": {"kind": "credible_region", **self.credible.to_dict(cells=False)}})
+        summary = {k: v for k, v in self.to_dict().items() if k not in ("top_k", "aux", "credible")}
+        return {"type": "FeatureCollection", "features": features, "properties": summary}
+
+
+@dataclass
+class CredibleRegion:
+    """The smallest set of cells holding at least ``q`` of a prediction's posterior mass.
+
+    Attributes:
+        q: the mass asked for; mass: the mass the cells hold (>= q); area_km2: their area (equal-area projection);
+        cells: the cells, most probable first.
+    """
+
+    q: float
+    mass: float
+    area_km2: float
+    cells: np.ndarray
+
+    def to_dict(self, cells: bool = True) -> dict[str, Any]:
+        out = {"q": self.q, "mass": self.mass, "area_km2": self.area_km2, "n_cells": int(len(self.cells))}
+        return {**out, "cells": [int(c) for c in self.cells]} if cells else out
+
+
+def region_geometry(geometries: np.ndarray, cells: np.ndarray):
+    """The union of some cells' polygons (None when none has a shape)."""
+    import shapely
+
+    parts = [g for g in np.asarray(geometries, dtype=object)[np.asarray(cells, np.int64)] if g is not None]
+    return shapely.union_all(parts) if parts else None
 
 
 def cell_text(table, column: str, i: int) -> str | None:
@@ -94,6 +159,13 @@ def cell_text(table, column: str, i: int) -> str | None:
         return None
     value = table[column].iat[i]
     return value if isinstance(value, str) and value else None
+
+
+def cell_texts(table, column: str) -> list[str | None]:
+    """:func:`cell_text` of every cell, read once."""
+    if column not in table.columns:
+        return [None] * len(table)
+    return [v if isinstance(v, str) and v else None for v in table[column].tolist()]
 
 
 def top_cells(probs: np.ndarray, k: int) -> np.ndarray:
@@ -128,18 +200,23 @@ def place_by_centroid(candidates: np.ndarray, centroids: np.ndarray) -> Placemen
     return Placement(candidates, cell_guess(centroids, candidates), "cell", np.zeros(len(candidates), bool))
 
 
-def build_predictions(probs: np.ndarray, placement: Placement, centroids: np.ndarray, cells,
-                      aux: list[dict[str, Any]], top_k: int) -> list[Prediction]:
-    """One :class:`Prediction` per row from the head's probabilities and the placer's decision."""
-    table = cells.table
-    head_guess = cell_guess(centroids, probs.argmax(axis=1))
+def build_predictions(masses: np.ndarray, head_cells: np.ndarray, placement: Placement, answers, cells,
+                      aux: list[dict[str, Any]]) -> list[Prediction]:
+    """One :class:`Prediction` per row from the posterior's cell masses, the placer's decision and the posterior
+    stage's :class:`~pigeon.model._answer.Answers`; ``head_cells`` (N,) are the head's own most probable cells."""
+    country, admin1 = cell_texts(cells.table, "country"), cell_texts(cells.table, "admin1")
+    head_guess = cell_guess(cells.centroids, head_cells)
+    radii = RADII_KM
     preds = []
-    for n in range(len(probs)):
-        cands = [Candidate(int(c), float(probs[n, c]), float(lat), float(lon), cell_text(table, "country", c),
-                           cell_text(table, "admin1", c))
-                 for c, (lat, lon) in zip(placement.cells[n, :top_k], placement.latlon[n, :top_k])]
+    for n in range(len(masses)):
+        cands = [Candidate(int(c), float(masses[n, c]), float(lat), float(lon), country[c], admin1[c])
+                 for c, (lat, lon) in zip(answers.cells[n], answers.latlon[n])]
         best = cands[0]
-        preds.append(Prediction(best.lat, best.lon, best.prob, best.cell, cands, placement.method,
-                                bool(placement.refined[n]), float(head_guess[n, 0]), float(head_guess[n, 1]),
-                                aux[n], probs[n], cells))
+        region = answers.regions
+        preds.append(Prediction(
+            best.lat, best.lon, best.prob, best.cell, cands, placement.method, bool(placement.refined[n]),
+            float(head_guess[n, 0]), float(head_guess[n, 1]), aux[n], masses[n], answers.guess,
+            None if answers.p_within is None else dict(zip(radii, map(float, answers.p_within[n]))),
+            None if answers.unseen is None else float(answers.unseen[n]), float(answers.expected_km[n]),
+            CredibleRegion(region.q, float(region.mass[n]), float(region.area_km2[n]), region.cells[n]), cells))
     return preds

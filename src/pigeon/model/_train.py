@@ -126,11 +126,24 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     if refine is not False:
         geo.set_refiner(Refiner.build(X[:], coords, labels, len(cells), refine, ids=train_df["id"].to_numpy(),
                                       backbone=geo.backbone_id))
+    fit_posterior(geo, val, preset)
     geo.save_pretrained(out_dir)
     write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
                                    "best": result.best, "final": result.history[-1]})
     barrier()
     return geo
+
+
+def fit_posterior(geo: Geolocator, val, preset: str | None) -> None:
+    """The posterior's settings of ``preset`` and, with a validation split, its calibration (temperature, sharpening,
+    unseen-ground flattening), fitted on the validation rows."""
+    from pigeon.model._calibrate import calibrate
+    from pigeon.posterior import PosteriorConfig
+    from pigeon.presets import resolve
+
+    geo.posterior_config = resolve(PosteriorConfig, "posterior", preset).validate()
+    if val is not None:
+        calibrate(geo, val[0][np.arange(len(val[0]))], val[1])
 
 
 def _embedded(df: pd.DataFrame, emb, what: str) -> pd.DataFrame:

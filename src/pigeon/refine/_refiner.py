@@ -266,8 +266,14 @@ class Refiner:
         return index_cell_scores(scores, ids, candidates, self.clusters["cell"].to_numpy(),
                                  self.cell_ptr[1:] > self.cell_ptr[:-1])
 
+    def similarities(self, X: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """(B, K) similarity of each query (B, D) to the best cluster of each of its candidate cells (-inf: none)."""
+        X = np.asarray(X, np.float32).reshape(len(candidates), -1)
+        return self.cell_scores(prepare(X, self.config.metric), np.asarray(candidates, np.int64))
+
     def refine(self, X: np.ndarray, candidates: np.ndarray, probs: np.ndarray, head_guess: np.ndarray, *,
-               temperature: float | None = None, max_move_km: float | None | str = "config") -> Refinement:
+               temperature: float | None = None, max_move_km: float | None | str = "config",
+               scores: np.ndarray | None = None) -> Refinement:
         """Choose a cell among each query's candidates and a location inside it.
 
         Args:
@@ -277,6 +283,7 @@ class Refiner:
             head_guess: (B, 2) the unrefined guess (the top cell's centroid), for the move limit and fallback.
             temperature: overrides :attr:`RefineConfig.temperature`.
             max_move_km: overrides :attr:`RefineConfig.max_move_km` (None: no limit).
+            scores: the candidates' :meth:`similarities`, when already computed.
         """
         T = self.config.temperature if temperature is None else temperature
         limit = self.config.max_move_km if max_move_km == "config" else max_move_km
@@ -288,7 +295,7 @@ class Refiner:
                              + _REBUILD + " with the model's backbone")
         candidates = np.asarray(candidates, np.int64)
         Q = prepare(X, self.config.metric)
-        scores = self.cell_scores(Q, candidates)
+        scores = self.cell_scores(Q, candidates) if scores is None else np.asarray(scores, np.float32)
         combined = np.asarray(probs, np.float64) * _softmax(scores.astype(np.float64) / T)
         order = np.argsort(-combined, axis=1, kind="stable")
         pick = order[:, 0]
