@@ -1,5 +1,6 @@
 """Evaluation: metrics at the paper's radii, GeoGuessr score, country accuracy, breakdowns, reports, comparison."""
 
+from pigeon.evaluate._calibration import calibration_metrics, expected_calibration_error, reliability
 from pigeon.evaluate._compare import compare, read_metrics, write_comparison
 from pigeon.evaluate._inputs import read_predictions, read_truth
 from pigeon.evaluate._metrics import (
@@ -10,7 +11,8 @@ from pigeon.evaluate._plots import plot_choropleth, plot_error_cdf, plot_error_m
 from pigeon.evaluate._report import metrics_table, to_markdown, write_report
 
 __all__ = [
-    "DISTANCE_BANDS_KM", "GROUP_KEYS", "METRIC_KEYS", "band_labels", "compare", "compute_metrics",
+    "DISTANCE_BANDS_KM", "GROUP_KEYS", "METRIC_KEYS", "band_labels", "calibration_metrics", "compare",
+    "compute_metrics", "expected_calibration_error", "reliability",
     "country_accuracy", "distance_bands", "match_predictions", "mean_baseline", "metrics_by_band",
     "metrics_by_group", "metrics_table", "plot_choropleth", "plot_error_cdf", "plot_error_map",
     "plot_error_vs_train_distance", "read_metrics", "read_predictions", "read_truth", "to_markdown",

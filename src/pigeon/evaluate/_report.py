@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pigeon._io import atomic_path, provenance, write_json, write_table
+from pigeon.evaluate._calibration import calibration_markdown, write_calibration
 from pigeon.evaluate._metrics import METRIC_KEYS, match_predictions, metrics_by_band, metrics_by_group, summarize
 from pigeon.geo import RADII_KM, geoguessr_score
 
@@ -69,7 +70,9 @@ def write_report(pred_df: pd.DataFrame, truth_df: pd.DataFrame, out_dir: str | o
                  cells=None, seed: int = 0) -> dict:
     """Evaluate predictions and write the report folder.
 
-    Writes ``metrics.json`` (exactly :data:`METRIC_KEYS`), ``meta.json`` (provenance), ``metrics.md``,
+    Writes ``metrics.json`` (:data:`METRIC_KEYS`, and ``calibration`` when the predictions carry P(within r) or
+    credible-region columns, with ``reliability.png``: :mod:`pigeon.evaluate._calibration`), ``meta.json``
+    (provenance), ``metrics.md``,
     ``errors.parquet`` (per image: truth, guess, ``distance_km``, ``geoscore``, ``country`` of the truth and,
     when given, ``train_distance_km`` and ``cell``), ``error_cdf.png``, ``error_map.png`` (arcs for a seeded
     sample), ``by_country.csv`` / ``by_country.png`` (median error and accuracy within 750 km per country),
@@ -115,6 +118,10 @@ def write_report(pred_df: pd.DataFrame, truth_df: pd.DataFrame, out_dir: str | o
         joined["cell"] = cells.assign(joined["lat"], joined["lon"])
 
     out.mkdir(parents=True, exist_ok=True)
+    calibration = write_calibration(pred_df, joined, out, cells=cells, name=name)
+    if calibration is not None:
+        metrics["calibration"] = calibration
+        sections.append(("## Calibration", calibration_markdown(calibration)))
     write_json(out / "metrics.json", metrics)
     meta = provenance("evaluation", dict(config or {}))
     meta.update(name=name, n_train=None if train_df is None else len(train_df))
