@@ -14,6 +14,8 @@ from pigeon.errors import InputError
 
 #: Smallest probability taken to the log (float32 underflow stays finite).
 _TINY = 1e-45
+#: Rows calibrated per step (bounds the float64 temporaries).
+ROWS_PER_STEP = 2048
 #: Validation rows the fit uses at most (a seeded sample beyond).
 MAX_FIT_ROWS = 8192
 #: Quantiles of the validation similarity kept as the unseen-ground reference.
@@ -117,13 +119,17 @@ class Calibration(JsonConfig):
         unseen = self.unseen(similarity)
         if self.identity:
             return np.asarray(probs, np.float32), unseen
-        p = tempered(probs, self.temperature)
-        if self.sharpen_temperature is not None and candidates is not None and scores is not None:
-            p = sharpened(p, candidates, scores, self.sharpen_temperature)
         lam = self.flattening(unseen)
-        if lam is not None:
-            p = (1 - lam[:, None]) * p + lam[:, None] * np.asarray(prior, np.float64)[None, :]
-        return p.astype(np.float32), unseen
+        out = np.empty(np.shape(probs), np.float32)
+        for lo in range(0, len(out), ROWS_PER_STEP):  # float64 temporaries of a few rows at a time
+            rows = slice(lo, lo + ROWS_PER_STEP)
+            p = tempered(probs[rows], self.temperature)
+            if self.sharpen_temperature is not None and candidates is not None and scores is not None:
+                p = sharpened(p, candidates[rows], scores[rows], self.sharpen_temperature)
+            if lam is not None:
+                p = (1 - lam[rows, None]) * p + lam[rows, None] * np.asarray(prior, np.float64)[None, :]
+            out[rows] = p
+        return out, unseen
 
 
 def fit_calibration(probs: np.ndarray, labels: np.ndarray, prior: np.ndarray, *, candidates: np.ndarray | None = None,
