@@ -10,9 +10,10 @@
       embeddings/      EfficientNet-Lite0 embeddings of every view (the offline default backbone, or pretrained/)
       model/           the trained Geolocator (pigeon.Geolocator.from_pretrained("out_dir/model"))
       report/          test-split evaluation of the refined model (metrics, error CDF, error map, breakdown by
-                       distance to the nearest training location), cells.png, head/ (the head alone: cell
+                       distance to the nearest training location, calibration), cells.png, head/ (the head alone: cell
                        centroids), knn/ (the nearest training image), baseline/ (always guess the training set's
-                       spherical mean) and comparison.md (random split and region held out side by side)
+                       spherical mean), guess-distance/ and guess-score/ (the refined model's posterior guesses for
+                       those objectives) and comparison.md (random split and region held out side by side)
       region/          the same recipe on a region split of the same locations (see :func:`run_region_holdout`):
                        manifest.parquet, cells/, model/, report/ with the same sub-reports
 """
@@ -37,6 +38,8 @@ METHOD_REPORTS = {
     "cell": ("pigeon head only (cell centroid)", "head"),
     "knn": ("nearest training image (kNN)", "knn"),
 }
+#: The guess objectives the demo compares (on the refined model) -> report sub-folder ("" = the refined report).
+GUESS_REPORTS = {"mode": "", "distance": "guess-distance", "score": "guess-score"}
 #: The region-held-out split: 50 regions of the demo's locations (k-means), whole regions go to val or test, and
 #: training rows closer than 905 km to a val/test row (view centres included) are left out. Two 640 km views
 #: overlap only when their centres are closer than 640 x sqrt(2) = 905 km, so no training view shows test ground.
@@ -164,23 +167,36 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
     runs = evaluate_methods(geo, train_df, test_df, emb, paths["report"], "random split",
                             {"demo": asdict(config)})
+    guesses = evaluate_guesses(geo, train_df, test_df, emb, paths["report"], "random split",
+                               {"demo": asdict(config)}, runs)
     plot_cells(cells, paths["report"] / "cells.png")
 
     region = run_region_holdout(df, emb, paths["region"], config, log=log)
     runs.update(region["runs"])
+    guesses.update(region["guesses"])
     notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
                              "retrieval finds near neighbours",
              "region held out": "region held out: no training view shows test ground"}
     geo.record_evaluation([{"split": f"demo test ({split})", "method": method, "metrics": runs[f"{name}, {split}"],
                             "note": notes[split]}
-                           for split in notes for method, (name, _) in METHOD_REPORTS.items()], paths["model"])
+                           for split in notes for method, (name, _) in METHOD_REPORTS.items()]
+                          + [{"split": f"demo test ({split})", "method": f"refine, guess {guess}",
+                              "metrics": guesses[f"{guess}, {split}"], "note": notes[split]}
+                             for split in notes for guess in GUESS_REPORTS if guess != "mode"], paths["model"])
     table = to_markdown(metrics_table(runs))
+    by_guess = guess_table(guesses)
     with atomic_path(paths["report"] / "comparison.md") as tmp:
-        tmp.write_text(table + _REGION_NOTE.format(**region["split"]))
-    log(table)
-    return {**_by_role(runs, "random split"), "n_cells": len(cells), "out_dir": str(out), "region": region}
+        tmp.write_text(table + _REGION_NOTE.format(**region["split"]) + _GUESS_NOTE + by_guess)
+    log(table + "\n" + by_guess)
+    return {**_by_role(runs, "random split"), "n_cells": len(cells), "out_dir": str(out), "region": region,
+            "guesses": guesses}
 
 
+_GUESS_NOTE = (
+    "\n**By objective** (`--guess`): the refined model's own answer (mode), the point that minimises the expected "
+    "distance, and the one that maximises the expected GeoGuessr score under the same calibrated posterior; with "
+    "the calibration of its P(within r) and its 90 % credible regions.\n\n"
+)
 _REGION_NOTE = (
     "\n**Random split**: test locations drawn at random, so most have training views of the same ground. "
     "**Region held out**: the same locations split by whole regions ({counts[train]} train, {counts[val]} val, "
@@ -198,8 +214,8 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
     split) and ``out_dir/{cells,model,report}``.
 
     Returns:
-        ``{"model", "head", "knn", "baseline": metrics, "runs": {row name: metrics}, "split": the split metadata
-        (counts, buffer)}``.
+        ``{"model", "head", "knn", "baseline": metrics, "runs": {row name: metrics}, "guesses": {"<objective>,
+        region held out": metrics}, "split": the split metadata (counts, buffer)}``.
     """
     from pigeon.cells import GeoCells
     from pigeon.data import write_manifest
@@ -223,7 +239,9 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
                     overwrite=True)
     runs = evaluate_methods(geo, train_df, test_df, emb, out / "report", "region held out",
                             {"demo": asdict(config), "split": info})
-    return {**_by_role(runs, "region held out"), "runs": runs, "split": info}
+    guesses = evaluate_guesses(geo, train_df, test_df, emb, out / "report", "region held out",
+                               {"demo": asdict(config), "split": info}, runs)
+    return {**_by_role(runs, "region held out"), "runs": runs, "guesses": guesses, "split": info}
 
 
 def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, report: Path, split: str,
@@ -239,14 +257,56 @@ def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
     runs: dict[str, dict[str, Any]] = {}
     for method, (name, folder) in METHOD_REPORTS.items():
         label = f"{name}, {split}"
-        runs[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method), test_df,
-                                   report / folder if folder else report, config={**config, "method": method},
-                                   train_df=train_df, name=label)
+        runs[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method, guess="mode"),
+                                   test_df, report / folder if folder else report,
+                                   config={**config, "method": method, "guess": "mode"}, train_df=train_df,
+                                   name=label, cells=geo.cells if method == "refine" else None)
     label = f"spherical-mean baseline, {split}"
     runs[label] = write_report(mean_baseline(train_df, test_df["id"]), test_df, report / "baseline",
                                config={**config, "baseline": "spherical mean of the training locations"},
                                name=label)
     return runs
+
+
+def evaluate_guesses(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, report: Path, split: str,
+                     config: dict[str, Any], runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Reports of the refined model's guess for each objective of :data:`GUESS_REPORTS` (``mode`` is the refined
+    report of :func:`evaluate_methods`, taken from ``runs``).
+
+    Returns:
+        ``{"<objective>, <split>": metrics}``.
+    """
+    from pigeon.evaluate import write_report
+    from pigeon.model import predict_manifest
+
+    method = geo.resolve_method(None)
+    out = {f"mode, {split}": runs[f"{METHOD_REPORTS[method][0]}, {split}"]}
+    for guess, folder in GUESS_REPORTS.items():
+        if folder:
+            label = f"{guess}, {split}"
+            out[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method, guess=guess),
+                                      test_df, report / folder, config={**config, "method": method, "guess": guess},
+                                      train_df=train_df, name=f"guess {label}", cells=geo.cells)
+    return out
+
+
+def guess_table(runs: dict[str, dict[str, Any]]) -> str:
+    """The metrics by objective as Markdown, with the calibration rows of their reports."""
+    from pigeon.evaluate import metrics_table, to_markdown
+    from pigeon.geo import RADII_KM
+
+    table = metrics_table(runs)
+    extra = {f"ECE of P(within {r:,} km)": [_fmt(m.get("calibration", {}).get(f"ece_{r}km"), "{:.3f}")
+                                            for m in runs.values()] for r in RADII_KM[2:]}
+    extra["90 % credible region: coverage"] = [_fmt(m.get("calibration", {}).get("credible_coverage"), "{:.0%}")
+                                               for m in runs.values()]
+    extra["90 % credible region: mean area (km²)"] = [
+        _fmt(m.get("calibration", {}).get("credible_area_km2_mean"), "{:,.0f}") for m in runs.values()]
+    return to_markdown(pd.concat([table, pd.DataFrame(extra, index=table.columns).T]))
+
+
+def _fmt(value, pattern: str) -> str:
+    return "n/a" if value is None else pattern.format(value)
 
 
 def _by_role(runs: dict[str, dict[str, Any]], split: str) -> dict[str, dict[str, Any]]:
