@@ -174,15 +174,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     region = run_region_holdout(df, emb, paths["region"], config, log=log)
     runs.update(region["runs"])
     guesses.update(region["guesses"])
-    notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
-                             "retrieval finds near neighbours",
-             "region held out": "region held out: no training view shows test ground"}
-    geo.record_evaluation([{"split": f"demo test ({split})", "method": method, "metrics": runs[f"{name}, {split}"],
-                            "note": notes[split]}
-                           for split in notes for method, (name, _) in METHOD_REPORTS.items()]
-                          + [{"split": f"demo test ({split})", "method": f"refine, guess {guess}",
-                              "metrics": guesses[f"{guess}, {split}"], "note": notes[split]}
-                             for split in notes for guess in GUESS_REPORTS if guess != "mode"], paths["model"])
+    geo.record_evaluation(_evaluation_entries(runs, guesses), paths["model"])
     table = to_markdown(metrics_table(runs))
     by_guess = guess_table(guesses)
     with atomic_path(paths["report"] / "comparison.md") as tmp:
@@ -242,6 +234,18 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
     guesses = evaluate_guesses(geo, train_df, test_df, emb, out / "report", "region held out",
                                {"demo": asdict(config), "split": info}, runs)
     return {**_by_role(runs, "region held out"), "runs": runs, "guesses": guesses, "split": info}
+
+
+def _evaluation_entries(runs: dict[str, dict[str, Any]], guesses: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the model card records: every placing method and every guess objective on both splits."""
+    notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
+                             "retrieval finds near neighbours",
+             "region held out": "region held out: no training view shows test ground"}
+    return ([{"split": f"demo test ({split})", "method": method, "metrics": runs[f"{name}, {split}"],
+              "note": notes[split]} for split in notes for method, (name, _) in METHOD_REPORTS.items()]
+            + [{"split": f"demo test ({split})", "method": f"refine, guess {guess}",
+                "metrics": guesses[f"{guess}, {split}"], "note": notes[split]}
+               for split in notes for guess in GUESS_REPORTS if guess != "mode"])
 
 
 def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, report: Path, split: str,

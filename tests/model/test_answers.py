@@ -234,3 +234,16 @@ def test_calibrate_command_fits_an_old_folder(cli, model, work, tmp_path):  # no
     assert json.loads((old / "config.json").read_text())["posterior"]["guess"] == "score"
     assert_clean_error(cli("calibrate", old, "--manifest", _manifest(work), "--split", "nope"), "no 'nope' rows")
     assert_clean_error(cli("calibrate", "demo", "--manifest", _manifest(work)), "read-only")
+
+
+def test_a_credible_region_is_one_antimeridian_safe_multipolygon():
+    from shapely.geometry import GeometryCollection, LineString, Point, box
+
+    from pigeon.model._prediction import region_geometry
+
+    cut = np.array([box(179, -10, 180, 10), box(-180, -10, -179, 10), box(179, 10, 180, 20),
+                    GeometryCollection([box(0, 0, 1, 1), LineString([(5, 5), (6, 6)])]), Point(9, 9)], dtype=object)
+    region = region_geometry(cut, [0, 1, 2])
+    assert region.geom_type == "MultiPolygon" and len(region.geoms) == 2  # east of 180 merged, west apart
+    assert region.bounds == (-180.0, -10.0, 180.0, 20.0) and region.area == pytest.approx(50.0)
+    assert region_geometry(cut, [3, 4]).geom_type == "Polygon"  # slivers of simplified outlines dropped

@@ -165,7 +165,7 @@ class Geolocator:
 
             refiner = Refiner.load(root / REFINER)
         geo = cls(head, cells, config, standardiser, backbone_weights=weights, refiner=refiner)
-        geo.calibration = load_calibration(root / CALIBRATION, geo.calibration_fingerprint())
+        geo.calibration = load_calibration(root / CALIBRATION, geo)
         if device is not None:
             geo.to(device)
         return geo
@@ -517,13 +517,13 @@ class Geolocator:
         return [next(preds) if ok[i] else errors[i] for i in range(len(locations))]
 
 
-def load_calibration(path: Path, fingerprint: dict[str, Any]) -> Calibration:
+def load_calibration(path: Path, geo: Geolocator) -> Calibration:
     """The calibration of a model folder: none (the head as it is) when the file is absent or was fitted for
     another head or gallery (a warning says so, and how to refit)."""
     if not path.is_file():
         return Calibration()
     calibration = Calibration.from_dict(read_json(path, hint="refit it with 'pigeon calibrate MODEL --manifest M'"))
-    if calibration.fitted_on and calibration.fitted_on != fingerprint:
+    if calibration.fitted_on and calibration.fitted_on != geo.calibration_fingerprint():
         import warnings
 
         warnings.warn(f"{path} was fitted for another head or refiner and is ignored; refit it with "

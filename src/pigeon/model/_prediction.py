@@ -147,11 +147,21 @@ class CredibleRegion:
 
 
 def region_geometry(geometries: np.ndarray, cells: np.ndarray):
-    """The union of some cells' polygons (None when none has a shape)."""
+    """The union of some cells' polygons as one Polygon or MultiPolygon (None when none has a shape); the lines or
+    points that simplified outlines can leave are dropped."""
     import shapely
+    from shapely.geometry import MultiPolygon
 
     parts = [g for g in np.asarray(geometries, dtype=object)[np.asarray(cells, np.int64)] if g is not None]
-    return shapely.union_all(parts) if parts else None
+    if not parts:
+        return None
+    union = shapely.union_all(parts)
+    if union.geom_type in ("Polygon", "MultiPolygon"):
+        return union
+    polygons = [p for p in shapely.get_parts(shapely.get_parts(union)) if p.geom_type == "Polygon"]
+    if not polygons:
+        return None
+    return polygons[0] if len(polygons) == 1 else MultiPolygon(polygons)
 
 
 def cell_text(table, column: str, i: int) -> str | None:

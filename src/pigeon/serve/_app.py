@@ -19,6 +19,8 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pigeon.model._aux import AUX_LABELS
+from pigeon.posterior import GUESSES
 from pigeon.serve._batcher import MicroBatcher
 from pigeon.serve._config import ACCEPTED_FORMATS, ServeConfig
 from pigeon.serve._errors import RequestError
@@ -99,16 +101,18 @@ class Service:
         return max(1, math.ceil(self.in_flight * self._seconds_per_image))
 
     async def predict(self, request: Request, top_k: int, refine: bool | None, with_map: bool,
-                      polygons: bool) -> PredictResponse:
+                      polygons: bool, guess: str | None = None, region: bool = False) -> PredictResponse:
         cfg = self.cfg
         start = time.perf_counter()
         client = self.keys.client_id(request.headers, request.client.host if request.client else None)
         self.limiter.check(client)
         if not self.ready:
             raise RequestError(503, "not_ready", "the model is still loading; retry in a few seconds", retry_after=5)
-        if polygons and self.responder.cap is not None:
-            raise RequestError(403, "precision_capped", "cell polygons are withheld on this server (it caps "
-                               f"precision at {cfg.max_precision_km:g} km); ask for ?map=1 without polygons")
+        if (polygons or region) and self.responder.cap is not None:
+            raise RequestError(403, "precision_capped", "cell polygons and regions are withheld on this server (it "
+                               f"caps precision at {cfg.max_precision_km:g} km); ask for ?map=1 without them")
+        if guess is not None and guess not in GUESSES:
+            raise RequestError(422, "bad_parameter", f"guess must be one of {', '.join(GUESSES)}, got {guess!r}")
         if self.in_flight >= cfg.max_pending:
             raise RequestError(503, "busy", f"the server is at its limit of {cfg.max_pending} requests in progress; "
                                "retry after the time in Retry-After", retry_after=self.retry_after())
@@ -121,7 +125,7 @@ class Service:
                 views = await asyncio.gather(*(loop.run_in_executor(self.decode_pool, decode_view, up, cfg)
                                                for up in uploads))
                 decode_ms = (time.perf_counter() - t_decode) * 1e3
-                served = await self.batcher.submit(ModelQuery([v.image for v in views], top_k, refine))
+                served = await self.batcher.submit(ModelQuery([v.image for v in views], top_k, refine, guess))
         except TimeoutError:
             raise RequestError(503, "timeout", f"the request took longer than this server's {cfg.request_timeout_s:g} "
                                "s limit; retry later, or send fewer or smaller images",
@@ -130,7 +134,8 @@ class Service:
             self.in_flight -= 1
         self._seconds_per_image = 0.9 * self._seconds_per_image + 0.1 * served.model_ms / 1e3 / served.batch_images
         total_ms = (time.perf_counter() - start) * 1e3
-        response = self.responder.build(served.prediction, views, served, decode_ms, total_ms, with_map, polygons)
+        response = self.responder.build(served.prediction, views, served, decode_ms, total_ms, with_map, polygons,
+                                        region)
         self.stats.answered(total_ms, response.guess.country)
         return response
 
@@ -140,6 +145,8 @@ class Service:
             model=self.model_name, backbone=str(self.geo.config.get("backbone")), n_cells=self.geo.n_cells,
             auth_required=cfg.auth_required, precision_km=cfg.max_precision_km,
             cell_polygons=self.responder.cap is None, refiner=model_can_refine(self.geo),
+            guesses=list(GUESSES), default_guess=self.geo.posterior_config.guess,
+            calibrated=not self.geo.calibration.identity, aux_labels={k: list(v) for k, v in AUX_LABELS.items()},
             limits=Limits(max_views=cfg.max_views, max_image_bytes=cfg.max_image_bytes, max_pixels=cfg.max_pixels,
                           max_top_k=cfg.max_top_k, accepted_formats=list(ACCEPTED_FORMATS),
                           rate_limit_per_minute=cfg.rate_limit_per_minute, request_timeout_s=cfg.request_timeout_s),
@@ -209,10 +216,13 @@ def create_app(geo, config: ServeConfig | None = None, model_name: str = "model"
         map: bool = Query(False, description="add the probability map (GeoJSON points)"),  # noqa: A002
         polygons: bool = Query(False, description="with map: every cell polygon too (large; not on a server with "
                                "a precision cap)"),
+        guess: str | None = Query(None, description="what the guess optimises: mode, distance or score (default: "
+                                  "the model's)"),
+        region: bool = Query(False, description="add the credible region's outline (not with a precision cap)"),
     ) -> PredictResponse:
         """Where was this taken? Send 1 to 4 views of one place (multipart field `files`, or JSON base64)."""
         svc.stats.received()
-        return await svc.predict(request, top_k, refine, map, polygons)
+        return await svc.predict(request, top_k, refine, map, polygons, guess, region)
 
     @app.get("/v1/stats", response_model=StatsResponse, tags=["statistics"], dependencies=protected,
              responses=_ERRORS)
