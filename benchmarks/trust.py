@@ -210,13 +210,14 @@ def synthetic_support(n_cells: int = 2000, n_gallery: int = 1_000_000, seed: int
 def posterior_step(support, probs, calibration, similarity, guess: str) -> None:
     """Everything the posterior stage adds to a prediction: calibrated masses, the guess, P(within r), the expected
     error, the credible region and the candidates shown."""
-    from pigeon.model._answer import answer
+    from pigeon.model._answer import Answers
     from pigeon.model._prediction import place_by_centroid, top_cells
     from pigeon.posterior import Posterior
 
     masses, unseen = calibration.masses(probs, support.prior, similarity=similarity)
-    placement = place_by_centroid(top_cells(probs, 5), support.centroids)
-    answer(Posterior(masses, support), placement, guess, 0.9, 5, unseen)
+    placement = place_by_centroid(top_cells(probs, 5), support.centroids, probs)
+    answers = Answers(Posterior(masses, support), placement, guess, 0.9, 5, unseen)
+    _ = answers.expected_km, answers.p_within, answers.regions  # computed on first read, as a served answer reads them
 
 
 def cost(args) -> list[dict]:

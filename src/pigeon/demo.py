@@ -9,11 +9,12 @@
       pretrained/      with --pretrain: the backbone after contrastive pretraining on the training split's captions
       embeddings/      EfficientNet-Lite0 embeddings of every view (the offline default backbone, or pretrained/)
       model/           the trained Geolocator (pigeon.Geolocator.from_pretrained("out_dir/model"))
-      report/          test-split evaluation of the refined model (metrics, error CDF, error map, breakdown by
-                       distance to the nearest training location, calibration), cells.png, head/ (the head alone: cell
-                       centroids), knn/ (the nearest training image), baseline/ (always guess the training set's
-                       spherical mean), guess-distance/ and guess-score/ (the refined model's posterior guesses for
-                       those objectives) and comparison.md (random split and region held out side by side)
+      report/          test-split evaluation of the model's default placing method, refine (metrics, error CDF,
+                       error map, breakdown by distance to the nearest training location, calibration), cells.png,
+                       one sub-folder per other placing method of the registry (cell/: the head alone, at cell
+                       centroids; knn/: the nearest training image), baseline/ (always guess the training set's
+                       spherical mean), guess-distance/ and guess-score/ (the default method's posterior guesses
+                       for those objectives) and comparison.md (random split and region held out side by side)
       region/          the same recipe on a region split of the same locations (see :func:`run_region_holdout`):
                        manifest.parquet, cells/, model/, report/ with the same sub-reports
 """
@@ -24,21 +25,18 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from pigeon._config import JsonConfig
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
+from pigeon.model._config import TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report", "region")
-#: How the demo places its guesses -> (row name in the comparison, report sub-folder; "" = the report itself).
-METHOD_REPORTS = {
-    "refine": ("pigeon (refined)", ""),
-    "cell": ("pigeon head only (cell centroid)", "head"),
-    "knn": ("nearest training image (kNN)", "knn"),
-}
-#: The guess objectives the demo compares (on the refined model) -> report sub-folder ("" = the refined report).
+#: The guess objectives the demo compares (on the default method) -> report sub-folder ("" = the method's report).
 GUESS_REPORTS = {"mode": "", "distance": "guess-distance", "score": "guess-score"}
 #: The region-held-out split: 50 regions of the demo's locations (k-means), whole regions go to val or test, and
 #: training rows closer than 905 km to a val/test row (view centres included) are left out. Two 640 km views
@@ -47,7 +45,7 @@ REGION_SPLIT = {"by": "region", "n_regions": 50, "buffer_km": 905.0}
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class DemoConfig(JsonConfig):
     """Arguments of the demo; the defaults take a few minutes on 2 CPU cores."""
 
     n: int = 1000          # Blue Marble locations (80 % train, 10 % val, 10 % test)
@@ -55,13 +53,12 @@ class DemoConfig:
     seed: int = 0          # data, cells and training seed
     min_size: int = 8      # semantic geocells: min / max training locations per cell
     max_size: int = 25
-    epochs: int = 40       # maximum training epochs (early stopping on the validation median km)
+    epochs: int = TrainConfig.epochs  # maximum training epochs (early stopping on the validation median km)
     pretrain: bool = False  # contrastive pretraining of the backbone's last block on captions (one epoch) first
 
     def validate(self) -> DemoConfig:
         """Check the arguments before any work starts; raise :class:`InputError` naming the option to fix."""
         from pigeon.data.bluemarble import VIEW_COUNTS
-        from pigeon.model import TrainConfig
 
         if self.views not in VIEW_COUNTS:
             raise InputError(f"--views must be one of {', '.join(map(str, VIEW_COUNTS))}, got {self.views}")
@@ -74,7 +71,7 @@ class DemoConfig:
         return self
 
 
-def demo_dataset(root: str | os.PathLike, n: int = 1000, views: int = 4, seed: int = 0) -> pd.DataFrame:
+def demo_dataset(root: str | os.PathLike, n: int, views: int, seed: int) -> pd.DataFrame:
     """The Blue Marble dataset enriched with the auxiliary geodata, made once in ``root`` and then reused."""
     from pigeon.data import read_manifest, write_manifest
     from pigeon.data.bluemarble import make_bluemarble_dataset
@@ -122,14 +119,13 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
         log: called with one line per stage.
 
     Returns:
-        ``{"model", "head", "knn", "baseline": metrics, "n_cells": int, "out_dir": str, "region": ...}``: the
-        random split's refined model, its head alone, the nearest-neighbour baseline and the spherical mean
-        (metrics as in :func:`pigeon.evaluate.compute_metrics`), and the same for the region-held-out run
-        (:func:`run_region_holdout`).
+        ``{"model", "cell", "refine", "knn", ..., "baseline": metrics, "n_cells": int, "out_dir": str,
+        "region": ...}``: the random split's model (its default method), each placing method of the model, and
+        the spherical mean (metrics as in :func:`pigeon.evaluate.compute_metrics`), and the same for the
+        region-held-out run (:func:`run_region_holdout`).
     """
-    from pigeon.cells import GeoCells, plot_cells
-    from pigeon.evaluate import metrics_table, to_markdown
-    from pigeon.model import Geolocator, TrainConfig, train
+    from pigeon.cells import plot_cells
+    from pigeon.data import select_split, training_rows
 
     config = (config or DemoConfig()).validate()
     out = Path(out_dir)
@@ -138,16 +134,11 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
 
     log(f"[1/5] data: {config.n} Blue Marble locations x {config.views} views, enriched -> {paths['data']}")
     df = demo_dataset(paths["data"], config.n, config.views, config.seed)
-    train_df, test_df = df[df["split"] == "train"], df[df["split"] == "test"]
+    train_df, test_df = training_rows(df), select_split(df, "test")
 
     log(f"[2/5] geocells: semantic, {config.min_size}-{config.max_size} training locations per cell -> "
         f"{paths['cells']}")
-    if (paths["cells"] / "meta.json").is_file():
-        cells = GeoCells.load(paths["cells"])
-    else:
-        cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
-                               max_size=config.max_size, seed=config.seed)
-        cells.save(paths["cells"])
+    cells = demo_cells(train_df, paths["cells"], config)
 
     backbone = None
     if config.pretrain:
@@ -158,15 +149,12 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     emb = demo_embeddings(df, paths["embeddings"], backbone)
 
     log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner -> {paths['model']}")
-    if (paths["model"] / "config.json").is_file():
-        geo = Geolocator.from_pretrained(paths["model"])
-    else:
-        geo = train(df, cells, emb, paths["model"], TrainConfig(epochs=config.epochs, seed=config.seed),
-                    overwrite=True)
+    geo = demo_model(df, lambda: cells, emb, paths["model"], config)
 
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
     runs = evaluate_methods(geo, train_df, test_df, emb, paths["report"], "random split",
                             {"demo": asdict(config)})
+    reports = method_reports(geo)
     guesses = evaluate_guesses(geo, train_df, test_df, emb, paths["report"], "random split",
                                {"demo": asdict(config)}, runs)
     plot_cells(cells, paths["report"] / "cells.png")
@@ -174,18 +162,49 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     region = run_region_holdout(df, emb, paths["region"], config, log=log)
     runs.update(region["runs"])
     guesses.update(region["guesses"])
-    geo.record_evaluation(_evaluation_entries(runs, guesses), paths["model"])
-    table = to_markdown(metrics_table(runs))
-    by_guess = guess_table(guesses)
-    with atomic_path(paths["report"] / "comparison.md") as tmp:
-        tmp.write_text(table + _REGION_NOTE.format(**region["split"]) + _GUESS_NOTE + by_guess)
-    log(table + "\n" + by_guess)
-    return {**_by_role(runs, "random split"), "n_cells": len(cells), "out_dir": str(out), "region": region,
+    log(_record_comparison(geo, runs, guesses, reports, region["split"], paths))
+    return {**_by_role(runs, "random split", reports), "n_cells": len(cells), "out_dir": str(out), "region": region,
             "guesses": guesses}
 
 
+def demo_cells(train_df: pd.DataFrame, folder: Path, config: DemoConfig):
+    """The demo's semantic geocells of the training rows, built once in ``folder`` and then reused."""
+    from pigeon.cells import GeoCells
+
+    if (folder / "meta.json").is_file():
+        return GeoCells.load(folder)
+    cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
+                           max_size=config.max_size, seed=config.seed)
+    cells.save(folder)
+    return cells
+
+
+def demo_model(df: pd.DataFrame, cells, emb, folder: Path, config: DemoConfig):
+    """The demo's geolocator (the street-view recipe with the demo's epochs and seed), trained once in ``folder``;
+    ``cells()`` gives its geocells when it has to be trained."""
+    from pigeon.model import Geolocator, train
+
+    if (folder / "config.json").is_file():
+        return Geolocator.from_pretrained(folder)
+    return train(df, cells(), emb, folder, TrainConfig(epochs=config.epochs, seed=config.seed), overwrite=True)
+
+
+def _record_comparison(geo, runs: dict[str, dict[str, Any]], guesses: dict[str, dict[str, Any]],
+                       reports: dict[str, tuple[str, str]], region_split: dict[str, Any], paths: dict[str, Path]) -> str:
+    """Every method's and every guess objective's metrics on both splits in the model card and in
+    ``report/comparison.md``; the tables."""
+    from pigeon.evaluate import metrics_table, to_markdown
+
+    geo.record_evaluation(_evaluation_entries(runs, guesses, reports), paths["model"])
+    table = to_markdown(metrics_table(runs))
+    by_guess = guess_table(guesses)
+    with atomic_path(paths["report"] / "comparison.md") as tmp:
+        tmp.write_text(table + _REGION_NOTE.format(**region_split) + _GUESS_NOTE + by_guess)
+    return table + "\n" + by_guess
+
+
 _GUESS_NOTE = (
-    "\n**By objective** (`--guess`): the refined model's own answer (mode), the point that minimises the expected "
+    "\n**By objective** (`--guess`): the placing method's own answer (mode), the point that minimises the expected "
     "distance, and the one that maximises the expected GeoGuessr score under the same calibrated posterior; with "
     "the calibration of its P(within r) and its 90 % credible regions.\n\n"
 )
@@ -206,51 +225,56 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
     split) and ``out_dir/{cells,model,report}``.
 
     Returns:
-        ``{"model", "head", "knn", "baseline": metrics, "runs": {row name: metrics}, "guesses": {"<objective>,
-        region held out": metrics}, "split": the split metadata (counts, buffer)}``.
+        ``{"model", <each placing method>, "baseline": metrics, "runs": {row name: metrics}, "guesses":
+        {"<objective>, region held out": metrics}, "split": the split metadata (counts, buffer)}``.
     """
-    from pigeon.cells import GeoCells
-    from pigeon.data import write_manifest
+    from pigeon.data import select_split, training_rows, write_manifest
     from pigeon.data.split import split_manifest
-    from pigeon.model import Geolocator, TrainConfig, train
 
     out = Path(out_dir)
     split_df = split_manifest(df, **REGION_SPLIT, seed=config.seed)
     info = split_df.attrs["meta"]["split"]
     write_manifest(split_df, out / "manifest.parquet")
-    train_df, test_df = split_df[split_df["split"] == "train"], split_df[split_df["split"] == "test"]
+    train_df, test_df = training_rows(split_df), select_split(split_df, "test")
     log(f"[region] the same recipe on a region split: {len(train_df)} train / {len(test_df)} test locations, "
         f">= {info['buffer_km']:g} km apart -> {out}")
-    if (out / "model" / "config.json").is_file():
-        geo = Geolocator.from_pretrained(out / "model")
-    else:
-        cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
-                               max_size=config.max_size, seed=config.seed)
-        cells.save(out / "cells")
-        geo = train(split_df, cells, emb, out / "model", TrainConfig(epochs=config.epochs, seed=config.seed),
-                    overwrite=True)
+    geo = demo_model(split_df, lambda: demo_cells(train_df, out / "cells", config), emb, out / "model", config)
     runs = evaluate_methods(geo, train_df, test_df, emb, out / "report", "region held out",
                             {"demo": asdict(config), "split": info})
     guesses = evaluate_guesses(geo, train_df, test_df, emb, out / "report", "region held out",
                                {"demo": asdict(config), "split": info}, runs)
-    return {**_by_role(runs, "region held out"), "runs": runs, "guesses": guesses, "split": info}
+    return {**_by_role(runs, "region held out", method_reports(geo)), "runs": runs, "guesses": guesses,
+            "split": info}
 
 
-def _evaluation_entries(runs: dict[str, dict[str, Any]], guesses: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _evaluation_entries(runs: dict[str, dict[str, Any]], guesses: dict[str, dict[str, Any]],
+                        reports: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
     """What the model card records: every placing method and every guess objective on both splits."""
     notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
                              "retrieval finds near neighbours",
              "region held out": "region held out: no training view shows test ground"}
+    default = next(iter(reports))
     return ([{"split": f"demo test ({split})", "method": method, "metrics": runs[f"{name}, {split}"],
-              "note": notes[split]} for split in notes for method, (name, _) in METHOD_REPORTS.items()]
-            + [{"split": f"demo test ({split})", "method": f"refine, guess {guess}",
+              "note": notes[split]} for split in notes for method, (name, _) in reports.items()]
+            + [{"split": f"demo test ({split})", "method": f"{default}, guess {guess}",
                 "metrics": guesses[f"{guess}, {split}"], "note": notes[split]}
                for split in notes for guess in GUESS_REPORTS if guess != "mode"])
 
 
+def method_reports(geo) -> dict[str, tuple[str, str]]:
+    """How the demo reports each placing method of ``geo`` (from the placer registry): method -> (row name in the
+    comparison, report sub-folder; "" = the report itself, for the model's default method, which comes first)."""
+    from pigeon.model.placers import METHODS
+
+    default = geo.resolve_method(None)
+    names = [default] + [m for m in geo.methods if m != default]
+    return {m: (METHODS[m].title, "" if m == default else m) for m in names}
+
+
 def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, report: Path, split: str,
                      config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Reports of every placing method (:data:`METHOD_REPORTS`) and of the spherical-mean baseline on one split.
+    """Reports of every placing method of ``geo`` (:func:`method_reports`) and of the spherical-mean baseline on
+    one split.
 
     Returns:
         ``{"<row name>, <split>": metrics}``.
@@ -259,12 +283,12 @@ def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
     from pigeon.model import predict_manifest
 
     runs: dict[str, dict[str, Any]] = {}
-    for method, (name, folder) in METHOD_REPORTS.items():
+    for method, (name, folder) in method_reports(geo).items():
         label = f"{name}, {split}"
-        runs[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method, guess="mode"),
-                                   test_df, report / folder if folder else report,
+        runs[label] = write_report(predict_manifest(geo, test_df, emb, method=method, guess="mode"), test_df,
+                                   report / folder if folder else report,
                                    config={**config, "method": method, "guess": "mode"}, train_df=train_df,
-                                   name=label, cells=geo.cells if method == "refine" else None)
+                                   name=label, cells=None if folder else geo.cells)
     label = f"spherical-mean baseline, {split}"
     runs[label] = write_report(mean_baseline(train_df, test_df["id"]), test_df, report / "baseline",
                                config={**config, "baseline": "spherical mean of the training locations"},
@@ -274,8 +298,8 @@ def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
 
 def evaluate_guesses(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, report: Path, split: str,
                      config: dict[str, Any], runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Reports of the refined model's guess for each objective of :data:`GUESS_REPORTS` (``mode`` is the refined
-    report of :func:`evaluate_methods`, taken from ``runs``).
+    """Reports of the default placing method's guess for each objective of :data:`GUESS_REPORTS` (``mode`` is that
+    method's report of :func:`evaluate_methods`, taken from ``runs``).
 
     Returns:
         ``{"<objective>, <split>": metrics}``.
@@ -284,11 +308,11 @@ def evaluate_guesses(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
     from pigeon.model import predict_manifest
 
     method = geo.resolve_method(None)
-    out = {f"mode, {split}": runs[f"{METHOD_REPORTS[method][0]}, {split}"]}
+    out = {f"mode, {split}": runs[f"{method_reports(geo)[method][0]}, {split}"]}
     for guess, folder in GUESS_REPORTS.items():
         if folder:
             label = f"{guess}, {split}"
-            out[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method, guess=guess),
+            out[label] = write_report(predict_manifest(geo, test_df, emb, method=method, guess=guess),
                                       test_df, report / folder, config={**config, "method": method, "guess": guess},
                                       train_df=train_df, name=f"guess {label}", cells=geo.cells)
     return out
@@ -296,6 +320,8 @@ def evaluate_guesses(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
 
 def guess_table(runs: dict[str, dict[str, Any]]) -> str:
     """The metrics by objective as Markdown, with the calibration rows of their reports."""
+    import pandas as pd
+
     from pigeon.evaluate import metrics_table, to_markdown
     from pigeon.geo import RADII_KM
 
@@ -313,11 +339,12 @@ def _fmt(value, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 
 
-def _by_role(runs: dict[str, dict[str, Any]], split: str) -> dict[str, dict[str, Any]]:
-    """``{"model", "head", "knn", "baseline": metrics}`` of one split's runs."""
-    roles = dict(zip(("model", "head", "knn"), (name for name, _ in METHOD_REPORTS.values())))
-    return {role: runs[f"{name}, {split}"] for role, name in roles.items()} | {
-        "baseline": runs[f"spherical-mean baseline, {split}"]}
+def _by_role(runs: dict[str, dict[str, Any]], split: str,
+             reports: dict[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """``{"model" (the default method), <each method>, "baseline": metrics}`` of one split's runs."""
+    by_method = {method: runs[f"{name}, {split}"] for method, (name, _) in reports.items()}
+    return {"model": by_method[next(iter(reports))], **by_method,
+            "baseline": runs[f"spherical-mean baseline, {split}"]}
 
 
 def _claim(out: Path, config: DemoConfig, overwrite: bool) -> None:

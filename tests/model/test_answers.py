@@ -12,12 +12,12 @@ import pytest
 
 from pigeon.errors import InputError
 from pigeon.geo import RADII_KM
-from tests.conftest import assert_clean_error
-from tests.model.test_end_to_end import _manifest, work  # noqa: F401  (the data fixture)
+from tests.support import assert_clean_error
+from tests.support.model import e2e_manifest as _manifest
 
 
 @pytest.fixture(scope="module")
-def model(work, tmp_path_factory):  # noqa: F811
+def model(work, tmp_path_factory):
     from pigeon.model import TrainConfig, train
 
     out = tmp_path_factory.mktemp("answers") / "model"
@@ -27,7 +27,7 @@ def model(work, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def queries(work):  # noqa: F811
+def queries(work):
     from pigeon.data import read_manifest
     from pigeon.embed import Embeddings
 
@@ -107,12 +107,13 @@ def test_a_folder_without_calibration_answers_exactly_as_its_stages(queries):
     for method in ("cell", "refine", "knn"):
         preds = geo.predict_embeddings(X, top_k=5, method=method, guess="mode")
         probs = geo.forward_embeddings(X)["probs"]
-        placement = geo._place(X, probs, method, 5)
+        placement = geo.place_embeddings(X, 5, method)
         for n, p in enumerate(preds):
             np.testing.assert_array_equal(p.probs, probs[n])
             assert [c.cell for c in p.top_k] == placement.cells[n, :5].tolist()
             assert [(c.lat, c.lon) for c in p.top_k] == [tuple(v) for v in placement.latlon[n, :5].tolist()]
-            assert [c.prob for c in p.top_k] == [float(probs[n, c]) for c in placement.cells[n, :5]]
+            assert [c.prob for c in p.top_k] == placement.probs[n, :5].tolist()  # the placer's
+            assert [c.cell_prob for c in p.top_k] == [float(probs[n, c]) for c in placement.cells[n, :5]]
         assert [p.cell for p in preds] == (placement.cells[:, 0].tolist() if method != "cell"
                                            else top_cells(probs, 1)[:, 0].tolist())
     assert geo.predict_embeddings(X[:2])[0].guess == "mode"  # its default
@@ -157,7 +158,7 @@ def test_regression_outputs_stay_in_their_physical_ranges():
     assert out["regression"][:, column].min() >= 0
 
 
-def test_predictions_carry_the_posterior_and_evaluate_measures_its_calibration(cli, model, work, tmp_path):  # noqa: F811
+def test_predictions_carry_the_posterior_and_evaluate_measures_its_calibration(cli, model, work, tmp_path):
     out = tmp_path / "pred.csv"
     result = cli("predict", model, "--manifest", _manifest(work), "--split", "test", "-o", out,
                  "--embeddings", work / "emb", "--guess", "score", "--credible", "0.8")
@@ -178,7 +179,7 @@ def test_predictions_carry_the_posterior_and_evaluate_measures_its_calibration(c
     assert "ECE of P(within 200 km)" in (report / "metrics.md").read_text()
 
 
-def test_the_cli_prints_and_maps_the_posterior(cli, model, work, tmp_path):  # noqa: F811
+def test_the_cli_prints_and_maps_the_posterior(cli, model, work, tmp_path):
     from pigeon.data import image_views, read_manifest
 
     views = image_views(read_manifest(_manifest(work)))[0]
@@ -195,14 +196,14 @@ def test_the_cli_prints_and_maps_the_posterior(cli, model, work, tmp_path):  # n
     (("--credible", "1.5"), ("(0, 1)", "--credible 0.9")),
     (("--credible", "0"), ("(0, 1)",)),
 ])
-def test_bad_answer_options_are_one_line_errors(cli, model, work, args, needles):  # noqa: F811
+def test_bad_answer_options_are_one_line_errors(cli, model, work, args, needles):
     from pigeon.data import image_views, read_manifest
 
     views = image_views(read_manifest(_manifest(work)))[0]
     assert_clean_error(cli("predict", model, *views, "--views", "2", *args), *needles)
 
 
-def test_p_within_from_a_model_without_a_gallery_names_the_fix(cli, model, work, tmp_path):  # noqa: F811
+def test_p_within_from_a_model_without_a_gallery_names_the_fix(cli, model, work, tmp_path):
     from pigeon.data import image_views, read_manifest
     from pigeon.model import Geolocator
 
@@ -224,7 +225,7 @@ def test_p_within_from_a_model_without_a_gallery_names_the_fix(cli, model, work,
         Geolocator.from_pretrained(bare).check_answer(p_within=True)
 
 
-def test_calibrate_command_fits_an_old_folder(cli, model, work, tmp_path):  # noqa: F811
+def test_calibrate_command_fits_an_old_folder(cli, model, work, tmp_path):
     old = tmp_path / "old"
     shutil.copytree(model, old)
     (old / "calibration.json").unlink()

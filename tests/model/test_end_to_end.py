@@ -10,44 +10,17 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
+from pigeon.cells import GeoCells
+from pigeon.model import TrainConfig
+from pigeon.refine import RefineConfig
 from pigeon.errors import PigeonError
-from tests.conftest import assert_clean_error
-
-cells_module = pytest.importorskip("pigeon.cells")
-if not hasattr(cells_module, "GeoCells"):
-    pytest.skip("pigeon.cells.GeoCells has not landed yet", allow_module_level=True)
-
-
-def _manifest(work):  # the manifest inside the dataset folder (image paths are relative to it)
-    return work / "data" / "manifest.parquet"
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    """A 2-view Blue Marble dataset with auxiliary columns, its tiny-backbone embeddings and naive cells."""
-    from pigeon.cells import GeoCells
-    from pigeon.data import read_manifest, write_manifest
-    from pigeon.data.bluemarble import make_bluemarble_dataset
-    from pigeon.embed import embed_manifest
-
-    root = tmp_path_factory.mktemp("e2e")
-    df = make_bluemarble_dataset(root / "data", n=160, views=2, seed=0, size_px=24)
-    rng = np.random.default_rng(0)
-    df["koppen"] = np.where(df["lat"].abs() < 23, "Aw", "Cfb")
-    df["elevation_m"] = 200 + 10 * df["lat"].abs()
-    df["taken_at"] = pd.to_datetime(rng.integers(1, 13, len(df)).astype(str), format="%m").strftime("2020-%m-15")
-    write_manifest(df, root / "data" / "manifest.parquet")
-    df = read_manifest(root / "data" / "manifest.parquet")
-    embed_manifest(df, "pigeontest:tiny", root / "emb", num_workers=0)
-    train = df[df["split"] == "train"]
-    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive", min_size=5,
-                   max_size=20).save(root / "cells")
-    return root
+from tests.support import assert_clean_error
+from tests.support.model import e2e_manifest as _manifest
 
 
 @pytest.fixture(scope="module")
 def model(work, tmp_path_factory):
-    from tests.conftest import invoke
+    from tests.support import invoke
 
     out = work / "model"
     result = invoke("train", _manifest(work), "--cells", work / "cells", "--embeddings", work / "emb",
@@ -64,10 +37,11 @@ def test_model_folder_is_complete_and_unpickled(model):
     config = json.loads((model / "config.json").read_text())
     assert config["backbone"] == "pigeontest:tiny" and config["head"]["in_dim"] == 32
     assert config["head"]["n_climate"] == len(config["climate_classes"]) and config["head"]["n_months"] == 12
-    assert config["head"]["regression"] == ["elevation_m"] and config["train"]["tau_km"] == 75.0
+    assert config["head"]["regression"] == ["elevation_m"] and config["train"]["tau_km"] == TrainConfig().tau_km
     assert config["versions"]["python"] and config["stages"] == ["head", "refiner"]
+    assert config["methods"] == ["cell", "refine", "knn"]
     refiner = json.loads((model / "refiner" / "meta.json").read_text())["config"]
-    assert refiner["refine"]["top_k"] == 5 and refiner["refine"]["temperature"] == 1.6  # the street-view preset
+    assert refiner["refine"] == RefineConfig().to_dict()  # the default (street-view) preset
     assert refiner["backbone"] == "pigeontest:tiny" and refiner["n_gallery"] == config["data"]["n_train"]
     assert json.loads((model / "meta.json").read_text())["kind"] == "model"
     assert len((model / "train_log.jsonl").read_text().splitlines()) == 4
@@ -187,7 +161,6 @@ def test_a_failed_streamed_prediction_leaves_no_file(model, work, tmp_path, monk
 
 
 def test_incomplete_or_inconsistent_model_folders(cli, model, tmp_path):
-    from pigeon.cells import GeoCells
 
     broken = tmp_path / "m1"
     shutil.copytree(model, broken)
@@ -369,5 +342,8 @@ def test_train_records_the_preset_and_every_resolved_value(cli, work, tmp_path):
     result = cli(*args, "-o", tmp_path / "b", "--tau", "70", "--no-refine")
     assert result.exit_code == 0, result.stderr
     config = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert config["preset"] == "photo" and config["stages"] == ["head"]
+    assert config["preset"] == "photo" and config["stages"] == ["head"] and config["methods"] == ["cell"]
+    by_name = cli(*args, "-o", tmp_path / "c", "--methods", "cell")  # --no-refine is its alias
+    assert by_name.exit_code == 0 and "methods: cell ->" in by_name.stdout, by_name.stderr
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["stages"] == ["head"]
     assert (config["train"]["tau_km"], config["train"]["views"], config["train"]["epochs"]) == (70.0, "first", 2)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pigeon.images import load_image
-from tests.serve.conftest import assert_error, files, running
+from tests.support.serve import assert_error, files, running
 
 
 def test_the_answer_carries_the_posterior(client, geo, place):

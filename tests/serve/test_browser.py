@@ -135,7 +135,7 @@ def test_upload_photos_and_see_the_guess_on_the_map(browser, live_server, place,
 def test_unseen_ground_is_a_visible_warning(browser, geo, place, tmp_path):
     """A calibration under which every photo is less like the training gallery than all validation photos."""
     from pigeon.posterior import Calibration
-    from tests.serve.conftest import live
+    from tests.support.serve import live
 
     unseen = copy.copy(geo)
     unseen.calibration = Calibration(temperature=1.0, flatten=(0.0, 1.0), reference=tuple(np.linspace(50, 60, 201)),

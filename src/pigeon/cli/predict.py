@@ -7,16 +7,39 @@ from pathlib import Path
 
 import typer
 
-from pigeon.cli._app import app
+from pigeon.cli._app import app, live_help
+from pigeon.model._config import DEFAULT_TOP_K
 from pigeon.errors import InputError
 
 
-@app.command("predict")
+def method_help() -> str:
+    """The --method help: every registered placing method with its description."""
+    from pigeon.model.placers import METHODS, methods_help
+
+    defaults = sorted((p for p in METHODS.values() if p.preference is not None), key=lambda p: p.preference)
+    return (f"Placing method, one of {methods_help()}. Default: the first the model can use of "
+            f"{', '.join(p.name for p in defaults)}.")
+
+
+def resolve_method_option(method: str | None, no_refine: bool) -> str | None:
+    """``--method`` with ``--no-refine`` as its alias for ``cell``; the name is checked against the registry."""
+    from pigeon.model.placers import get_placer
+
+    if no_refine:
+        if method not in (None, "cell"):
+            raise InputError(f"--no-refine means --method cell; it contradicts --method {method}")
+        method = "cell"
+    if method is not None:
+        get_placer(method)
+    return method
+
+
+@app.command("predict", cls=live_help(method=method_help))
 def predict_command(
     model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo')."),
     images: list[Path] = typer.Argument(None, help="Image files; see --views for multi-view locations."),
     views: int = typer.Option(1, "--views", help="Consecutive IMAGEs that are the views of one location (e.g. 4)."),
-    top_k: int = typer.Option(5, "--top-k", help="Candidate cells to list per location."),
+    top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", help="Candidate cells to list per location."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     probability_map: Path = typer.Option(None, "--probability-map", help="Write every cell's probability and the "
                                          "credible region as GeoJSON (one location only)."),
@@ -25,9 +48,7 @@ def predict_command(
     embeddings: Path = typer.Option(None, "--embeddings", help="With --manifest: read cached embeddings made "
                                     "with the model's backbone instead of embedding the images."),
     out: Path = typer.Option(None, "--out", "-o", help="With --manifest: predictions file (.csv or .parquet)."),
-    method: str = typer.Option(None, "--method", help="cell (the top cell's centroid), refine (retrieval inside the "
-                               "top cells) or knn (the nearest training image); default: refine when the model "
-                               "has a refiner, else cell."),
+    method: str = typer.Option(None, "--method", help="Placing method (see the registry: pigeon.model.placers)."),
     no_refine: bool = typer.Option(False, "--no-refine", help="The head alone: same as --method cell."),
     guess: str = typer.Option(None, "--guess", help="What the guess optimises: mode (the placing method's own "
                               "answer), distance (least expected km from the truth) or score (most expected GeoGuessr "
@@ -39,6 +60,9 @@ def predict_command(
     strict: bool = typer.Option(False, "--strict", help="With --manifest: stop at the first unreadable image "
                                 "instead of listing it in the failures file."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+    exact_decode: bool = typer.Option(False, "--exact-decode", help="Decode every pixel and resize the whole image "
+                                      "(as the transformers processors do) instead of JPEG draft mode / reduce to "
+                                      "the backbone's input; slower on large photos."),
 ) -> None:
     """Predict where photos were taken: the guess, how likely it is to be within 1 to 2,500 km, the credible
     region, top-k cells with places, and climate/geodata.
@@ -48,17 +72,8 @@ def predict_command(
       pigeon predict model/ n.jpg e.jpg s.jpg w.jpg --views 4 --json
       pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv --method knn
     """
-    from pigeon.model import Geolocator
-    from pigeon.posterior import check_credible, check_guess
-
-    if guess is not None:
-        check_guess(guess)
-    if credible is not None:
-        check_credible(credible)
-    if no_refine:
-        if method not in (None, "cell"):
-            raise InputError(f"--no-refine means --method cell; it contradicts --method {method}")
-        method = "cell"
+    _check_answer_options(guess, credible)
+    method = resolve_method_option(method, no_refine)
     if manifest is None and not images:
         raise InputError("nothing to predict; pass IMAGE paths or --manifest MANIFEST")
     if manifest is not None and images:
@@ -68,8 +83,7 @@ def predict_command(
     if manifest is not None:
         if out is None:
             raise InputError("--manifest needs an output file: add -o predictions.csv")
-        geo = Geolocator.from_pretrained(model, device=device)
-        geo.check_answer(p_within=p_within)
+        geo = _load(model, device, exact_decode, p_within)
         _predict_manifest(geo, manifest, split, embeddings, out, top_k, geo.resolve_method(method), strict,
                           {"guess": guess, "credible": credible, "p_within": p_within})
         return
@@ -80,8 +94,7 @@ def predict_command(
     if probability_map is not None and len(locations) != 1:
         raise InputError(f"--probability-map needs exactly one location, got {len(locations)}; "
                          "predict the images one location at a time")
-    geo = Geolocator.from_pretrained(model, device=device)
-    geo.check_answer(p_within=p_within)
+    geo = _load(model, device, exact_decode, p_within)
     preds = geo.predict(locations, top_k=top_k, method=geo.resolve_method(method), guess=guess, credible=credible)
     if p_within is False:
         for p in preds:
@@ -96,6 +109,28 @@ def predict_command(
         _print_table(locations, preds, calibrated=not geo.calibration.identity)
     if probability_map is not None:
         typer.echo(f"probability map of {geo.n_cells} cells -> {probability_map}", err=True)
+
+
+def _check_answer_options(guess: str | None, credible: float | None) -> None:
+    """``--guess`` and ``--credible``, checked before the model is loaded."""
+    from pigeon.posterior import check_credible, check_guess
+
+    if guess is not None:
+        check_guess(guess)
+    if credible is not None:
+        check_credible(credible)
+
+
+def _load(model: Path, device: str | None, exact_decode: bool, p_within: bool | None):
+    """The model, whose backbone decodes every pixel when ``exact_decode``, checked to answer ``--p-within``."""
+    from pigeon.images import DecodeConfig
+    from pigeon.model import Geolocator
+
+    geo = Geolocator.from_pretrained(model, device=device)
+    if exact_decode:
+        geo.backbone.decode = DecodeConfig(exact=True)
+    geo.check_answer(p_within=p_within)
+    return geo
 
 
 def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path | None, out: Path, top_k: int,
@@ -133,11 +168,11 @@ def _print_table(locations, preds, calibrated: bool) -> None:
                       title_justify="left")
         if pred.refined:
             table.title += f"  (head's guess {pred.cell_lat:.{dec}f}, {pred.cell_lon:.{dec}f})"
-        for col in ("rank", "prob", "lat", "lon", "country", "region", "cell"):
-            table.add_column(col, justify="right" if col in ("rank", "prob", "lat", "lon", "cell") else "left")
+        for col in ("rank", "prob", "lat", "lon", "country", "region", "cell", "cell prob"):
+            table.add_column(col, justify="left" if col in ("country", "region") else "right")
         for rank, c in enumerate(pred.top_k, start=1):
             table.add_row(str(rank), f"{c.prob:.3f}", f"{c.lat:.{dec}f}", f"{c.lon:.{dec}f}", c.country or "-",
-                          c.admin1 or "-", str(c.cell))
+                          c.admin1 or "-", str(c.cell), f"{c.cell_prob:.3f}")
         console.print(table)
         console.print("  " + _posterior_text(pred, calibrated))
         if pred.aux:

@@ -41,6 +41,11 @@ def _first_rows(pred_df: pd.DataFrame, joined: pd.DataFrame) -> pd.DataFrame:
     return rows.reindex(joined["id"].astype(str).to_numpy())
 
 
+def has_calibration_columns(pred_df: pd.DataFrame) -> bool:
+    """Whether predictions carry probabilities of their own: every ``p_within_<r>km`` column, or a credible region."""
+    return all(f"p_within_{r}km" in pred_df.columns for r in RADII_KM) or "credible_area_km2" in pred_df.columns
+
+
 def calibration_metrics(pred_df: pd.DataFrame, joined: pd.DataFrame, cells=None) -> dict | None:
     """``{"ece_1km", ..., "ece_2500km", "credible_q", "credible_coverage", "credible_area_km2_mean", "n"}`` of
     predictions with ``p_within_<r>km`` (and ``credible_*``) columns on their rank-1 rows; None without them.
@@ -53,7 +58,7 @@ def calibration_metrics(pred_df: pd.DataFrame, joined: pd.DataFrame, cells=None)
     """
     columns = [f"p_within_{r}km" for r in RADII_KM]
     has_p = all(c in pred_df.columns for c in columns)
-    if not has_p and "credible_area_km2" not in pred_df.columns:
+    if not has_calibration_columns(pred_df):
         return None
     first = _first_rows(pred_df, joined)
     d = joined["distance_km"].to_numpy(np.float64)
@@ -103,14 +108,22 @@ def plot_reliability(pred_df: pd.DataFrame, joined: pd.DataFrame, path: str | os
     return _save(fig, path)
 
 
-def write_calibration(pred_df: pd.DataFrame, joined: pd.DataFrame, out_dir: str | os.PathLike, *, cells=None,
-                      name: str = "") -> dict | None:
-    """The report's calibration entry: :func:`calibration_metrics` and ``reliability.png`` (None, nothing written,
-    when the predictions carry no probabilities of their own)."""
-    metrics = calibration_metrics(pred_df, joined, cells)
-    if metrics is not None and "ece_200km" in metrics:
-        plot_reliability(pred_df, joined, Path(out_dir) / "reliability.png", name=name)
-    return metrics
+# The report's calibration entry (one of pigeon.evaluate._report.BREAKDOWNS); ``ctx`` is its ReportContext.
+def calibration_applies(ctx) -> bool:
+    """The entry applies to predictions with P(within r) or credible-region columns."""
+    return has_calibration_columns(ctx.pred_df)
+
+
+def annotate_calibration(ctx) -> None:
+    """``metrics["calibration"]`` (:func:`calibration_metrics`) and its section of ``metrics.md``."""
+    ctx.metrics["calibration"] = calibration_metrics(ctx.pred_df, ctx.joined, ctx.cells)
+    ctx.sections.append(("## Calibration", calibration_markdown(ctx.metrics["calibration"])))
+
+
+def write_reliability(ctx) -> None:
+    """``reliability.png`` when the predictions carry P(within r)."""
+    if "ece_200km" in ctx.metrics["calibration"]:
+        plot_reliability(ctx.pred_df, ctx.joined, ctx.out / "reliability.png", name=ctx.name)
 
 
 def calibration_markdown(metrics: dict) -> str:

@@ -1,9 +1,10 @@
-"""The posterior stage of prediction: the guess for an objective, P(within r) of it, the credible region and the
-candidates shown beside it, for a batch of queries (:mod:`pigeon.posterior` does the math)."""
+"""The posterior stage of prediction: the guess for an objective, what the posterior says of it (P(within r),
+expected error, credible region) and the candidates shown beside it, for a batch of queries (:mod:`pigeon.posterior`
+does the math)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 
 import numpy as np
 
@@ -12,44 +13,53 @@ from pigeon.model._prediction import Placement
 from pigeon.posterior import CredibleRegions, Posterior, PosteriorConfig, check_credible, check_guess
 
 
-@dataclass
 class Answers:
     """What the posterior stage decides for N queries.
 
+    The guess and the candidates are computed at once; the expected error, P(within r) and the credible regions,
+    which need the cells' areas (and so their shapes), for the whole batch the first time they are read (a ``mode``
+    answer that nobody asks "how sure" of loads no shapes).
+
     Attributes:
         guess: the objective.
-        cells: (N, k) the candidates shown: the guess's cell first.
-        latlon: (N, k, 2) their locations (the guess first).
-        p_within: (N, R) P(within each of :data:`RADII_KM` of the guess), or None without a gallery.
+        masses: (N, C) the posterior's cell probabilities.
+        cells, latlon, probs: (N, k) the candidates shown, the guess first: cells, locations (N, k, 2) and the
+            probability they are ranked by (the placer's for ``mode``, else the cell's posterior probability).
         unseen: (N,) unseen-ground score, or None.
-        expected_km: (N,) expected distance from the guess to the truth.
-        regions: the credible regions.
     """
 
-    guess: str
-    cells: np.ndarray
-    latlon: np.ndarray
-    p_within: np.ndarray | None
-    unseen: np.ndarray | None
-    expected_km: np.ndarray
-    regions: CredibleRegions
+    def __init__(self, posterior: Posterior, placement: Placement, guess: str, credible: float, top_k: int,
+                 unseen: np.ndarray | None = None) -> None:
+        check_guess(guess)
+        self.q = check_credible(credible)
+        self.posterior, self.guess, self.unseen = posterior, guess, unseen
+        self.masses = posterior.masses
+        k = min(top_k, placement.cells.shape[1] if guess == "mode" else self.masses.shape[1])
+        if guess == "mode":
+            self.point = placement.latlon[:, 0]
+            self.cells, self.latlon = placement.cells[:, :k], placement.latlon[:, :k]
+            self.probs = placement.probs[:, :k]
+        else:
+            self.point, cell = posterior.guess(guess, placement.latlon, placement.cells)
+            self.cells, self.latlon = rank_candidates(self.masses, placement, cell, self.point, k,
+                                                      posterior.support.centroids)
+            self.probs = np.take_along_axis(self.masses, self.cells, axis=1)
 
+    @functools.cached_property
+    def expected_km(self) -> np.ndarray:
+        """(N,) expected distance from the guess to the truth (it needs the cells' areas, read on first use)."""
+        return self.posterior.expected(self.point)
 
-def answer(posterior: Posterior, placement: Placement, guess: str, credible: float, top_k: int,
-           unseen: np.ndarray | None = None) -> Answers:
-    """The guess for ``guess`` (``mode``: the placer's first candidate), what the posterior says of it, the credible
-    region of mass ``credible`` and ``top_k`` candidates to show."""
-    check_guess(guess)
-    check_credible(credible)
-    if guess == "mode":
-        latlon, cell = placement.latlon[:, 0], placement.cells[:, 0]
-        cells, points = placement.cells[:, :top_k], placement.latlon[:, :top_k]
-    else:
-        latlon, cell = posterior.guess(guess, placement.latlon, placement.cells)
-        cells, points = rank_candidates(posterior.masses, placement, cell, latlon, top_k,
-                                        posterior.support.centroids)
-    p_within = posterior.p_within(latlon, RADII_KM) if posterior.support.has_gallery else None
-    return Answers(guess, cells, points, p_within, unseen, posterior.expected(latlon), posterior.credible(credible))
+    @functools.cached_property
+    def p_within(self) -> np.ndarray | None:
+        """(N, R) P(within each of :data:`RADII_KM` of the guess); None without a gallery."""
+        if not self.posterior.support.has_gallery:
+            return None
+        return self.posterior.p_within(self.point, RADII_KM)
+
+    @functools.cached_property
+    def regions(self) -> CredibleRegions:
+        return self.posterior.credible(self.q)
 
 
 def rank_candidates(masses: np.ndarray, placement: Placement, cell: np.ndarray, latlon: np.ndarray, k: int,
@@ -57,7 +67,6 @@ def rank_candidates(masses: np.ndarray, placement: Placement, cell: np.ndarray, 
     """The guess's cell and point first, then the most probable other cells, each at the placer's location for it
     (its first candidate in that cell) or else at its centroid: ``(cells (N, k), latlon (N, k, 2))``."""
     n = len(masses)
-    k = min(k, masses.shape[1])
     order = np.argsort(-masses, axis=1, kind="stable")[:, :k]
     others = np.where(order == cell[:, None], -1, order)
     keep = np.argsort(others < 0, axis=1, kind="stable")[:, :k - 1]  # the guess's cell moved out, order kept

@@ -68,8 +68,8 @@ def aux_text(name: str, value: Any) -> str:
 
 
 def koppen_classes() -> tuple[str, ...]:
-    """The canonical Köppen-Geiger class table (:data:`pigeon.geography.KOPPEN_CLASSES` order)."""
-    from pigeon.geography._rasters import KOPPEN_CLASSES
+    """The canonical Köppen-Geiger class table (:data:`pigeon.koppen.KOPPEN_CLASSES` order)."""
+    from pigeon.koppen import KOPPEN_CLASSES
 
     return tuple(KOPPEN_CLASSES)
 

@@ -13,11 +13,14 @@ import pandas as pd
 from pigeon._progress import progress
 from pigeon.errors import InputError
 from pigeon.geo import RADII_KM
+from pigeon.model._config import DEFAULT_TOP_K
 from pigeon.model._geolocator import Geolocator
 from pigeon.model._views import location_embeddings
 
-#: Columns of a predictions table: one row per (id, rank); rank 1 is the guess.
-PREDICTION_COLUMNS = ("id", "rank", "lat", "lon", "prob", "cell", "country", "admin1", "refined")
+#: Columns of a predictions table: one row per (id, rank); rank 1 is the guess. ``prob`` is the probability the
+#: candidates are ranked by (the placing method's with ``--guess mode``), ``cell_prob`` the posterior probability of
+#: the candidate's cell (the head's softmax when the model has no calibration).
+PREDICTION_COLUMNS = ("id", "rank", "lat", "lon", "prob", "cell_prob", "cell", "country", "admin1", "refined")
 #: What the posterior says of the guess, on each id's rank-1 row (empty on the others): the objective, P(within r km)
 #: (only when the model has a gallery), the unseen-ground score, the expected km, and the credible region (its mass
 #: asked for and held, area, and cells joined by ``;``).
@@ -28,9 +31,10 @@ POSTERIOR_COLUMNS = ("guess", *P_WITHIN_COLUMNS, "unseen", "expected_km", "credi
 FAILURE_COLUMNS = ("id", "image", "error")
 
 
-def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: int = 5, batch_size: int = 64,
-                     method: str | None = None, skip_errors: bool = False, *, guess: str | None = None,
-                     credible: float | None = None, p_within: bool | None = None) -> pd.DataFrame:
+def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: int = DEFAULT_TOP_K,
+                     batch_size: int = 64, method: str | None = None, skip_errors: bool = False, *,
+                     guess: str | None = None, credible: float | None = None,
+                     p_within: bool | None = None) -> pd.DataFrame:
     """Top-k predictions for every row of a manifest.
 
     Args:
@@ -40,7 +44,8 @@ def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: 
             embedding the images (much faster); rows missing from it are an error.
         top_k: rows per id.
         batch_size: locations embedded per step when reading images.
-        method: ``"cell"``, ``"refine"`` or ``"knn"`` (see :meth:`Geolocator.predict_embeddings`).
+        method: a placing method of the model (``"cell"``, ``"refine"``, ``"knn"``...; see
+            :meth:`Geolocator.predict_embeddings`).
         skip_errors: leave unreadable images out (a location none of whose views can be read gets no rows)
             instead of stopping at the first one.
         guess, credible: the objective and the credible mass (see :meth:`Geolocator.predict_embeddings`).
@@ -56,7 +61,7 @@ def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: 
     geo.check_answer(guess, credible, p_within)
     X, kept, failures = manifest_embeddings(geo, df, embeddings, batch_size=batch_size, skip_errors=skip_errors)
     preds = geo.predict_embeddings(X, top_k=top_k, method=method, guess=guess, credible=credible) if len(X) else []
-    rows = [(i, rank, c.lat, c.lon, c.prob, c.cell, c.country, c.admin1, p.refined)
+    rows = [(i, rank, c.lat, c.lon, c.prob, c.cell_prob, c.cell, c.country, c.admin1, p.refined)
             for i, p in zip(kept, preds) for rank, c in enumerate(p.top_k, start=1)]
     table = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
     with_p = geo.support.has_gallery if p_within is None else p_within
@@ -122,7 +127,7 @@ def manifest_embeddings(geo: Geolocator, df: pd.DataFrame, embeddings=None, *, b
             task = bar.add_task("embedding images", total=sum(len(v) for v in views), info="")
             for lo in range(0, len(views), batch_size):
                 chunk = views[lo:lo + batch_size]
-                X_part, ok, bad = geo._embed_locations(chunk, batch_size=32, skip=skip_errors)
+                X_part, ok, bad = geo.embed_locations(chunk, batch_size=32, skip=skip_errors)
                 parts.append(X_part)
                 kept.append(ids[lo:lo + batch_size][ok])
                 failures += [(ids[lo + i], str(image), str(exc)) for i, image, exc in bad]
@@ -143,9 +148,10 @@ class ManifestRun:
 
 
 def predict_manifest_file(geo: Geolocator, manifest: str | os.PathLike, out: str | os.PathLike, *,
-                          split: str | None = None, embeddings=None, top_k: int = 5, method: str | None = None,
-                          skip_errors: bool = False, batch_rows: int = 65_536, guess: str | None = None,
-                          credible: float | None = None, p_within: bool | None = None) -> ManifestRun:
+                          split: str | None = None, embeddings=None, top_k: int = DEFAULT_TOP_K,
+                          method: str | None = None, skip_errors: bool = False, batch_rows: int = 65_536,
+                          guess: str | None = None, credible: float | None = None,
+                          p_within: bool | None = None) -> ManifestRun:
     """:func:`predict_manifest` over a manifest file, streamed: one batch of rows and its predictions in memory.
 
     The predictions file (``.csv`` or ``.parquet``) is written batch by batch and appears only when every batch is

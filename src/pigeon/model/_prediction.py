@@ -1,8 +1,9 @@
 """What a prediction is, and the one place that builds it from the pipeline's stages.
 
-Stages: head (cell probabilities) -> candidates (the most probable cells) -> placer (the cell centroid, the
-refiner or the nearest gallery image) -> posterior (calibrated cell masses, the guess for an objective, P(within r),
-the credible region: :mod:`pigeon.model._answer`) -> :func:`build_predictions`.
+Stages: head (cell probabilities) -> a placer of :mod:`pigeon.model.placers` (the cell centroid, the refiner, the
+nearest gallery image...) -> :class:`Placement` (candidates with locations and probabilities) -> the posterior
+(calibrated cell masses, the guess for an objective, P(within r), the credible region: :mod:`pigeon.model._answer`)
+-> :func:`build_predictions`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ import numpy as np
 
 from pigeon.geo import RADII_KM
 
-#: How a guess is placed: the top cell's centroid, retrieval refinement inside the top cells, or the location
-#: of the nearest gallery image over the whole gallery (the retrieval baseline).
-METHODS = ("cell", "refine", "knn")
-
 
 @dataclass
 class Candidate:
-    """One candidate place of a prediction: a cell with its (calibrated) probability and a location in it."""
+    """One candidate place of a prediction.
+
+    Attributes:
+        cell: the geocell the candidate lies in.
+        prob: the probability the candidates are ranked by: with ``guess="mode"`` the placer's
+            (:attr:`Placement.probs`); with another objective the posterior probability of the candidate's cell
+            (the guess first, then the most probable other cells).
+        lat, lon: the candidate's location, degrees.
+        country, admin1: the cell's country (ISO alpha-2) and first-level region.
+        cell_prob: the posterior probability of :attr:`cell`: the calibrated head's when the model folder holds a
+            calibration (``calibration.json``), the head's softmax otherwise.
+    """
 
     cell: int
     prob: float
@@ -29,6 +37,7 @@ class Candidate:
     lon: float
     country: str | None = None
     admin1: str | None = None
+    cell_prob: float = float("nan")
 
 
 @dataclass
@@ -37,26 +46,28 @@ class Prediction:
 
     Attributes:
         lat, lon: the guess, degrees (``top_k[0]``'s location).
-        confidence: the posterior probability of the guessed cell, in [0, 1] (calibrated when the model folder
-            holds a calibration; the head's softmax otherwise).
+        confidence: the posterior probability of the guessed cell, in [0, 1] (``top_k[0].cell_prob``; calibrated
+            when the model folder holds a calibration).
         cell: the guessed cell.
-        top_k: candidates: the guess first, then (``guess="mode"``) the placer's order, or (other objectives) the
-            most probable other cells; each a cell with its posterior probability and a location (the centroid, the
-            refined location, or the neighbours' locations for ``method="knn"``).
-        method: how the guess was placed (see :data:`METHODS`).
+        top_k: candidates, the guess first, each with a location, the probability they are ranked by (``prob``) and
+            the posterior probability of its cell (``cell_prob``).
+        method: how the placer placed its candidates (a name of :data:`pigeon.model.placers.METHODS`).
         refined: whether the placer's guess came from retrieval (a gallery location) rather than a cell centroid.
         cell_lat, cell_lon: the head's own guess, the centroid of its most probable cell.
-        aux: auxiliary predictions when the model has those heads: ``climate`` (Köppen class and prob),
+        aux: auxiliary predictions when the model has those heads: ``climate`` (Köppen class, its name and prob),
             ``month`` (1..12 and prob) and regression values in their units, inside their physical ranges
             (``elevation_m`` ...).
         probs: (C,) float32 posterior probability of every cell (sums to 1).
         guess: the objective the guess was chosen for (:data:`pigeon.posterior.GUESSES`).
-        p_within: posterior probability that the truth is within r km of the guess, ``{1: p, 25: p, ...}``; None
-            when the model has no gallery to spread each cell's mass over.
         unseen: how unlike the validation photos the query is, in [0, 1] (the share of validation queries more
             similar to the training gallery); None without a gallery or a calibration.
-        expected_km: the posterior's expected distance from the guess to the truth.
-        credible: the smallest set of cells holding the asked-for mass (:class:`CredibleRegion`).
+        expected_km: (property) the posterior's expected distance from the guess to the truth.
+        p_within: (property) posterior probability that the truth is within r km of the guess, ``{1: p, 25: p,
+            ...}``; None when the model has no gallery to spread each cell's mass over.
+        credible: (property) the smallest set of cells holding the asked-for mass (:class:`CredibleRegion`).
+
+    ``expected_km``, ``p_within`` and ``credible`` are computed for the whole batch the first time one prediction's
+    is read.
     """
 
     lat: float
@@ -71,15 +82,40 @@ class Prediction:
     aux: dict[str, Any] = field(default_factory=dict)
     probs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
     guess: str = "mode"
-    p_within: dict[int, float] | None = None
     unseen: float | None = None
-    expected_km: float = float("nan")
-    credible: CredibleRegion | None = None
     _cells: Any = field(default=None, repr=False, compare=False)
+    _answers: Any = field(default=None, repr=False, compare=False)
+    _row: int = field(default=0, repr=False, compare=False)
+    _without_p: bool = field(default=False, repr=False, compare=False)
 
     @property
     def country(self) -> str | None:
         return self.top_k[0].country if self.top_k else None
+
+    @property
+    def expected_km(self) -> float:
+        return float("nan") if self._answers is None else float(self._answers.expected_km[self._row])
+
+    @property
+    def p_within(self) -> dict[int, float] | None:
+        if self._answers is None or self._without_p:
+            return None
+        values = self._answers.p_within
+        return None if values is None else dict(zip(RADII_KM, map(float, values[self._row])))
+
+    @p_within.setter
+    def p_within(self, value: None) -> None:
+        if value is not None:
+            raise ValueError("p_within is computed from the posterior; it can only be dropped (None)")
+        self._without_p = True
+
+    @property
+    def credible(self) -> CredibleRegion | None:
+        if self._answers is None:
+            return None
+        regions = self._answers.regions
+        return CredibleRegion(regions.q, float(regions.mass[self._row]), float(regions.area_km2[self._row]),
+                              regions.cells[self._row])
 
     @property
     def decimals(self) -> int:
@@ -90,19 +126,21 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (without the full probability vector)."""
+        p_within, credible = self.p_within, self.credible
         return {"lat": self.lat, "lon": self.lon, "confidence": self.confidence, "cell": self.cell,
                 "country": self.country, "method": self.method, "refined": self.refined, "guess": self.guess,
-                "p_within": None if self.p_within is None else {f"{r}km": p for r, p in self.p_within.items()},
+                "p_within": None if p_within is None else {f"{r}km": p for r, p in p_within.items()},
                 "unseen": self.unseen, "expected_km": self.expected_km,
-                "credible": None if self.credible is None else self.credible.to_dict(),
+                "credible": None if credible is None else credible.to_dict(),
                 "cell_lat": self.cell_lat, "cell_lon": self.cell_lon,
                 "top_k": [vars(c) for c in self.top_k], "aux": self.aux}
 
     def credible_geometry(self):
         """The credible region as one shapely (Multi)Polygon: the union of its cells (cut at +-180 like them)."""
-        if self.credible is None:
+        credible = self.credible
+        if credible is None:
             return None
-        return region_geometry(self._cells.table.geometry.to_numpy(), self.credible.cells)
+        return region_geometry(self._cells.table.geometry.to_numpy(), credible.cells)
 
     def to_geojson(self, region: bool = False) -> dict[str, Any]:
         """A GeoJSON FeatureCollection: every cell polygon with its probability (the probability map); with
@@ -119,10 +157,11 @@ class Prediction:
                                "centroid_lat": float(self._cells.centroids[i, 0]),
                                "centroid_lon": float(self._cells.centroids[i, 1])},
             })
-        if region and self.credible is not None:
+        credible = self.credible if region else None
+        if credible is not None:
             geometry = self.credible_geometry()
             features.append({"type": "Feature", "geometry": mapping(geometry) if geometry is not None else None,
-                             "properties": {"kind": "credible_region", **self.credible.to_dict(cells=False)}})
+                             "properties": {"kind": "credible_region", **credible.to_dict(cells=False)}})
         summary = {k: v for k, v in self.to_dict().items() if k not in ("top_k", "aux", "credible")}
         return {"type": "FeatureCollection", "features": features, "properties": summary}
 
@@ -190,43 +229,55 @@ def cell_guess(centroids: np.ndarray, cells: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Placement:
-    """What the placer stage decides for N locations.
+    """What a placer decides for N locations: M candidates each, best first, with locations and probabilities.
+
+    This is the interface between placing and everything after it (predictions, posteriors, calibration): any
+    placer gives the same arrays, so a consumer needs no knowledge of the method.
 
     Attributes:
-        cells: (N, M) candidate cells, best first (rank 1 is the guess).
-        latlon: (N, M, 2) location of each candidate.
-        method: the placing method.
-        refined: (N,) whether the guess came from the gallery.
+        cells: (N, M) int, the cell of each candidate (rank 0 is the guess).
+        latlon: (N, M, 2) float64, the location (lat, lon) of each candidate.
+        probs: (N, M) float64, the placer's probability of each candidate, non-increasing along M. For cell-based
+            placers the candidates are distinct cells and ``probs`` their (refined) probability, part of a
+            distribution over all cells; for point placers (``knn``) it is a distribution over gallery points.
+            Each placer documents its rule (see :mod:`pigeon.model.placers`).
+        refined: (N,) bool, whether the guess came from a gallery rather than a cell centroid.
+        method: the placer's name (filled in by the geolocator).
+        cell_probs: (N, C) the head's probability of every cell (filled in by the geolocator).
+        retrieval: ``(candidates (N, K), scores (N, K))``: cells a placer scored against the retrieval gallery and
+            each one's best-cluster similarity to the query (-inf: no cluster), so that the posterior (the unseen
+            score, the sharpening) need not search again; None when the placer did not.
     """
 
     cells: np.ndarray
     latlon: np.ndarray
-    method: str
+    probs: np.ndarray
     refined: np.ndarray
+    method: str = ""
+    cell_probs: np.ndarray | None = None
+    retrieval: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def place_by_centroid(candidates: np.ndarray, centroids: np.ndarray) -> Placement:
-    """The head alone: candidates in the head's order, each at its cell's centroid."""
-    return Placement(candidates, cell_guess(centroids, candidates), "cell", np.zeros(len(candidates), bool))
+def place_by_centroid(candidates: np.ndarray, centroids: np.ndarray, probs: np.ndarray) -> Placement:
+    """The head alone: candidates in the head's order, each at its cell's centroid with the head's probability."""
+    cand_probs = np.take_along_axis(np.asarray(probs, np.float64), candidates, axis=1)
+    return Placement(candidates, cell_guess(centroids, candidates), cand_probs, np.zeros(len(candidates), bool))
 
 
-def build_predictions(masses: np.ndarray, head_cells: np.ndarray, placement: Placement, answers, cells,
-                      aux: list[dict[str, Any]]) -> list[Prediction]:
-    """One :class:`Prediction` per row from the posterior's cell masses, the placer's decision and the posterior
-    stage's :class:`~pigeon.model._answer.Answers`; ``head_cells`` (N,) are the head's own most probable cells."""
-    country, admin1 = cell_texts(cells.table, "country"), cell_texts(cells.table, "admin1")
-    head_guess = cell_guess(cells.centroids, head_cells)
-    radii = RADII_KM
+def build_predictions(placement: Placement, answers, cells, aux: list[dict[str, Any]]) -> list[Prediction]:
+    """One :class:`Prediction` per row from a :class:`Placement` (with the head's cell probabilities) and the
+    posterior stage's :class:`~pigeon.model._answer.Answers` (the candidates shown and the posterior's masses)."""
+    table = cells.attributes  # names only: the shapes are not needed (nor loaded) for an answer
+    country, admin1 = cell_texts(table, "country"), cell_texts(table, "admin1")
+    head_guess = cell_guess(cells.centroids, placement.cell_probs.argmax(axis=1))
+    masses = answers.masses
     preds = []
     for n in range(len(masses)):
-        cands = [Candidate(int(c), float(masses[n, c]), float(lat), float(lon), country[c], admin1[c])
-                 for c, (lat, lon) in zip(answers.cells[n], answers.latlon[n])]
+        cands = [Candidate(int(c), float(q), float(lat), float(lon), country[c], admin1[c], float(masses[n, c]))
+                 for c, q, (lat, lon) in zip(answers.cells[n], answers.probs[n], answers.latlon[n])]
         best = cands[0]
-        region = answers.regions
         preds.append(Prediction(
-            best.lat, best.lon, best.prob, best.cell, cands, placement.method, bool(placement.refined[n]),
+            best.lat, best.lon, best.cell_prob, best.cell, cands, placement.method, bool(placement.refined[n]),
             float(head_guess[n, 0]), float(head_guess[n, 1]), aux[n], masses[n], answers.guess,
-            None if answers.p_within is None else dict(zip(radii, map(float, answers.p_within[n]))),
-            None if answers.unseen is None else float(answers.unseen[n]), float(answers.expected_km[n]),
-            CredibleRegion(region.q, float(region.mass[n]), float(region.area_km2[n]), region.cells[n]), cells))
+            None if answers.unseen is None else float(answers.unseen[n]), cells, answers, n))
     return preds

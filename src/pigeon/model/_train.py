@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from pigeon._device import barrier, is_main_process
+from pigeon._device import is_main_process, main_process_writes
 from pigeon._io import write_json
+from pigeon.engine import refuse_existing
 from pigeon.errors import InputError
-from pigeon.model._aux import aux_targets
-from pigeon.engine import CHECKPOINT_DIR
-from pigeon.model._fit import TrainConfig, fit_head
+from pigeon.model._aux import AuxTargets, aux_targets
+from pigeon.model._build import build_artefacts, plan_artefacts
+from pigeon.model._config import TrainConfig
+from pigeon.model._fit import FitResult, fit_head
 from pigeon.model._geolocator import CONFIG, Geolocator
 from pigeon.model._views import StoreRows
+from pigeon.model.placers import TrainingData
+from pigeon.presets import resolve
 
 if TYPE_CHECKING:
     from pigeon.refine import RefineConfig
@@ -40,19 +45,18 @@ def load_inputs(manifest, cells, embeddings):
 
 def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Training rows and validation rows (None: hold some training rows out)."""
+    from pigeon.data import select_split, training_rows
+
+    train_df = training_rows(df)
     if "split" not in df.columns:
-        return df, None
-    train_df = df[df["split"] == "train"]
-    if train_df.empty:
-        raise InputError("the manifest has no rows with split 'train'; add a split column with "
-                         "'pigeon data ingest --split' or remove it to train on every row")
-    val_df = df[df["split"] == "val"]
+        return train_df, None
+    val_df = select_split(df, "val", empty_ok=True)
     return train_df, (val_df if len(val_df) else None)
 
 
 def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir: str | os.PathLike,
-          config: TrainConfig | None = None, *, refine: RefineConfig | Literal[False] | None = None,
-          preset: str | None = None,
+          config: TrainConfig | None = None, *, methods: Sequence[str] | None = None,
+          refine: RefineConfig | Literal[False] | None = None, preset: str | None = None,
           resume: bool = False, overwrite: bool = False) -> Geolocator:
     """Train a geolocator on cached embeddings and write its model folder.
 
@@ -65,81 +69,81 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         embeddings: a :class:`pigeon.embed.Embeddings` or its folder (rows that failed to embed are skipped).
         out_dir: the model folder to write.
         config: a :class:`TrainConfig` (default: the preset's).
-        refine: a :class:`pigeon.refine.RefineConfig` to build the refiner with from the training rows and their
-            embeddings (default: the preset's); ``False`` builds none.
+        methods: placing methods (:data:`pigeon.model.placers.METHODS`) to build the artefacts of from the
+            training rows and their embeddings (default: the registry's default artefacts: the refiner).
+        refine: the :class:`pigeon.refine.RefineConfig` of the refiner (default: the preset's); ``False`` builds
+            no refiner (an alias kept from before ``methods``).
         preset: ``"streetview"`` or ``"photo"`` (:mod:`pigeon.presets`), recorded in the model's config.
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace an existing model folder.
 
     Under ``torchrun --nproc-per-node N -m pigeon train ...`` each process trains on its share of the embeddings
-    (see :func:`fit_head`); rank 0 then builds the refiner and writes the model folder while the others wait, and
+    (see :func:`fit_head`); rank 0 then builds the artefacts (the refiner) and writes the model folder while the others wait, and
     every process returns the saved model.
 
     Returns:
         The trained :class:`Geolocator` (also saved in ``out_dir``).
     """
-    from pigeon.presets import resolve
-    from pigeon.refine import RefineConfig, Refiner
-
     config = (config or resolve(TrainConfig, "train", preset)).validate()
-    if refine is None:
-        refine = resolve(RefineConfig, "refine", preset)
-    if refine is not False:
-        refine.validate()
-    out_dir = Path(out_dir)
-    if not resume and not overwrite and ((out_dir / CONFIG).exists() or (out_dir / CHECKPOINT_DIR).exists()):
-        raise InputError(f"{out_dir} already holds a model; pass --overwrite to replace it or --resume to continue")
+    out_dir = refuse_existing(out_dir, CONFIG, "a model", resume=resume, overwrite=overwrite)
     df, cells, emb = load_inputs(manifest, cells, embeddings)
-    if refine is not False and refine.top_k > len(cells):
-        raise InputError(f"the refiner would choose among the top {refine.top_k} cells but there are only "
-                         f"{len(cells)}; train with --no-refine, then 'pigeon refine build MODEL --top-k "
-                         f"{len(cells)} ...'")
-    train_df, val_df = split_rows(df)
-    train_df = _embedded(train_df, emb, "training")
-    val = None
-    if val_df is not None:
-        val_df = _embedded(val_df, emb, "validation")
-        val = _rows(val_df, cells, emb, config.views)
-    X, coords, labels = _rows(train_df, cells, emb, config.views)  # read by fit_head, each process its own rows
+    plan = plan_artefacts(methods, len(cells), {"refiner": refine or None}, preset)  # checked before any work
+    if refine is False:
+        plan.pop("refiner", None)
+    train_df, (X, coords, labels), val = head_data(df, cells, emb, config.views)
     aux = aux_targets(train_df)
     result = fit_head(X, coords, labels, cells.centroids, aux=aux, val=val, config=config,
                       out_dir=out_dir, resume=resume)
-    if not is_main_process():  # rank 0 writes the model folder; the others load it once it is complete
-        barrier()
-        return Geolocator.from_pretrained(out_dir)
+    with main_process_writes() as writer:  # rank 0 writes the model folder; the others load it once it is complete
+        if writer:
+            geo = assemble(result, cells, emb, config, aux, preset)
+            build_artefacts(geo, TrainingData(train_df["id"].astype(str).to_numpy(), X, coords, labels, train_df),
+                            plan)
+            fit_posterior(geo, val, preset)  # after the artefacts: the refiner's retrieval is part of it
+            save_model(geo, result, out_dir)
+    return geo if is_main_process() else Geolocator.from_pretrained(out_dir)
 
+
+def head_data(df: pd.DataFrame, cells, emb, views: str):
+    """The training rows that have an embedding, their ``(X, coords, cells)`` (``X`` read on demand, each process
+    its own rows, by :func:`fit_head`), and the validation rows' (None: hold some training rows out)."""
+    train_df, val_df = split_rows(df)
+    train_df = _embedded(train_df, emb, "training")
+    val = _rows(_embedded(val_df, emb, "validation"), cells, emb, views) if val_df is not None else None
+    return train_df, _rows(train_df, cells, emb, views), val
+
+
+def assemble(result: FitResult, cells, emb, config: TrainConfig, aux: AuxTargets, preset: str | None) -> Geolocator:
+    """The training epilogue: the geolocator of the trained heads, with the config that records how it was made."""
     model_config: dict[str, Any] = {
         "kind": "geolocator",
         "preset": preset,
         "backbone": emb.backbone,
         "backbone_cfg": emb.meta.get("config", {}).get("backbone_cfg"),
-        "embed_dim": int(X.shape[1]),
+        "embed_dim": int(result.head.cfg.in_dim),
         "cells": {"n_cells": len(cells), **{k: v for k, v in getattr(cells, "meta", {}).get("config", {}).items()
                                             if k in ("method", "preset", "min_size", "max_size")}},
         "climate_classes": list(aux.climate_classes) if result.head.climate is not None else [],
         "train": config.to_dict(),
         "data": {"n_train": result.n_train, "n_val": result.n_val,
                  "views_per_location": float(np.mean(emb.n_views))},
+        "best_validation": result.best,
     }
-    model_config["best_validation"] = result.best
-    geo = Geolocator(result.head, cells, model_config, result.standardiser)
-    if refine is not False:
-        geo.set_refiner(Refiner.build(X[:], coords, labels, len(cells), refine, ids=train_df["id"].to_numpy(),
-                                      backbone=geo.backbone_id))
-    fit_posterior(geo, val, preset)
+    return Geolocator(result.head, cells, model_config, result.standardiser)
+
+
+def save_model(geo: Geolocator, result: FitResult, out_dir: Path) -> None:
+    """Write the model folder and ``metrics.json`` (the chosen epoch, the last one)."""
     geo.save_pretrained(out_dir)
     write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
                                    "best": result.best, "final": result.history[-1]})
-    barrier()
-    return geo
 
 
 def fit_posterior(geo: Geolocator, val, preset: str | None) -> None:
-    """The posterior's settings of ``preset`` and, with a validation split, its calibration (temperature, sharpening,
-    unseen-ground flattening), fitted on the validation rows."""
+    """The posterior's settings (:class:`pigeon.posterior.PosteriorConfig`; no preset changes them yet) and, with a
+    validation split, its calibration (temperature, sharpening, unseen-ground flattening) fitted on those rows."""
     from pigeon.model._calibrate import calibrate
     from pigeon.posterior import PosteriorConfig
-    from pigeon.presets import resolve
 
     geo.posterior_config = resolve(PosteriorConfig, "posterior", preset).validate()
     if val is not None:

@@ -4,6 +4,7 @@ uniform disc sharing the cell's area, or the cell's centroid alone when the mode
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,34 +58,32 @@ class CellSupport:
         centroids: (C, 2) cell centroids (lat, lon).
         points: (C, M, 2) the kept training locations of each cell (padding: the centroid).
         weights: (C, M) each point's share of its cell's mass (a row sums to 1; padding 0).
-        point_radius_km: (C,) radius of each point's disc: the cell's area shared among its points.
-        cell_radius_km: (C,) radius of a disc with the cell's area (a cell outside a query's shaped cells).
-        areas_km2: (C,) cell areas on an equal-area projection.
+        kept: (C,) how many points each cell kept (at least 1: its centroid).
         prior: (C,) share of training locations in each cell (what an uninformed posterior is).
         has_gallery: whether the points are training locations (else every cell is its centroid).
+        areas: (C,) cell areas (km², equal-area), or a function giving them on first use (they need the shapes).
     """
 
     centroids: np.ndarray
     points: np.ndarray
     weights: np.ndarray
-    point_radius_km: np.ndarray
-    cell_radius_km: np.ndarray
-    areas_km2: np.ndarray
+    kept: np.ndarray
     prior: np.ndarray
     has_gallery: bool
+    areas: np.ndarray | Callable[[], np.ndarray]
 
     @classmethod
-    def build(cls, centroids: np.ndarray, areas_km2: np.ndarray, gallery_latlon: np.ndarray | None = None,
-              gallery_cell: np.ndarray | None = None, points_per_cell: int = 16,
-              prior: np.ndarray | None = None) -> CellSupport:
+    def build(cls, centroids: np.ndarray, areas_km2: np.ndarray | Callable[[], np.ndarray],
+              gallery_latlon: np.ndarray | None = None, gallery_cell: np.ndarray | None = None,
+              points_per_cell: int = 16, prior: np.ndarray | None = None) -> CellSupport:
         """From the cells and, when there is one, the gallery (training locations and their cells).
 
         A cell without gallery locations keeps its centroid as its one point; the prior is the gallery's share per
-        cell, else ``prior`` (e.g. the cells' training counts), else uniform.
+        cell, else ``prior`` (e.g. the cells' training counts), else uniform. ``areas_km2`` may be a function,
+        called only when P(within r) or a region's area is asked for.
         """
         centroids = np.asarray(centroids, np.float64).reshape(-1, 2)
         n_cells = len(centroids)
-        areas = np.maximum(np.asarray(areas_km2, np.float64), 0.0)
         points = np.repeat(centroids[:, None, :], points_per_cell, axis=1)
         weights = np.zeros((n_cells, points_per_cell))
         weights[:, 0] = 1.0
@@ -97,10 +96,9 @@ class CellSupport:
             if len(cell) != len(latlon) or cell.min() < 0 or cell.max() >= n_cells:
                 raise InputError(f"gallery cells must be {len(latlon)} values in [0, {n_cells})")
             rows, got = stratified_sample(latlon, cell, n_cells, points_per_cell)
-            has = got > 0
             slot = np.arange(got.sum()) - np.repeat(np.cumsum(got) - got, got)
             owner = np.repeat(np.arange(n_cells), got)
-            weights[has] = 0.0
+            weights[got > 0] = 0.0
             points[owner, slot] = latlon[rows]
             weights[owner, slot] = 1.0 / got[owner]
             kept = np.maximum(got, 1)
@@ -109,9 +107,23 @@ class CellSupport:
             counts = np.maximum(np.asarray(prior, np.float64), 0.0)
         if counts is None or counts.sum() <= 0:
             counts = np.ones(n_cells)
-        cell_radius = np.maximum(np.sqrt(areas / np.pi), MIN_RADIUS_KM)
-        point_radius = np.maximum(np.sqrt(areas / (np.pi * kept)), MIN_RADIUS_KM)
-        return cls(centroids, points, weights, point_radius, cell_radius, areas, counts / counts.sum(), has_gallery)
+        return cls(centroids, points, weights, kept, counts / counts.sum(), has_gallery, areas_km2)
+
+    @functools.cached_property
+    def areas_km2(self) -> np.ndarray:
+        """(C,) cell areas on an equal-area projection (computed on first use when given as a function)."""
+        areas = self.areas() if callable(self.areas) else self.areas
+        return np.maximum(np.asarray(areas, np.float64), 0.0)
+
+    @functools.cached_property
+    def point_radius_km(self) -> np.ndarray:
+        """(C,) radius of each point's disc: the cell's area shared among its points."""
+        return np.maximum(np.sqrt(self.areas_km2 / (np.pi * self.kept)), MIN_RADIUS_KM)
+
+    @functools.cached_property
+    def cell_radius_km(self) -> np.ndarray:
+        """(C,) radius of a disc with the cell's area (a cell outside a query's shaped cells)."""
+        return np.maximum(np.sqrt(self.areas_km2 / np.pi), MIN_RADIUS_KM)
 
     def __len__(self) -> int:
         return len(self.centroids)

@@ -31,6 +31,7 @@ from pigeon.refine._config import RefineConfig
 from pigeon.refine._prototypes import Prototypes, build_prototypes
 from pigeon.refine._index import build_index, describe, read_index, recall_at_1, search, write_index
 from pigeon.refine._search import best_in_ranges, cell_scores_exact, index_cell_scores, prepare
+from pigeon.validation import check_labelled
 
 META, GALLERY, CLUSTERS, EMBEDDINGS = "meta.json", "gallery.parquet", "clusters.parquet", "embeddings.safetensors"
 #: Trained FAISS indexes (IVF, HNSW...) are saved as ``<name>.faiss``; exact ones are rebuilt on first use.
@@ -49,6 +50,10 @@ class Refinement:
         refined: (B,) whether the location came from the gallery.
         order: (B, K) the candidates (columns of the input) from best to worst by ``p_cell * p_refine``.
         gallery_row: (B,) position of the chosen member in :attr:`Refiner.gallery` (-1 where not refined).
+        probs: (B, K) the refined probability of each candidate (columns of the input), consistent with ``order``:
+            ``p_cell * softmax(score / T)`` renormalised over the K candidates; where the order is the head's (a
+            fallback to the top cell, or nothing refined), the head's probabilities renormalised over them.
+        scores: (B, K) each candidate's best-cluster similarity to the query (-inf: the cell has no cluster).
     """
 
     cell: np.ndarray
@@ -57,6 +62,8 @@ class Refinement:
     refined: np.ndarray
     order: np.ndarray
     gallery_row: np.ndarray
+    probs: np.ndarray
+    scores: np.ndarray
 
 
 class Refiner:
@@ -106,15 +113,7 @@ class Refiner:
         """
         config = (config or RefineConfig()).validate()
         X = np.asarray(X, dtype=np.float32)
-        coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
-        cells = np.asarray(cells, dtype=np.int64).ravel()
-        if X.ndim != 2 or not len(X):
-            raise InputError(f"the refiner needs a non-empty (N, D) gallery of embeddings, got shape {X.shape}")
-        if not (len(X) == len(coords) == len(cells)):
-            raise InputError(f"gallery embeddings ({len(X)}), coordinates ({len(coords)}) and cells ({len(cells)}) "
-                             "differ in length")
-        if cells.min() < 0 or cells.max() >= n_cells:
-            raise InputError(f"gallery cells must be in [0, {n_cells}), got {cells.min()}..{cells.max()}")
+        coords, cells = check_labelled(X, coords, cells, n_cells, "gallery embeddings")
         if not np.isfinite(X).all():
             raise InputError("gallery embeddings contain NaN or inf; re-embed the images")
         ids = np.arange(len(X)).astype(str) if ids is None else np.asarray(ids).astype(str)
@@ -272,8 +271,7 @@ class Refiner:
         return self.cell_scores(prepare(X, self.config.metric), np.asarray(candidates, np.int64))
 
     def refine(self, X: np.ndarray, candidates: np.ndarray, probs: np.ndarray, head_guess: np.ndarray, *,
-               temperature: float | None = None, max_move_km: float | None | str = "config",
-               scores: np.ndarray | None = None) -> Refinement:
+               temperature: float | None = None, max_move_km: float | None | str = "config") -> Refinement:
         """Choose a cell among each query's candidates and a location inside it.
 
         Args:
@@ -283,7 +281,6 @@ class Refiner:
             head_guess: (B, 2) the unrefined guess (the top cell's centroid), for the move limit and fallback.
             temperature: overrides :attr:`RefineConfig.temperature`.
             max_move_km: overrides :attr:`RefineConfig.max_move_km` (None: no limit).
-            scores: the candidates' :meth:`similarities`, when already computed.
         """
         T = self.config.temperature if temperature is None else temperature
         limit = self.config.max_move_km if max_move_km == "config" else max_move_km
@@ -294,10 +291,12 @@ class Refiner:
             raise InputError(f"query embeddings have {X.shape[1]} dims but the refiner's gallery {self.dim}; "
                              + _REBUILD + " with the model's backbone")
         candidates = np.asarray(candidates, np.int64)
+        probs = np.asarray(probs, np.float64)
         Q = prepare(X, self.config.metric)
-        scores = self.cell_scores(Q, candidates) if scores is None else np.asarray(scores, np.float32)
-        combined = np.asarray(probs, np.float64) * _softmax(scores.astype(np.float64) / T)
+        scores = self.cell_scores(Q, candidates)
+        combined = probs * _softmax(scores.astype(np.float64) / T)
         order = np.argsort(-combined, axis=1, kind="stable")
+        head_order = np.zeros(len(Q), bool)
         pick = order[:, 0]
         has_any = np.isfinite(scores).any(axis=1)
         cell = candidates[np.arange(len(Q)), pick]
@@ -311,12 +310,14 @@ class Refiner:
                 lat, lon = self._row_latlon(row)
                 first = np.argsort(np.where(np.arange(candidates.shape[1]) == 0, 0, 1), kind="stable")
                 order[far] = first  # the top cell first, then the others in the head's order
+                head_order |= far
         refined = row >= 0
         lat = np.where(refined, lat, head_guess[:, 0])
         lon = np.where(refined, lon, head_guess[:, 1])
         cell = np.where(refined, cell, candidates[:, 0])
         order[~refined] = np.arange(candidates.shape[1])
-        return Refinement(cell, lat, lon, refined, order, row)
+        head_order |= ~refined
+        return Refinement(cell, lat, lon, refined, order, row, _refined_probs(probs, combined, head_order), scores)
 
     def _locate(self, Q: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """Gallery row of the nearest member of the best cluster of ``cell`` (-1: the cell has no cluster)."""
@@ -344,6 +345,13 @@ class Refiner:
         X = np.asarray(X, np.float32).reshape(-1, self.dim)
         scores, rows = self._search("gallery", prepare(X, self.config.metric), min(k, len(self)))
         return rows, scores
+
+
+def _refined_probs(probs: np.ndarray, combined: np.ndarray, head_order: np.ndarray) -> np.ndarray:
+    """Each row of ``combined`` (``probs`` where ``head_order``) renormalised to sum to 1 over the candidates."""
+    weights = np.where(head_order[:, None], probs, combined)
+    total = weights.sum(axis=1, keepdims=True)
+    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

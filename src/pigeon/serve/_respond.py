@@ -1,4 +1,5 @@
-"""The one place where a model prediction becomes the service's answer (with the precision cap applied)."""
+"""The one place where a model prediction becomes the service's answer (with the precision cap applied to every
+location in it: guess, head guess, candidates, map and the upload's own EXIF position)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,9 @@ class Responder:
                           country=self.countries[pred.cell], region=self.regions[pred.cell])
             head = Guess(lat=round(pred.cell_lat, _ROUND), lon=round(pred.cell_lon, _ROUND), cell=head_cell,
                          country=self.countries[head_cell], region=self.regions[head_cell])
-            top = [Candidate(lat=round(c.lat, _ROUND), lon=round(c.lon, _ROUND), probability=c.prob, cell=c.cell,
-                             country=c.country, region=c.admin1) for c in pred.top_k]
+            top = [Candidate(lat=round(c.lat, _ROUND), lon=round(c.lon, _ROUND), probability=c.prob,
+                             cell_probability=c.cell_prob, cell=c.cell, country=c.country, region=c.admin1)
+                   for c in pred.top_k]
             prob_map = (pred.to_geojson() if polygons else self._cell_points(pred.probs)) if with_map else None
         else:
             lat, lon = self.cap.snap(pred.lat, pred.lon)
@@ -75,8 +77,8 @@ class Responder:
             prob_map = self._box_points(box_probs) if with_map else None
         return PredictResponse(
             guess=guess, confidence=float(pred.confidence), top_k=top, aux=pred.aux, **self._posterior(pred, region),
-            refined=pred.refined, head_guess=head, precision_km=self.precision_km, views=len(views),
-            exif_gps=_truth(views, guess), probability_map=prob_map,
+            method=pred.method, refined=pred.refined, head_guess=head, precision_km=self.precision_km, views=len(views),
+            exif_gps=_truth(views, guess, self.cap), probability_map=prob_map,
             timings=Timings(decode_ms=round(decode_ms, 2), queue_ms=round(served.queue_ms, 2),
                             model_ms=round(served.model_ms, 2), total_ms=round(total_ms, 2),
                             batch_images=served.batch_images),
@@ -149,11 +151,12 @@ def _points(items, **properties) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features, "properties": properties}
 
 
-def _truth(views: list[View], guess: Guess) -> ExifTruth | None:
+def _truth(views: list[View], guess: Guess, cap: PrecisionCap | None) -> ExifTruth | None:
+    """The first view's EXIF GPS position (snapped like every other location under a cap) and its distance."""
     for i, view in enumerate(views):
         if view.gps is not None:
-            lat, lon = view.gps
+            lat, lon = view.gps if cap is None else cap.snap(*view.gps)
             km = float(haversine_km(lat, lon, guess.lat, guess.lon))
-            return ExifTruth(lat=lat, lon=lon, view=i, distance_km=round(km, 3))
+            return ExifTruth(lat=round(lat, _ROUND), lon=round(lon, _ROUND), view=i, distance_km=round(km, 3))
     return None
 

@@ -15,11 +15,32 @@ class PredictJSON(BaseModel):
                               "of one place, e.g. the 4 compass views of a panorama")
 
 
+class PredictParams(BaseModel):
+    """The query parameters of ``POST /v1/predict`` (a new parameter is one more field here)."""
+
+    top_k: int = Field(5, ge=1, description="candidates to return (at most the server's max_top_k, see /v1/info)")
+    method: str | None = Field(None, max_length=64, description="placing method, one of the model's (GET /v1/info: "
+                               "methods); default: its default_method")
+    refine: bool | None = Field(None, description="older alias: false means method=cell; true or absent, the "
+                                "model's default method")
+    map: bool = Field(False, description="add the probability map (GeoJSON points)")
+    polygons: bool = Field(False, description="with map: every cell polygon too (large; not on a server with a "
+                           "precision cap)")
+    guess: str | None = Field(None, max_length=16, description="what the guess optimises: mode, distance or score "
+                              "(GET /v1/info: guesses); default: the model's default_guess")
+    region: bool = Field(False, description="add the credible region's outline (not on a server with a precision "
+                         "cap)")
+
+
 class Candidate(BaseModel):
     lat: float
     lon: float
-    probability: float = Field(..., ge=0, le=1, description="posterior probability of the cell (or box), "
-                               "calibrated when the model is")
+    probability: float = Field(..., ge=0, le=1, description="the probability the candidates are ranked by: the "
+                               "placing method's with guess=mode, else the posterior probability of the cell (on a "
+                               "server with a precision cap, the posterior probability of the box)")
+    cell_probability: float | None = Field(None, ge=0, le=1, description="the posterior probability of the "
+                                           "candidate's cell, calibrated when the model is (withheld with a "
+                                           "precision cap)")
     cell: int | None = Field(None, description="geocell index; withheld on a server with a precision cap")
     country: str | None = Field(None, description="ISO 3166 alpha-2 code of the cell's country")
     region: str | None = Field(None, description="the cell's first-level administrative area")
@@ -34,7 +55,10 @@ class Guess(BaseModel):
 
 
 class ExifTruth(BaseModel):
-    """Where the first view with EXIF GPS says it was taken, and how far the guess is from it (never stored)."""
+    """Where the first view with EXIF GPS says it was taken, and how far the guess is from it (never stored).
+
+    On a server with a precision cap the position is snapped to the cap's grid like every other location, and the
+    distance is between the snapped position and the snapped guess."""
 
     lat: float
     lon: float
@@ -81,6 +105,7 @@ class PredictResponse(BaseModel):
     top_k: list[Candidate]
     aux: dict[str, Any] = Field(default_factory=dict, description="auxiliary predictions when the model has "
                                 "those heads (climate, month, elevation_m, ...)")
+    method: str = Field("cell", description="the placing method that made the guess (GET /v1/info: methods)")
     refined: bool = Field(False, description="whether the guess came from retrieval refinement (a training "
                           "location inside the chosen cell) rather than a cell centroid")
     head_guess: Guess = Field(..., description="the geocell head's own guess: the centroid of its most probable "
@@ -117,7 +142,8 @@ class StatsResponse(BaseModel):
     in_flight: int = Field(..., description="prediction requests admitted now")
     batches: int
     batch_images: dict[str, int] = Field(..., description="how many model calls had each number of images")
-    guesses_by_country: dict[str, int]
+    guesses_by_country: dict[str, int] = Field(..., description="this client's guesses (its API key's, or its "
+                                               "address's without keys) by country; never other clients'")
 
 
 class Health(BaseModel):
@@ -129,10 +155,13 @@ class Limits(BaseModel):
     max_views: int
     max_image_bytes: int
     max_pixels: int
+    max_aspect_ratio: float = Field(..., description="long side / short side of an accepted image")
     max_top_k: int
     accepted_formats: list[str]
     rate_limit_per_minute: float | None
     request_timeout_s: float
+    read_timeout_s: float = Field(..., description="the headers, then the body, must arrive within this each")
+    max_header_bytes: int
 
 
 class ServiceInfo(BaseModel):
@@ -143,6 +172,8 @@ class ServiceInfo(BaseModel):
     precision_km: float | None
     cell_polygons: bool = Field(..., description="whether GET /v1/cells serves the cell polygons")
     refiner: bool = Field(..., description="whether the model can refine (the refine parameter has an effect)")
+    methods: list[str] = Field(..., description="the placing methods this model can use (the method parameter)")
+    default_method: str = Field(..., description="the method used when none is named")
     guesses: list[str] = Field(..., description="accepted values of the guess parameter")
     default_guess: str
     calibrated: bool = Field(..., description="whether the probabilities come from a fitted calibration")
