@@ -106,3 +106,20 @@ def test_demo_reports_the_region_held_out_run_beside_the_random_split(demo):
     assert bands.loc[">= 750 km", "n"] == region["n"]  # every region test location is far from training
     random_bands = read_table(out / "report/by_train_distance.csv")
     assert random_bands["n"].sum() == 16 and (out / "report/error_vs_train_distance.png").is_file()
+
+
+def test_demo_compares_the_guess_objectives_on_both_splits(demo):
+    out, _ = demo
+    text = (out / "report/comparison.md").read_text()
+    table = text[text.index("**By objective**"):]
+    header = [line for line in table.splitlines() if line.startswith("| metric")][0]
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    assert columns == ["metric"] + [f"{g}, {split}" for split in ("random split", "region held out")
+                                    for g in ("mode", "distance", "score")]
+    assert "ECE of P(within 200 km)" in table and "credible region: coverage" in table
+    for folder in ("report/guess-distance", "report/guess-score", "region/report/guess-distance"):
+        metrics = json.loads((out / folder / "metrics.json").read_text())
+        assert 0 <= metrics["calibration"]["ece_200km"] <= 1 and 0 <= metrics["calibration"]["credible_coverage"] <= 1
+    assert (out / "model/calibration.json").is_file() and (out / "report/reliability.png").is_file()
+    card = (out / "model/README.md").read_text()
+    assert "refine, guess distance" in card and "temperature" in card

@@ -5,8 +5,9 @@ Usage::
     python tools/build_demo_model.py [--workdir /tmp/pigeon-demo-build]   # build it, then its golden outputs
     python tools/build_demo_model.py --golden-only                       # only the golden outputs, of the bundled one
 
-Runs ``pigeon demo`` with its default arguments and copies the model folder (with its refiner and model card)
-into ``src/pigeon/resources/demo_model/`` without the training checkpoint, with cell outlines simplified to
+Runs ``pigeon demo`` with its default arguments and copies the model folder (with its refiner, its calibration
+``calibration.json`` (the temperature and unseen-ground reference fitted on the demo's validation split) and model
+card) into ``src/pigeon/resources/demo_model/`` without the training checkpoint, with cell outlines simplified to
 ``--tolerance`` degrees (the cells' centroids, names and training counts are unchanged; outlines only draw the
 probability map) and with the demo's test-split metrics as ``report_metrics.json``.
 
@@ -33,6 +34,7 @@ GOLDEN_PLACES = {"paris": (48.86, 2.35), "sahara": (23.4, 13.0), "amazon": (-4.0
                  "alaska": (64.8, -147.7)}
 TOP_K = 5
 KEEP = ("config.json", "head.safetensors", "standardiser.json", "meta.json", "metrics.json", "README.md")
+OPTIONAL = ("calibration.json",)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +59,7 @@ def build(workdir: Path, tolerance: float) -> None:
     model = workdir / "model"
     shutil.rmtree(DEST, ignore_errors=True)
     DEST.mkdir(parents=True)
-    for name in KEEP:
+    for name in KEEP + tuple(n for n in OPTIONAL if (model / n).is_file()):
         shutil.copy2(model / name, DEST / name)
     shutil.copytree(model / "refiner", DEST / "refiner")
     shutil.copy2(workdir / "report" / "metrics.json", DEST / "report_metrics.json")

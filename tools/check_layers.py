@@ -21,13 +21,14 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 #: Layers from the bottom up (ARCHITECTURE.md, "Layers"): the cross-cutting modules under every stage, then the
 #: stages in the order of the data flow, except where a stage is a library of a later one: geography and geocells
-#: work on coordinates and serve the manifest stage's spatial splits; the backbone registry and the refiner are
-#: parts the geolocator holds; pretraining trains a backbone with the geolocator's auxiliary tasks. The root
-#: package only holds the version and resolves its public names lazily by name.
+#: work on coordinates and serve the manifest stage's spatial splits; the backbone registry and the refiner are parts
+#: the geolocator holds, and so is the posterior (pure arrays, the model feeds it); pretraining trains a backbone
+#: with the geolocator's auxiliary tasks. The root package only holds the version and resolves its public names
+#: lazily by name.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("pigeon", "pigeon._config", "pigeon._compat", "pigeon._lazy", "pigeon.errors")),
     ("cross-cutting", ("pigeon._io", "pigeon._device", "pigeon._progress", "pigeon.geo", "pigeon.validation",
-                       "pigeon.images", "pigeon.presets")),
+                       "pigeon.images", "pigeon.presets", "pigeon.koppen")),
     ("engine", ("pigeon.engine",)),
     ("geography", ("pigeon.geography",)),
     ("maps", ("pigeon.plotting",)),
@@ -36,6 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("backbones", ("pigeon.backbones",)),
     ("embed", ("pigeon.embed",)),
     ("refine", ("pigeon.refine",)),
+    ("posterior", ("pigeon.posterior",)),
     ("model", ("pigeon.model",)),
     ("pretrain", ("pigeon.pretrain",)),
     ("evaluate", ("pigeon.evaluate",)),

@@ -10,10 +10,11 @@
       embeddings/      EfficientNet-Lite0 embeddings of every view (the offline default backbone, or pretrained/)
       model/           the trained Geolocator (pigeon.Geolocator.from_pretrained("out_dir/model"))
       report/          test-split evaluation of the model's default placing method, refine (metrics, error CDF,
-                       error map, breakdown by distance to the nearest training location), cells.png, one
-                       sub-folder per other placing method of the registry (cell/: the head alone, at cell
+                       error map, breakdown by distance to the nearest training location, calibration), cells.png,
+                       one sub-folder per other placing method of the registry (cell/: the head alone, at cell
                        centroids; knn/: the nearest training image), baseline/ (always guess the training set's
-                       spherical mean) and comparison.md (random split and region held out side by side)
+                       spherical mean), guess-distance/ and guess-score/ (the default method's posterior guesses
+                       for those objectives) and comparison.md (random split and region held out side by side)
       region/          the same recipe on a region split of the same locations (see :func:`run_region_holdout`):
                        manifest.parquet, cells/, model/, report/ with the same sub-reports
 """
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report", "region")
+#: The guess objectives the demo compares (on the default method) -> report sub-folder ("" = the method's report).
+GUESS_REPORTS = {"mode": "", "distance": "guess-distance", "score": "guess-score"}
 #: The region-held-out split: 50 regions of the demo's locations (k-means), whole regions go to val or test, and
 #: training rows closer than 905 km to a val/test row (view centres included) are left out. Two 640 km views
 #: overlap only when their centres are closer than 640 x sqrt(2) = 905 km, so no training view shows test ground.
@@ -152,12 +155,16 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     runs = evaluate_methods(geo, train_df, test_df, emb, paths["report"], "random split",
                             {"demo": asdict(config)})
     reports = method_reports(geo)
+    guesses = evaluate_guesses(geo, train_df, test_df, emb, paths["report"], "random split",
+                               {"demo": asdict(config)}, runs)
     plot_cells(cells, paths["report"] / "cells.png")
 
     region = run_region_holdout(df, emb, paths["region"], config, log=log)
     runs.update(region["runs"])
-    log(_record_comparison(geo, runs, reports, region["split"], paths))
-    return {**_by_role(runs, "random split", reports), "n_cells": len(cells), "out_dir": str(out), "region": region}
+    guesses.update(region["guesses"])
+    log(_record_comparison(geo, runs, guesses, reports, region["split"], paths))
+    return {**_by_role(runs, "random split", reports), "n_cells": len(cells), "out_dir": str(out), "region": region,
+            "guesses": guesses}
 
 
 def demo_cells(train_df: pd.DataFrame, folder: Path, config: DemoConfig):
@@ -182,23 +189,25 @@ def demo_model(df: pd.DataFrame, cells, emb, folder: Path, config: DemoConfig):
     return train(df, cells(), emb, folder, TrainConfig(epochs=config.epochs, seed=config.seed), overwrite=True)
 
 
-def _record_comparison(geo, runs: dict[str, dict[str, Any]], reports: dict[str, tuple[str, str]],
-                       region_split: dict[str, Any], paths: dict[str, Path]) -> str:
-    """Every method's metrics on both splits in the model card and in ``report/comparison.md``; the table."""
+def _record_comparison(geo, runs: dict[str, dict[str, Any]], guesses: dict[str, dict[str, Any]],
+                       reports: dict[str, tuple[str, str]], region_split: dict[str, Any], paths: dict[str, Path]) -> str:
+    """Every method's and every guess objective's metrics on both splits in the model card and in
+    ``report/comparison.md``; the tables."""
     from pigeon.evaluate import metrics_table, to_markdown
 
-    notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
-                             "retrieval finds near neighbours",
-             "region held out": "region held out: no training view shows test ground"}
-    geo.record_evaluation([{"split": f"demo test ({split})", "method": method, "metrics": runs[f"{name}, {split}"],
-                            "note": notes[split]}
-                           for split in notes for method, (name, _) in reports.items()], paths["model"])
+    geo.record_evaluation(_evaluation_entries(runs, guesses, reports), paths["model"])
     table = to_markdown(metrics_table(runs))
+    by_guess = guess_table(guesses)
     with atomic_path(paths["report"] / "comparison.md") as tmp:
-        tmp.write_text(table + _REGION_NOTE.format(**region_split))
-    return table
+        tmp.write_text(table + _REGION_NOTE.format(**region_split) + _GUESS_NOTE + by_guess)
+    return table + "\n" + by_guess
 
 
+_GUESS_NOTE = (
+    "\n**By objective** (`--guess`): the placing method's own answer (mode), the point that minimises the expected "
+    "distance, and the one that maximises the expected GeoGuessr score under the same calibrated posterior; with "
+    "the calibration of its P(within r) and its 90 % credible regions.\n\n"
+)
 _REGION_NOTE = (
     "\n**Random split**: test locations drawn at random, so most have training views of the same ground. "
     "**Region held out**: the same locations split by whole regions ({counts[train]} train, {counts[val]} val, "
@@ -216,8 +225,8 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
     split) and ``out_dir/{cells,model,report}``.
 
     Returns:
-        ``{"model", <each placing method>, "baseline": metrics, "runs": {row name: metrics}, "split": the split
-        metadata (counts, buffer)}``.
+        ``{"model", <each placing method>, "baseline": metrics, "runs": {row name: metrics}, "guesses":
+        {"<objective>, region held out": metrics}, "split": the split metadata (counts, buffer)}``.
     """
     from pigeon.data import select_split, training_rows, write_manifest
     from pigeon.data.split import split_manifest
@@ -232,7 +241,24 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
     geo = demo_model(split_df, lambda: demo_cells(train_df, out / "cells", config), emb, out / "model", config)
     runs = evaluate_methods(geo, train_df, test_df, emb, out / "report", "region held out",
                             {"demo": asdict(config), "split": info})
-    return {**_by_role(runs, "region held out", method_reports(geo)), "runs": runs, "split": info}
+    guesses = evaluate_guesses(geo, train_df, test_df, emb, out / "report", "region held out",
+                               {"demo": asdict(config), "split": info}, runs)
+    return {**_by_role(runs, "region held out", method_reports(geo)), "runs": runs, "guesses": guesses,
+            "split": info}
+
+
+def _evaluation_entries(runs: dict[str, dict[str, Any]], guesses: dict[str, dict[str, Any]],
+                        reports: dict[str, tuple[str, str]]) -> list[dict[str, Any]]:
+    """What the model card records: every placing method and every guess objective on both splits."""
+    notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
+                             "retrieval finds near neighbours",
+             "region held out": "region held out: no training view shows test ground"}
+    default = next(iter(reports))
+    return ([{"split": f"demo test ({split})", "method": method, "metrics": runs[f"{name}, {split}"],
+              "note": notes[split]} for split in notes for method, (name, _) in reports.items()]
+            + [{"split": f"demo test ({split})", "method": f"{default}, guess {guess}",
+                "metrics": guesses[f"{guess}, {split}"], "note": notes[split]}
+               for split in notes for guess in GUESS_REPORTS if guess != "mode"])
 
 
 def method_reports(geo) -> dict[str, tuple[str, str]]:
@@ -259,14 +285,58 @@ def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
     runs: dict[str, dict[str, Any]] = {}
     for method, (name, folder) in method_reports(geo).items():
         label = f"{name}, {split}"
-        runs[label] = write_report(predict_manifest(geo, test_df, emb, method=method), test_df,
-                                   report / folder if folder else report, config={**config, "method": method},
-                                   train_df=train_df, name=label)
+        runs[label] = write_report(predict_manifest(geo, test_df, emb, method=method, guess="mode"), test_df,
+                                   report / folder if folder else report,
+                                   config={**config, "method": method, "guess": "mode"}, train_df=train_df,
+                                   name=label, cells=None if folder else geo.cells)
     label = f"spherical-mean baseline, {split}"
     runs[label] = write_report(mean_baseline(train_df, test_df["id"]), test_df, report / "baseline",
                                config={**config, "baseline": "spherical mean of the training locations"},
                                name=label)
     return runs
+
+
+def evaluate_guesses(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, report: Path, split: str,
+                     config: dict[str, Any], runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Reports of the default placing method's guess for each objective of :data:`GUESS_REPORTS` (``mode`` is that
+    method's report of :func:`evaluate_methods`, taken from ``runs``).
+
+    Returns:
+        ``{"<objective>, <split>": metrics}``.
+    """
+    from pigeon.evaluate import write_report
+    from pigeon.model import predict_manifest
+
+    method = geo.resolve_method(None)
+    out = {f"mode, {split}": runs[f"{method_reports(geo)[method][0]}, {split}"]}
+    for guess, folder in GUESS_REPORTS.items():
+        if folder:
+            label = f"{guess}, {split}"
+            out[label] = write_report(predict_manifest(geo, test_df, emb, method=method, guess=guess),
+                                      test_df, report / folder, config={**config, "method": method, "guess": guess},
+                                      train_df=train_df, name=f"guess {label}", cells=geo.cells)
+    return out
+
+
+def guess_table(runs: dict[str, dict[str, Any]]) -> str:
+    """The metrics by objective as Markdown, with the calibration rows of their reports."""
+    import pandas as pd
+
+    from pigeon.evaluate import metrics_table, to_markdown
+    from pigeon.geo import RADII_KM
+
+    table = metrics_table(runs)
+    extra = {f"ECE of P(within {r:,} km)": [_fmt(m.get("calibration", {}).get(f"ece_{r}km"), "{:.3f}")
+                                            for m in runs.values()] for r in RADII_KM[2:]}
+    extra["90 % credible region: coverage"] = [_fmt(m.get("calibration", {}).get("credible_coverage"), "{:.0%}")
+                                               for m in runs.values()]
+    extra["90 % credible region: mean area (km²)"] = [
+        _fmt(m.get("calibration", {}).get("credible_area_km2_mean"), "{:,.0f}") for m in runs.values()]
+    return to_markdown(pd.concat([table, pd.DataFrame(extra, index=table.columns).T]))
+
+
+def _fmt(value, pattern: str) -> str:
+    return "n/a" if value is None else pattern.format(value)
 
 
 def _by_role(runs: dict[str, dict[str, Any]], split: str,

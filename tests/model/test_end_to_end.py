@@ -15,33 +15,7 @@ from pigeon.model import TrainConfig
 from pigeon.refine import RefineConfig
 from pigeon.errors import PigeonError
 from tests.support import assert_clean_error
-
-
-
-def _manifest(work):  # the manifest inside the dataset folder (image paths are relative to it)
-    return work / "data" / "manifest.parquet"
-
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    """A 2-view Blue Marble dataset with auxiliary columns, its tiny-backbone embeddings and naive cells."""
-    from pigeon.data import read_manifest, write_manifest
-    from pigeon.data.bluemarble import make_bluemarble_dataset
-    from pigeon.embed import embed_manifest
-
-    root = tmp_path_factory.mktemp("e2e")
-    df = make_bluemarble_dataset(root / "data", n=160, views=2, seed=0, size_px=24)
-    rng = np.random.default_rng(0)
-    df["koppen"] = np.where(df["lat"].abs() < 23, "Aw", "Cfb")
-    df["elevation_m"] = 200 + 10 * df["lat"].abs()
-    df["taken_at"] = pd.to_datetime(rng.integers(1, 13, len(df)).astype(str), format="%m").strftime("2020-%m-15")
-    write_manifest(df, root / "data" / "manifest.parquet")
-    df = read_manifest(root / "data" / "manifest.parquet")
-    embed_manifest(df, "pigeontest:tiny", root / "emb", num_workers=0)
-    train = df[df["split"] == "train"]
-    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive", min_size=5,
-                   max_size=20).save(root / "cells")
-    return root
+from tests.support.model import e2e_manifest as _manifest
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +80,10 @@ def test_predict_images_views_json_and_probability_map(cli, model, work, tmp_pat
     assert {"climate", "month", "elevation_m"} <= set(pred["aux"])
     gj = json.loads((tmp_path / "map.geojson").read_text())
     n_cells = json.loads((model / "config.json").read_text())["cells"]["n_cells"]
-    assert len(gj["features"]) == n_cells
-    assert sum(f["properties"]["prob"] for f in gj["features"]) == pytest.approx(1, abs=1e-4)
+    *cells, region = gj["features"]  # every cell's probability, then the credible region
+    assert len(cells) == n_cells and region["properties"]["kind"] == "credible_region"
+    assert sum(f["properties"]["prob"] for f in cells) == pytest.approx(1, abs=1e-4)
+    assert region["properties"]["mass"] >= 0.9 and region["geometry"]["type"] in ("Polygon", "MultiPolygon")
     table = cli("predict", model, *images, "--views", "2")
     assert table.exit_code == 0 and table.stdout.count("rank") == 2
 

@@ -1,5 +1,5 @@
 """Synthetic geolocation data whose answer is known (embeddings encode the location plus noise), a tiny
-registered backbone and toy cells."""
+registered backbone, toy cells, and a small Blue Marble dataset embedded by that backbone (:func:`e2e_dataset`)."""
 
 from __future__ import annotations
 
@@ -97,3 +97,30 @@ class ToyCells:
 
     def __len__(self) -> int:
         return len(self.centroids)
+
+
+def e2e_manifest(work):
+    """The manifest inside :func:`e2e_dataset`'s dataset folder (image paths are relative to it)."""
+    return work / "data" / "manifest.parquet"
+
+
+def e2e_dataset(root):
+    """A 2-view Blue Marble dataset with auxiliary columns in ``root/data``, its tiny-backbone embeddings in
+    ``root/emb`` and naive cells in ``root/cells``; returns ``root``."""
+    from pigeon.cells import GeoCells
+    from pigeon.data import read_manifest, write_manifest
+    from pigeon.data.bluemarble import make_bluemarble_dataset
+    from pigeon.embed import embed_manifest
+
+    df = make_bluemarble_dataset(root / "data", n=160, views=2, seed=0, size_px=24)
+    rng = np.random.default_rng(0)
+    df["koppen"] = np.where(df["lat"].abs() < 23, "Aw", "Cfb")
+    df["elevation_m"] = 200 + 10 * df["lat"].abs()
+    df["taken_at"] = pd.to_datetime(rng.integers(1, 13, len(df)).astype(str), format="%m").strftime("2020-%m-15")
+    write_manifest(df, e2e_manifest(root))
+    df = read_manifest(e2e_manifest(root))
+    embed_manifest(df, "pigeontest:tiny", root / "emb", num_workers=0)
+    train = df[df["split"] == "train"]
+    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive", min_size=5,
+                   max_size=20).save(root / "cells")
+    return root

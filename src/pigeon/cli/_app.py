@@ -8,7 +8,8 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 #: Top-level commands in the order of the data flow (``pigeon --help`` lists them so).
-FLOW = ("data", "cells", "backbones", "pretrain", "embed", "train", "refine", "predict", "serve", "evaluate", "demo")
+FLOW = ("data", "cells", "backbones", "pretrain", "embed", "train", "refine", "calibrate", "predict", "serve", "evaluate",
+        "demo")
 
 
 class _FlowOrder(TyperGroup):

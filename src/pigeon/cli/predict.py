@@ -41,8 +41,8 @@ def predict_command(
     views: int = typer.Option(1, "--views", help="Consecutive IMAGEs that are the views of one location (e.g. 4)."),
     top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", help="Candidate cells to list per location."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    probability_map: Path = typer.Option(None, "--probability-map", help="Write every cell's probability as "
-                                         "GeoJSON (one location only)."),
+    probability_map: Path = typer.Option(None, "--probability-map", help="Write every cell's probability and the "
+                                         "credible region as GeoJSON (one location only)."),
     manifest: Path = typer.Option(None, "--manifest", help="Predict every row of this manifest instead of IMAGEs."),
     split: str = typer.Option(None, "--split", help="With --manifest: only rows of this split (e.g. test)."),
     embeddings: Path = typer.Option(None, "--embeddings", help="With --manifest: read cached embeddings made "
@@ -50,6 +50,13 @@ def predict_command(
     out: Path = typer.Option(None, "--out", "-o", help="With --manifest: predictions file (.csv or .parquet)."),
     method: str = typer.Option(None, "--method", help="Placing method (see the registry: pigeon.model.placers)."),
     no_refine: bool = typer.Option(False, "--no-refine", help="The head alone: same as --method cell."),
+    guess: str = typer.Option(None, "--guess", help="What the guess optimises: mode (the placing method's own "
+                              "answer), distance (least expected km from the truth) or score (most expected GeoGuessr "
+                              "points); default: the model's (config.json posterior.guess)."),
+    credible: float = typer.Option(None, "--credible", help="Mass of the credible region: the fewest cells holding "
+                                   "it (0.9)."),
+    p_within: bool = typer.Option(None, "--p-within/--no-p-within", help="Report P(within 1/25/200/750/2500 km) "
+                                  "of the guess (default: when the model has a gallery; --p-within requires one)."),
     strict: bool = typer.Option(False, "--strict", help="With --manifest: stop at the first unreadable image "
                                 "instead of listing it in the failures file."),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
@@ -57,13 +64,15 @@ def predict_command(
                                       "(as the transformers processors do) instead of JPEG draft mode / reduce to "
                                       "the backbone's input; slower on large photos."),
 ) -> None:
-    """Predict where photos were taken: the guess, top-k cells with places, confidence and climate/geodata.
+    """Predict where photos were taken: the guess, how likely it is to be within 1 to 2,500 km, the credible
+    region, top-k cells with places, and climate/geodata.
 
     Examples:
-      pigeon predict model/ photo.jpg --top-k 5 --probability-map map.geojson
+      pigeon predict model/ photo.jpg --top-k 5 --guess distance --probability-map map.geojson
       pigeon predict model/ n.jpg e.jpg s.jpg w.jpg --views 4 --json
       pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv --method knn
     """
+    _check_answer_options(guess, credible)
     method = resolve_method_option(method, no_refine)
     if manifest is None and not images:
         raise InputError("nothing to predict; pass IMAGE paths or --manifest MANIFEST")
@@ -74,8 +83,9 @@ def predict_command(
     if manifest is not None:
         if out is None:
             raise InputError("--manifest needs an output file: add -o predictions.csv")
-        geo = _load(model, device, exact_decode)
-        _predict_manifest(geo, manifest, split, embeddings, out, top_k, geo.resolve_method(method), strict)
+        geo = _load(model, device, exact_decode, p_within)
+        _predict_manifest(geo, manifest, split, embeddings, out, top_k, geo.resolve_method(method), strict,
+                          {"guess": guess, "credible": credible, "p_within": p_within})
         return
     if views < 1 or len(images) % views:
         raise InputError(f"got {len(images)} image(s), not a multiple of --views {views}; pass {views} views "
@@ -84,33 +94,47 @@ def predict_command(
     if probability_map is not None and len(locations) != 1:
         raise InputError(f"--probability-map needs exactly one location, got {len(locations)}; "
                          "predict the images one location at a time")
-    geo = _load(model, device, exact_decode)
-    preds = geo.predict(locations, top_k=top_k, method=geo.resolve_method(method))
+    geo = _load(model, device, exact_decode, p_within)
+    preds = geo.predict(locations, top_k=top_k, method=geo.resolve_method(method), guess=guess, credible=credible)
+    if p_within is False:
+        for p in preds:
+            p.p_within = None
     if probability_map is not None:
         from pigeon._io import write_json
 
-        write_json(probability_map, preds[0].to_geojson())
+        write_json(probability_map, preds[0].to_geojson(region=True))
     if as_json:
         typer.echo(json.dumps([{"images": loc, **p.to_dict()} for loc, p in zip(locations, preds)], indent=2))
     else:
-        _print_table(locations, preds)
+        _print_table(locations, preds, calibrated=not geo.calibration.identity)
     if probability_map is not None:
         typer.echo(f"probability map of {geo.n_cells} cells -> {probability_map}", err=True)
 
 
-def _load(model: Path, device: str | None, exact_decode: bool):
-    """The model, whose backbone decodes every pixel when ``exact_decode``."""
+def _check_answer_options(guess: str | None, credible: float | None) -> None:
+    """``--guess`` and ``--credible``, checked before the model is loaded."""
+    from pigeon.posterior import check_credible, check_guess
+
+    if guess is not None:
+        check_guess(guess)
+    if credible is not None:
+        check_credible(credible)
+
+
+def _load(model: Path, device: str | None, exact_decode: bool, p_within: bool | None):
+    """The model, whose backbone decodes every pixel when ``exact_decode``, checked to answer ``--p-within``."""
     from pigeon.images import DecodeConfig
     from pigeon.model import Geolocator
 
     geo = Geolocator.from_pretrained(model, device=device)
     if exact_decode:
         geo.backbone.decode = DecodeConfig(exact=True)
+    geo.check_answer(p_within=p_within)
     return geo
 
 
 def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path | None, out: Path, top_k: int,
-                      method: str, strict: bool) -> None:
+                      method: str, strict: bool, answer: dict) -> None:
     from pigeon._io import atomic_path
     from pigeon.embed import Embeddings
     from pigeon.model import predict_manifest_file
@@ -119,8 +143,10 @@ def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path |
     failures_path.unlink(missing_ok=True)  # never leave a stale list from an earlier run beside new predictions
     emb = Embeddings.load(embeddings) if embeddings is not None else None
     run = predict_manifest_file(geo, manifest, out, split=split, embeddings=emb, top_k=top_k, method=method,
-                                skip_errors=not strict)
-    line = f"predicted {run.n_predicted} of {run.n_rows} location(s) with method {method}, top {top_k} each -> {out}"
+                                skip_errors=not strict, **answer)
+    guess = answer["guess"] or geo.posterior_config.guess
+    line = (f"predicted {run.n_predicted} of {run.n_rows} location(s) with method {method}, guess {guess}, top {top_k} "
+            f"each -> {out}")
     if len(run.failures):
         with atomic_path(failures_path) as tmp:
             run.failures.to_csv(tmp, index=False)
@@ -129,28 +155,42 @@ def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path |
     typer.echo(line)
 
 
-def _print_table(locations, preds) -> None:
+def _print_table(locations, preds, calibrated: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from pigeon.model._aux import aux_text
+
     console = Console()
     for loc, pred in zip(locations, preds):
-        table = Table(title=", ".join(Path(p).name for p in loc), title_justify="left")
+        dec = pred.decimals
+        table = Table(title=", ".join(Path(p).name for p in loc) + f"  (guess: {pred.guess}, {pred.method})",
+                      title_justify="left")
         if pred.refined:
-            table.title += f"  (refined: {pred.method}; head's guess {pred.cell_lat:.4f}, {pred.cell_lon:.4f})"
+            table.title += f"  (head's guess {pred.cell_lat:.{dec}f}, {pred.cell_lon:.{dec}f})"
         for col in ("rank", "prob", "lat", "lon", "country", "region", "cell", "cell prob"):
             table.add_column(col, justify="left" if col in ("country", "region") else "right")
         for rank, c in enumerate(pred.top_k, start=1):
-            table.add_row(str(rank), f"{c.prob:.3f}", f"{c.lat:.4f}", f"{c.lon:.4f}", c.country or "-",
+            table.add_row(str(rank), f"{c.prob:.3f}", f"{c.lat:.{dec}f}", f"{c.lon:.{dec}f}", c.country or "-",
                           c.admin1 or "-", str(c.cell), f"{c.cell_prob:.3f}")
         console.print(table)
+        console.print("  " + _posterior_text(pred, calibrated))
         if pred.aux:
-            console.print("  " + "; ".join(_aux_text(k, v) for k, v in pred.aux.items()))
+            console.print("  " + "; ".join(aux_text(k, v) for k, v in pred.aux.items()))
 
 
-def _aux_text(name: str, value) -> str:
-    if name == "climate":
-        return f"climate {value['class']} ({value['prob']:.2f})"
-    if name == "month":
-        return f"month {value['month']} ({value['prob']:.2f})"
-    return f"{name} {value:.1f}"
+def _posterior_text(pred, calibrated: bool) -> str:
+    """P(within r), the expected error, the credible region and the unseen-ground score, as one line."""
+    parts = []
+    if pred.p_within is not None:
+        parts.append("P(within " + ", ".join(f"{r:,} km {100 * p:.0f}%" for r, p in pred.p_within.items()) + ")")
+    parts.append(f"expected error {pred.expected_km:,.0f} km")
+    if pred.credible is not None:
+        c = pred.credible
+        parts.append(f"{100 * c.q:.0f}% credible region: {len(c.cells)} cell(s), {c.area_km2:,.0f} km²")
+    if pred.unseen is not None:
+        parts.append(f"unseen ground {pred.unseen:.2f}" + (" (unlike anything in training)" if pred.unseen >= 0.99
+                                                          else ""))
+    if not calibrated:
+        parts.append("uncalibrated: run 'pigeon calibrate'")
+    return "; ".join(parts)

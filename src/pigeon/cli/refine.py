@@ -66,15 +66,18 @@ def build_command(
                      nprobe=nprobe, rerank=rerank)
     if no_max_move:
         config = config.replace(max_move_km=None)
+    from pigeon.model import recalibrate
+
     geo = Geolocator.from_pretrained(model)
     geo.refiner = None
     geo.set_refiner(build_refiner(geo, manifest, embeddings, config, split=split))
     geo.config["preset"] = preset or geo.config.get("preset")
+    calibration = recalibrate(geo, manifest, embeddings)
     geo.save_pretrained(model)
     r = geo.refiner
     typer.echo(f"refiner: {len(r):,} gallery locations in {len(r.clusters):,} clusters over "
                f"{r.meta['config']['cells_with_clusters']} of {geo.n_cells} cells (top {config.top_k}, "
-               f"T {config.temperature}, max move {config.max_move_km} km) -> {model / 'refiner'}")
+               f"T {config.temperature}, max move {config.max_move_km} km) -> {model / 'refiner'}; {calibration}")
     for which, report in r.meta.get("indexes", {}).items():
         typer.echo(f"{which} index: {report['factory']} over {report['ntotal']:,} vectors, nprobe {report['nprobe']}"
                    f"{', re-ranked ' + str(report['rerank']) if report['lossy'] and report['rerank'] else ''}: "

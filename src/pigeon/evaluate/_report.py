@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pigeon._io import atomic_path, provenance, write_json, write_table
+from pigeon.evaluate._calibration import annotate_calibration, calibration_applies, write_reliability
 from pigeon.evaluate._metrics import METRIC_KEYS, match_predictions, metrics_by_band, metrics_by_group, summarize
 from pigeon.evaluate._protocols import ADMIN_LEVEL_KEYS, Protocol, get_protocol
 from pigeon.geo import RADII_KM
@@ -157,6 +158,7 @@ BREAKDOWNS: list[Breakdown] = [
     Breakdown("train_distance", lambda ctx: ctx.train_df is not None, _annotate_train_distance, _write_train_distance),
     Breakdown("country", _has_countries, _annotate_country, _write_country),
     Breakdown("cell", lambda ctx: ctx.cells is not None, _annotate_cell, _write_cell),
+    Breakdown("calibration", calibration_applies, annotate_calibration, write_reliability),
 ]
 
 
@@ -177,7 +179,9 @@ def write_report(pred_df: pd.DataFrame, truth_df: pd.DataFrame, out_dir: str | o
     ``error_cdf.png``, ``error_map.png`` (arcs for a seeded sample), and each :data:`BREAKDOWNS` entry that
     applies: ``by_country.csv`` / ``by_country.png`` (median error and accuracy within 750 km per country of the
     truth), with ``train_df`` ``by_train_distance.csv`` / ``error_vs_train_distance.png`` (metrics by distance band
-    to the nearest training location) and with ``cells`` ``by_cell.csv`` / ``by_cell.png``.
+    to the nearest training location), with ``cells`` ``by_cell.csv`` / ``by_cell.png``, and for predictions with
+    P(within r) or credible-region columns ``metrics.json`` key ``calibration`` (ECE per radius, the regions'
+    coverage and area: :mod:`pigeon.evaluate._calibration`) and ``reliability.png``.
 
     Args:
         pred_df: predictions, see :func:`compute_metrics`.

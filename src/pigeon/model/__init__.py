@@ -10,7 +10,8 @@ from pigeon._lazy import exports_of, lazy_exports
 
 _EXPORTS = exports_of({
     "pigeon.presets": ("TAU_PHOTOS_KM", "TAU_STREETVIEW_KM"),
-    "pigeon.model._aux": ("REGRESSION_TRANSFORMS", "AuxTargets", "Standardiser", "aux_targets"),
+    "pigeon.model._aux": ("REGRESSION_TRANSFORMS", "VALID_RANGES", "AuxTargets", "Standardiser", "aux_targets"),
+    "pigeon.model._calibrate": ("calibrate", "calibrate_manifest", "recalibrate"),
     "pigeon.model._config": ("DEFAULT_TOP_K", "VIEW_RULES", "AuxWeights", "FinetuneConfig", "TrainConfig"),
     "pigeon.model._finetune": ("finetune",),
     "pigeon.model._fit": ("FitResult", "GeolocatorLoss", "fit_head", "top_cell_validation"),
@@ -19,8 +20,8 @@ _EXPORTS = exports_of({
     "pigeon.model.placers": ("METHODS", "TrainingData"),
     "pigeon.model._build": ("build_artefacts", "build_refiner", "plan_artefacts", "training_data"),
     "pigeon.model._loss": ("geocell_targets", "haversine_targets", "soft_cross_entropy"),
-    "pigeon.model._predict": ("FAILURE_COLUMNS", "PREDICTION_COLUMNS", "ManifestRun", "manifest_embeddings",
-                              "predict_manifest", "predict_manifest_file"),
+    "pigeon.model._predict": ("FAILURE_COLUMNS", "PREDICTION_COLUMNS", "P_WITHIN_COLUMNS", "POSTERIOR_COLUMNS",
+                              "ManifestRun", "manifest_embeddings", "predict_manifest", "predict_manifest_file"),
     "pigeon.model._train": ("train",),
     "pigeon.model._views": ("StoreRows", "location_embeddings"),
     "pigeon.model.layers": ("GeocellHead", "GeolocatorHead", "HeadConfig"),

@@ -30,15 +30,46 @@ REGRESSION_TRANSFORMS: dict[str, tuple[float, bool]] = {
     "precip_mm": (1.0, True),
     "precip_range_mm": (1.0, True),
 }
+#: The physical range of each regression column (None: unbounded): predictions are clipped into it, in
+#: :meth:`Standardiser.inverse_transform` (elevation: the grid's floor near the Dead Sea to Everest; the coldest and
+#: hottest annual means on Earth; densities, ranges and precipitation are never negative).
+VALID_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "elevation_m": (-450.0, 8849.0),
+    "pop_density": (0.0, None),
+    "temp_mean_c": (-60.0, 40.0),
+    "temp_range_c": (0.0, None),
+    "precip_mm": (0.0, None),
+    "precip_range_mm": (0.0, None),
+}
+#: How a person reads each regression column: label, unit, decimals (the CLI and the page both use it).
+AUX_LABELS: dict[str, tuple[str, str, int]] = {
+    "elevation_m": ("elevation", "m", 0),
+    "pop_density": ("population density", "people/km²", 0),
+    "temp_mean_c": ("mean temperature", "°C", 0),
+    "temp_range_c": ("yearly temperature range", "°C", 0),
+    "precip_mm": ("precipitation", "mm/month", 0),
+    "precip_range_mm": ("precipitation range", "mm/month", 0),
+}
 N_MONTHS = 12
 #: Smallest value ``log`` is applied to (after the offset), so e.g. the Dead Sea shore stays finite.
 _LOG_FLOOR = 1e-3
 _LOG_CEILING = 80.0  # exp() of a wild untrained output stays finite (e^80 ~ 5e34)
 
 
+def aux_text(name: str, value: Any) -> str:
+    """One auxiliary prediction as a person reads it: "climate Cfb, temperate oceanic (62%)", "elevation 212 m"."""
+    if name == "climate":
+        label = f"{value['class']}, {value['name']}" if value.get("name") else value["class"]
+        return f"climate {label} ({100 * value['prob']:.0f}%)"
+    if name == "month":
+        return f"month {value['month']} ({100 * value['prob']:.0f}%)"
+    label, unit, decimals = AUX_LABELS.get(name, (name.replace("_", " "), "", 1))
+    return f"{label} {value:,.{decimals}f} {unit}".rstrip()
+
+
 def koppen_classes() -> tuple[str, ...]:
-    """The canonical Köppen-Geiger class table (:data:`pigeon.geography.KOPPEN_CLASSES` order)."""
-    from pigeon.geography._rasters import KOPPEN_CLASSES
+    """The canonical Köppen-Geiger class table (:data:`pigeon.koppen.KOPPEN_CLASSES` order)."""
+    from pigeon.koppen import KOPPEN_CLASSES
 
     return tuple(KOPPEN_CLASSES)
 
@@ -190,11 +221,12 @@ class Standardiser:
         return (self._forward(values) - self.mean) / self.std
 
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
-        """Standardised (N, R) -> values in the columns' units."""
+        """Standardised (N, R) -> values in the columns' units, inside their :data:`VALID_RANGES`."""
         t = np.asarray(z, np.float64).reshape(-1, len(self.columns)) * self.std + self.mean
         for j, col in enumerate(self.columns):
             offset, log = REGRESSION_TRANSFORMS[col]
-            t[:, j] = (np.exp(np.minimum(t[:, j], _LOG_CEILING)) if log else t[:, j]) - offset
+            low, high = VALID_RANGES[col]
+            t[:, j] = np.clip((np.exp(np.minimum(t[:, j], _LOG_CEILING)) if log else t[:, j]) - offset, low, high)
         return t
 
     def to_dict(self) -> dict[str, Any]:

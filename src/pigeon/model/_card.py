@@ -21,14 +21,39 @@ _USES = """## Intended uses
 
 
 def _metrics_rows(evaluation: list[dict[str, Any]]) -> list[str]:
-    rows = ["| measured on | method | n | < 1 km | < 25 km | < 200 km | < 750 km | < 2500 km | median km |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| measured on | method | n | < 1 km | < 25 km | < 200 km | < 750 km | < 2500 km | median km | "
+            "ECE of P(within 200 / 750 / 2500 km) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for e in evaluation:
         m = e["metrics"]
         cells = [f"{100 * m.get(f'acc_{r}km', float('nan')):.1f} %" for r in (1, 25, 200, 750, 2500)]
+        ece = m.get("calibration") or {}
+        ece_text = " / ".join("-" if ece.get(f"ece_{r}km") is None else f"{ece[f'ece_{r}km']:.3f}"
+                              for r in (200, 750, 2500))
         rows.append(f"| {e.get('split', '?')} | {e.get('method', '?')} | {m.get('n', '?')} | " + " | ".join(cells)
-                    + f" | {m.get('median_km', float('nan')):,.0f} |")
+                    + f" | {m.get('median_km', float('nan')):,.0f} | {ece_text} |")
     return rows
+
+
+def _calibration_lines(geo) -> list[str]:
+    """What the posterior is: the fitted calibration, or that there is none, and the default guess."""
+    cal = geo.calibration
+    lines = ["", "## Calibration",
+             f"- default guess: `{geo.posterior_config.guess}` (`--guess mode|distance|score`); every prediction "
+             f"carries P(within 1 / 25 / 200 / 750 / 2500 km) of the guess and a "
+             f"{100 * geo.posterior_config.credible:.0f} % credible region"]
+    if cal.identity:
+        return lines + ["- not calibrated: the probabilities are the head's softmax (run `pigeon calibrate MODEL "
+                        "--manifest M` on a validation split)"]
+    v = cal.validation
+    lines.append(f"- temperature {cal.temperature:.3f} fitted on {cal.n_val} validation locations (NLL of the true "
+                 f"cell {v.get('nll_before', float('nan')):.3f} -> {v.get('nll_after', float('nan')):.3f})")
+    if cal.sharpen_temperature is not None:
+        lines.append(f"- sharpened by retrieval inside the refiner's top cells, T {cal.sharpen_temperature:.3g}")
+    if cal.flatten is not None:
+        lines.append("- on ground unlike the validation photos (the `unseen` score) the posterior is flattened "
+                     f"toward the training prior (a {cal.flatten[0]:.2f}, b {cal.flatten[1]:.2f})")
+    return lines
 
 
 def model_card(geo) -> str:
@@ -58,6 +83,7 @@ def model_card(geo) -> str:
     ]
     known = placers.artefacts()
     lines += [f"- {name}: {known[name].describe(value)}" for name, value in geo.artefacts.items()]
+    lines += _calibration_lines(geo)
     lines += ["", "## Data",
               f"- {data.get('n_train', '?')} training and {data.get('n_val', '?')} validation locations, "
               f"{data.get('views_per_location', '?')} views per location on average"]

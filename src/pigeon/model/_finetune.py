@@ -20,6 +20,7 @@ from pigeon._device import is_main_process, main_process_writes
 from pigeon.engine import Engine, ShuffleSampler
 from pigeon.model._aux import AuxTargets, aux_targets, aux_tensors
 from pigeon.model._build import build_refiner
+from pigeon.model._calibrate import recalibrate
 from pigeon.model._config import FinetuneConfig, TrainConfig
 from pigeon.model._fit import GeolocatorLoss
 from pigeon.model._geolocator import Geolocator
@@ -79,7 +80,7 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, conf
     from pigeon.data import training_rows
 
     config = (config or FinetuneConfig()).with_options(**options).validate()
-    df = training_rows(df)
+    manifest, df = df, training_rows(df)
     train_cfg = TrainConfig.from_dict(geo.config.get("train", {}))
     views, data = _training_data(geo, df, train_cfg.views, config.aux)
     model, params = _unfrozen(geo, train_cfg, config)
@@ -97,6 +98,7 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, conf
             if geo.refiner is not None:  # the gallery must be embedded by the fine-tuned backbone, like the queries
                 refine_config, geo.refiner = geo.refiner.config, None
                 geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
+            recalibrate(geo, manifest)  # the head changed: refit on the val images, embedded by the new backbone
             geo.save_pretrained(out_dir)
     return geo if is_main_process() else Geolocator.from_pretrained(out_dir)
 

@@ -3,11 +3,15 @@
 A model folder holds ``config.json`` (backbone, head shapes, training config, the stages it has, versions),
 ``head.safetensors``, ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a regression head),
 one sub-folder per artefact of the placing methods (``refiner/``: :class:`pigeon.refine.Refiner`, when built; see
-:mod:`pigeon.model.placers`), ``README.md`` (the model card), ``meta.json`` and the training record
-(``metrics.json``, ``train_log.jsonl``, ``curves.png``). Nothing is pickled.
+:mod:`pigeon.model.placers`), ``calibration.json`` (optional: :class:`pigeon.posterior.Calibration`; without it the
+head's probabilities are used as they are), ``README.md`` (the model card), ``meta.json`` and the training record
+(``metrics.json``, ``train_log.jsonl``, ``curves.png``). ``config.json`` also records the posterior's settings
+(``posterior``: the default guess). Nothing is pickled.
 
 Prediction is a pipeline of stages: head (cell probabilities and auxiliary outputs) -> a placer of the registry
-(the cell centroid, the refiner, the nearest gallery image...) -> :class:`Placement` -> :func:`build_predictions`.
+(the cell centroid, the refiner, the nearest gallery image...) -> :class:`Placement` -> the posterior (calibrated
+cell masses spread over the training locations: the guess for an objective, P(within r), the credible region;
+:mod:`pigeon.model._answer`) -> :func:`build_predictions`.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from pigeon._io import atomic_path, provenance, read_json, versions, write_json
 from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError
 from pigeon.model._aux import Standardiser
 from pigeon.model import placers
+from pigeon.model._answer import Answers, default_posterior_config
 from pigeon.model._config import DEFAULT_TOP_K
-from pigeon.model._prediction import Placement, Prediction, build_predictions
+from pigeon.model._prediction import Placement, Prediction, build_predictions, top_cells
+from pigeon.posterior import Calibration, CellSupport, Posterior, cell_areas_km2
 from pigeon.model._views import pool_views, select_views
 from pigeon.model.layers import GeolocatorHead, HeadConfig
 
@@ -38,6 +44,7 @@ HEAD = "head.safetensors"
 CELLS = "cells"
 STANDARDISER = "standardiser.json"
 BACKBONE_WEIGHTS = "backbone.safetensors"
+CALIBRATION = "calibration.json"
 MODEL_CARD = "README.md"
 META = "meta.json"
 _RETRAIN = "retrain it with 'pigeon train'"
@@ -97,12 +104,14 @@ class Geolocator:
         backbone_weights: fine-tuned backbone parameters (the last block) laid over the registry weights.
         refiner: a :class:`pigeon.refine.Refiner` built on embeddings of this model's backbone.
         artefacts: what the placing methods need, by artefact name (:func:`pigeon.model.placers.artefacts`).
+        calibration: a :class:`pigeon.posterior.Calibration` fitted for this head and refiner (default: none, the
+            head's probabilities as they are).
     """
 
     def __init__(self, head: GeolocatorHead, cells, config: dict[str, Any],
                  standardiser: Standardiser | None = None, backbone=None,
                  backbone_weights: dict[str, torch.Tensor] | None = None, refiner=None,
-                 artefacts: dict[str, Any] | None = None) -> None:
+                 artefacts: dict[str, Any] | None = None, calibration: Calibration | None = None) -> None:
         if head.cfg.n_cells != len(cells):
             raise InputError(f"the head predicts {head.cfg.n_cells} cells but the geocells have {len(cells)}; "
                              f"the model folder is inconsistent: {_RETRAIN}")
@@ -114,6 +123,9 @@ class Geolocator:
         self.standardiser = standardiser
         self.backbone_weights = backbone_weights
         self._backbone = backbone
+        self._support: CellSupport | None = None
+        self.posterior_config = default_posterior_config(config)
+        self.calibration = calibration or Calibration()
         self.artefacts: dict[str, Any] = {}
         for name, value in {**(artefacts or {}), **({"refiner": refiner} if refiner is not None else {})}.items():
             self.attach(name, value)
@@ -154,6 +166,7 @@ class Geolocator:
         artefacts = {name: artefact.load(root / name) for name, artefact in placers.artefacts().items()
                      if (name in stages if stages is not None else (root / name).is_dir())}
         geo = cls(head, cells, config, standardiser, backbone_weights=weights, artefacts=artefacts)
+        geo.calibration = load_calibration(root / CALIBRATION, geo)
         if device is not None:
             geo.to(device)
         return geo
@@ -184,10 +197,22 @@ class Geolocator:
         known = placers.artefacts()
         for name, value in self.artefacts.items():
             known[name].save(value, root / name)
+        self._save_posterior(root)
         write_json(root / CONFIG, self.config)
         write_json(root / META, provenance("model", {k: v for k, v in self.config.items() if k != "versions"}))
         write_model_card(self, root / MODEL_CARD)
         return root
+
+    def _save_posterior(self, root: Path) -> None:
+        """The posterior's settings in ``config.json`` and its calibration in ``calibration.json`` (none: no file)."""
+        cal = self.calibration
+        self.config["posterior"] = self.posterior_config.to_dict()
+        self.config["calibration"] = None if cal.identity else {
+            "file": CALIBRATION, "temperature": cal.temperature, "sharpen_temperature": cal.sharpen_temperature,
+            "flatten": cal.flatten, "validation": cal.validation}
+        (root / CALIBRATION).unlink(missing_ok=True)
+        if not cal.identity:
+            write_json(root / CALIBRATION, cal.to_dict())
 
     def record_evaluation(self, entries: list[dict[str, Any]], path: str | os.PathLike) -> None:
         """Record test metrics (``[{"split", "method", "metrics", "note"}]``) in the model folder ``path``:
@@ -241,6 +266,7 @@ class Geolocator:
             raise UnknownNameError("artefact", name, known, hint="no registered placing method needs it")
         known[name].check(self, value)
         self.artefacts[name] = value
+        self._support = None
 
     def set_refiner(self, refiner) -> None:
         """Attach a :class:`pigeon.refine.Refiner`, checking it fits this model (backbone, size, cells)."""
@@ -255,8 +281,35 @@ class Geolocator:
     def refiner(self, refiner) -> None:
         if refiner is None:
             self.artefacts.pop("refiner", None)
+            self._support = None
         else:
             self.set_refiner(refiner)
+
+    @property
+    def support(self) -> CellSupport:
+        """Where each cell's mass lies: the refiner's gallery locations (a bounded sample per cell), or the cell
+        centroids when there is no refiner (made on first use; the cells' areas only when first needed)."""
+        if self._support is None:
+            attributes = self.cells.attributes
+            gallery = self.refiner.gallery if self.refiner is not None else None
+            self._support = CellSupport.build(
+                self.cells.centroids, lambda: cell_areas_km2(self.cells.table),
+                None if gallery is None else gallery[["lat", "lon"]].to_numpy(np.float64),
+                None if gallery is None else gallery["cell"].to_numpy(np.int64),
+                self.posterior_config.points_per_cell,
+                prior=attributes["n_train"].to_numpy(np.float64) if "n_train" in attributes.columns else None)
+        return self._support
+
+    def calibration_fingerprint(self) -> dict[str, Any]:
+        """What a calibration depends on: the head's weights and the refiner's gallery (a refit is due when they
+        change)."""
+        digest = hashlib.sha256()
+        for key, value in sorted(self.head.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+        refiner = None if self.refiner is None else {"gallery": len(self.refiner), "clusters": len(self.refiner.clusters),
+                                                     "metric": self.refiner.config.metric}
+        return {"head": digest.hexdigest()[:16], "refiner": refiner}
 
     @property
     def backbone(self):
@@ -303,6 +356,18 @@ class Geolocator:
             result["regression"] = self.standardiser.inverse_transform(result["regression"])
         return result
 
+    def check_answer(self, guess: str | None = None, credible: float | None = None, p_within: bool | None = None) -> None:
+        """Refuse an unknown objective, a credible mass outside (0, 1), or P(within r) asked of a model without a
+        gallery, before any work is done."""
+        from pigeon.posterior import check_credible, check_guess
+
+        if guess is not None:
+            check_guess(guess)
+        if credible is not None:
+            check_credible(credible)
+        if p_within:
+            self.support.require_gallery()
+
     def resolve_method(self, method: str | None) -> str:
         """The placing method to use: ``None`` -> the model's default (``refine`` with a refiner, else ``cell``);
         a name is checked against the registry (unknown: the closest names) and against what the model holds."""
@@ -315,8 +380,8 @@ class Geolocator:
                              f"'{missing[0].build_hint}'")
         return method
 
-    def predict_embeddings(self, X: np.ndarray, top_k: int = DEFAULT_TOP_K,
-                           method: str | None = None) -> list[Prediction]:
+    def predict_embeddings(self, X: np.ndarray, top_k: int = DEFAULT_TOP_K, method: str | None = None,
+                           guess: str | None = None, credible: float | None = None) -> list[Prediction]:
         """One :class:`Prediction` per row of ``X`` (N, D) (view-averaged embeddings).
 
         Args:
@@ -325,10 +390,37 @@ class Geolocator:
             method: a placing method of :data:`pigeon.model.placers.METHODS` the model can use (see
                 :attr:`methods`): ``"cell"`` (the top cell's centroid), ``"refine"`` (retrieval refinement inside
                 the top cells), ``"knn"`` (the nearest gallery image)...; default: :meth:`resolve_method`.
+            guess: the objective (:data:`pigeon.posterior.GUESSES`): ``"mode"`` (the placer's answer),
+                ``"distance"`` (least expected km) or ``"score"`` (most expected GeoGuessr points); default: the
+                model's (``config.json`` ``posterior.guess``).
+            credible: mass of the credible region (default: the model's, 0.9).
         """
+        cfg = self.posterior_config
+        guess, credible = cfg.guess if guess is None else guess, cfg.credible if credible is None else credible
+        self.check_answer(guess, credible)
         out, placement = self._forward_and_place(X, top_k, method)
+        answers = self.answer(self._check_embeddings(X), placement, guess, credible, top_k)
         aux = [self._aux(out, n) for n in range(len(placement.cells))]
-        return build_predictions(placement, self.cells, aux, top_k)
+        return build_predictions(placement, answers, self.cells, aux)
+
+    def answer(self, X: np.ndarray, placement: Placement, guess: str, credible: float, top_k: int) -> Answers:
+        """The posterior stage: the calibrated cell masses of the head's probabilities (with the retrieval scores of
+        the placer, or of the refiner when the placer did not score), the guess for ``guess``, what the posterior
+        says of it, and ``top_k`` candidates."""
+        retrieval = placement.retrieval or self._retrieval(X, placement.cell_probs)
+        similarity = None if retrieval is None else np.max(retrieval[1], axis=1, initial=-np.inf)
+        masses, unseen = self.calibration.masses(placement.cell_probs, self.support.prior,
+                                                 *(retrieval or (None, None)), similarity=similarity)
+        posterior = Posterior(masses, self.support, self.posterior_config)
+        return Answers(posterior, placement, guess, credible, min(top_k, self.n_cells), unseen)
+
+    def _retrieval(self, X: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The refiner's candidate cells (the head's top K) and each one's best-cluster similarity to the query
+        (None without a refiner): the unseen score and the sharpening read them."""
+        if self.refiner is None:
+            return None
+        cands = top_cells(probs, min(self.refiner.config.top_k, self.n_cells))
+        return cands, self.refiner.similarities(X, cands)
 
     def place_embeddings(self, X: np.ndarray, top_k: int = DEFAULT_TOP_K, method: str | None = None) -> Placement:
         """The placer stage as arrays: the :class:`Placement` of each row of ``X`` (candidates best first, their
@@ -359,8 +451,11 @@ class Geolocator:
     def _aux(self, out: dict[str, np.ndarray], n: int) -> dict[str, Any]:
         aux: dict[str, Any] = {}
         if "climate" in out:
+            from pigeon.koppen import KOPPEN_NAMES
+
             k = int(out["climate"][n].argmax())
-            aux["climate"] = {"class": self.config["climate_classes"][k], "prob": float(out["climate"][n, k])}
+            code = self.config["climate_classes"][k]
+            aux["climate"] = {"class": code, "name": KOPPEN_NAMES.get(code), "prob": float(out["climate"][n, k])}
         if "month" in out:
             k = int(out["month"][n].argmax())
             aux["month"] = {"month": k + 1, "prob": float(out["month"][n, k])}
@@ -412,14 +507,15 @@ class Geolocator:
         return X.astype(np.float32), ok, failures
 
     def predict(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]], top_k: int = DEFAULT_TOP_K,
-                method: str | None = None, *, return_errors: bool = False,
-                batch_size: int = 32) -> list[Prediction | PigeonError]:
+                method: str | None = None, *, guess: str | None = None, credible: float | None = None,
+                return_errors: bool = False, batch_size: int = 32) -> list[Prediction | PigeonError]:
         """Geolocate images: one :class:`Prediction` per location (see :meth:`embed` for the input forms).
 
         Args:
             images: the locations (see :meth:`embed`).
             top_k: candidates per prediction.
             method: see :meth:`predict_embeddings` (default: refine when the model has a refiner).
+            guess, credible: the objective and the credible mass (see :meth:`predict_embeddings`).
             return_errors: leave unreadable images out, and give a location none of whose images can be read
                 its error (a :class:`pigeon.errors.PigeonError`) in place of a prediction, as
                 ``asyncio.gather(return_exceptions=True)`` does; by default the first unreadable image raises.
@@ -427,10 +523,27 @@ class Geolocator:
         """
         locations = _locations(images)
         method = self.resolve_method(method)
+        self.check_answer(guess, credible)
         X, ok, failures = self.embed_locations(locations, batch_size, skip=return_errors)
-        preds = iter(self.predict_embeddings(X, top_k=top_k, method=method) if len(X) else [])
+        preds = iter(self.predict_embeddings(X, top_k=top_k, method=method, guess=guess, credible=credible)
+                     if len(X) else [])
         errors = {i: exc for i, _, exc in failures}
         return [next(preds) if ok[i] else errors[i] for i in range(len(locations))]
+
+
+def load_calibration(path: Path, geo: Geolocator) -> Calibration:
+    """The calibration of a model folder: none (the head as it is) when the file is absent or was fitted for
+    another head or gallery (a warning says so, and how to refit)."""
+    if not path.is_file():
+        return Calibration()
+    calibration = Calibration.from_dict(read_json(path, hint="refit it with 'pigeon calibrate MODEL --manifest M'"))
+    if calibration.fitted_on and calibration.fitted_on != geo.calibration_fingerprint():
+        import warnings
+
+        warnings.warn(f"{path} was fitted for another head or refiner and is ignored; refit it with "
+                      "'pigeon calibrate MODEL --manifest MANIFEST --embeddings EMB'", stacklevel=3)
+        return Calibration()
+    return calibration
 
 
 def _locations(images) -> list[list[ImageLike]]:

@@ -99,6 +99,7 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
             geo = assemble(result, cells, emb, config, aux, preset)
             build_artefacts(geo, TrainingData(train_df["id"].astype(str).to_numpy(), X, coords, labels, train_df),
                             plan)
+            fit_posterior(geo, val, preset)  # after the artefacts: the refiner's retrieval is part of it
             save_model(geo, result, out_dir)
     return geo if is_main_process() else Geolocator.from_pretrained(out_dir)
 
@@ -136,6 +137,17 @@ def save_model(geo: Geolocator, result: FitResult, out_dir: Path) -> None:
     geo.save_pretrained(out_dir)
     write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
                                    "best": result.best, "final": result.history[-1]})
+
+
+def fit_posterior(geo: Geolocator, val, preset: str | None) -> None:
+    """The posterior's settings (:class:`pigeon.posterior.PosteriorConfig`; no preset changes them yet) and, with a
+    validation split, its calibration (temperature, sharpening, unseen-ground flattening) fitted on those rows."""
+    from pigeon.model._calibrate import calibrate
+    from pigeon.posterior import PosteriorConfig
+
+    geo.posterior_config = resolve(PosteriorConfig, "posterior", preset).validate()
+    if val is not None:
+        calibrate(geo, val[0][np.arange(len(val[0]))], val[1])
 
 
 def _embedded(df: pd.DataFrame, emb, what: str) -> pd.DataFrame:

@@ -53,6 +53,7 @@ class Refinement:
         probs: (B, K) the refined probability of each candidate (columns of the input), consistent with ``order``:
             ``p_cell * softmax(score / T)`` renormalised over the K candidates; where the order is the head's (a
             fallback to the top cell, or nothing refined), the head's probabilities renormalised over them.
+        scores: (B, K) each candidate's best-cluster similarity to the query (-inf: the cell has no cluster).
     """
 
     cell: np.ndarray
@@ -62,6 +63,7 @@ class Refinement:
     order: np.ndarray
     gallery_row: np.ndarray
     probs: np.ndarray
+    scores: np.ndarray
 
 
 class Refiner:
@@ -263,6 +265,11 @@ class Refiner:
         return index_cell_scores(scores, ids, candidates, self.clusters["cell"].to_numpy(),
                                  self.cell_ptr[1:] > self.cell_ptr[:-1])
 
+    def similarities(self, X: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """(B, K) similarity of each query (B, D) to the best cluster of each of its candidate cells (-inf: none)."""
+        X = np.asarray(X, np.float32).reshape(len(candidates), -1)
+        return self.cell_scores(prepare(X, self.config.metric), np.asarray(candidates, np.int64))
+
     def refine(self, X: np.ndarray, candidates: np.ndarray, probs: np.ndarray, head_guess: np.ndarray, *,
                temperature: float | None = None, max_move_km: float | None | str = "config") -> Refinement:
         """Choose a cell among each query's candidates and a location inside it.
@@ -310,7 +317,7 @@ class Refiner:
         cell = np.where(refined, cell, candidates[:, 0])
         order[~refined] = np.arange(candidates.shape[1])
         head_order |= ~refined
-        return Refinement(cell, lat, lon, refined, order, row, _refined_probs(probs, combined, head_order))
+        return Refinement(cell, lat, lon, refined, order, row, _refined_probs(probs, combined, head_order), scores)
 
     def _locate(self, Q: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """Gallery row of the nearest member of the best cluster of ``cell`` (-1: the cell has no cluster)."""

@@ -3,7 +3,8 @@
 Each request is one place (1..max_views views). The views of all requests go through a single
 :meth:`Geolocator.embed` call, which averages the views of each place by the model's own rule; the embeddings
 then go through :meth:`Geolocator.predict_embeddings` once per distinct placing method (``method=``, a name of the
-placer registry), with the largest ``top_k`` asked for, and each request keeps its own ``top_k``.
+placer registry) and guess objective, with the largest ``top_k`` asked for, and each request keeps its own
+``top_k``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Query:
     views: Sequence[Image.Image]
     top_k: int
     method: str | None = None
+    guess: str | None = None
 
 
 def model_can_refine(geo) -> bool:
@@ -53,10 +55,11 @@ def predict_queries(geo, queries: Sequence[Query]) -> list:
     """One :class:`pigeon.model.Prediction` per query, computed in one batch."""
     emb = geo.embed([list(q.views) for q in queries])
     preds: list = [None] * len(queries)
-    methods = [q.method or geo.resolve_method(None) for q in queries]
-    for method in dict.fromkeys(methods):
-        idx = [i for i, m in enumerate(methods) if m == method]
-        out = geo.predict_embeddings(emb[idx], top_k=max(queries[i].top_k for i in idx), method=method)
+    methods = [(q.method or geo.resolve_method(None), q.guess) for q in queries]
+    for method, guess in dict.fromkeys(methods):
+        idx = [i for i, m in enumerate(methods) if m == (method, guess)]
+        out = geo.predict_embeddings(emb[idx], top_k=max(queries[i].top_k for i in idx), method=method, guess=guess)
+        _ = out[0].expected_km, out[0].p_within, out[0].credible  # the batch's, here in the model thread
         for i, pred in zip(idx, out):
             preds[i] = dataclasses.replace(pred, top_k=pred.top_k[:queries[i].top_k])
     return preds

@@ -8,12 +8,16 @@ from typing import Any
 import numpy as np
 
 from pigeon.geo import haversine_km
+from pigeon.model._prediction import cell_texts
+from pigeon.posterior import coordinate_decimals
 from pigeon.serve._batcher import Served
 from pigeon.serve._guard import PrecisionCap
-from pigeon.serve._schemas import Candidate, ExifTruth, Guess, PredictResponse, Timings
+from pigeon.serve._schemas import Candidate, Credible, ExifTruth, Guess, PredictResponse, Timings
 from pigeon.serve._uploads import View
 
 _ROUND = 5  # decimals of returned coordinates (~1 m): no false precision in the JSON
+#: Most cells whose union the service outlines for ?region=1 (a union costs up to seconds for hundreds of cells).
+REGION_MAX_CELLS = 64
 
 
 class Responder:
@@ -32,8 +36,9 @@ class Responder:
         cents = np.asarray(geo.cells.centroids, dtype=np.float64)
         self._cents = cents
         table = geo.cells.table
-        self.countries = _column(table, "country")
-        self.regions = _column(table, "admin1")
+        self.countries = cell_texts(table, "country")
+        self.regions = cell_texts(table, "admin1")
+        self._outlines = None  # simplified cell outlines for credible regions, made on first use
         if self.cap is not None:  # cell -> box, computed once: centroids do not move
             boxes = [self.cap.box(lat, lon) for lat, lon in cents]
             keys = sorted(set(boxes))
@@ -46,7 +51,7 @@ class Responder:
         return None if self.cap is None else self.cap.km
 
     def build(self, pred, views: list[View], served: Served, decode_ms: float, total_ms: float,
-              with_map: bool = False, polygons: bool = False) -> PredictResponse:
+              with_map: bool = False, polygons: bool = False, region: bool = False) -> PredictResponse:
         head_cell = int(np.argmax(pred.probs))
         if self.cap is None:
             guess = Guess(lat=round(pred.lat, _ROUND), lon=round(pred.lon, _ROUND), cell=pred.cell,
@@ -71,13 +76,51 @@ class Responder:
                              region=self.regions[best_cell[b]]) for b in order]
             prob_map = self._box_points(box_probs) if with_map else None
         return PredictResponse(
-            guess=guess, confidence=float(pred.confidence), top_k=top, aux=pred.aux,
+            guess=guess, confidence=float(pred.confidence), top_k=top, aux=pred.aux, **self._posterior(pred, region),
             method=pred.method, refined=pred.refined, head_guess=head, precision_km=self.precision_km, views=len(views),
             exif_gps=_truth(views, guess, self.cap), probability_map=prob_map,
             timings=Timings(decode_ms=round(decode_ms, 2), queue_ms=round(served.queue_ms, 2),
                             model_ms=round(served.model_ms, 2), total_ms=round(total_ms, 2),
                             batch_images=served.batch_images),
         )
+
+    def _posterior(self, pred, region: bool) -> dict[str, Any]:
+        """What the posterior says of the guess: P(within r) (withheld below the precision cap), the unseen score,
+        the expected error, the decimals it supports and the credible region (its outline only without a cap)."""
+        cap = self.precision_km or 0.0
+        p_within = None if pred.p_within is None else {
+            f"{r}km": (None if r <= cap else round(p, 4)) for r, p in pred.p_within.items()}
+        decimals = pred.decimals if self.cap is None else min(pred.decimals, coordinate_decimals(self.cap.km))
+        out: dict[str, Any] = {"objective": pred.guess, "p_within": p_within, "unseen": pred.unseen,
+                               "expected_km": round(float(pred.expected_km), 1), "coordinate_decimals": decimals}
+        if pred.credible is not None:
+            c = pred.credible
+            out["credible"] = Credible(q=c.q, mass=min(c.mass, 1.0), area_km2=round(c.area_km2),
+                                       n_cells=len(c.cells),
+                                       cells=[int(i) for i in c.cells] if self.cap is None else None)
+            if region and self.cap is None:
+                out["credible_region"] = self._region(c)
+        return out
+
+    def _region(self, credible) -> dict[str, Any]:
+        """The credible region as a GeoJSON Feature, from the cells' simplified outlines (without a geometry beyond
+        :data:`REGION_MAX_CELLS` cells)."""
+        import shapely
+        from shapely.geometry import mapping
+
+        from pigeon.model._prediction import region_geometry
+
+        properties = {"q": credible.q, "mass": credible.mass, "area_km2": round(credible.area_km2),
+                      "n_cells": len(credible.cells)}
+        if len(credible.cells) > REGION_MAX_CELLS:
+            return {"type": "Feature", "geometry": None, "properties": {
+                **properties, "note": f"the region spans {len(credible.cells)} cells, more than the {REGION_MAX_CELLS} "
+                "this server outlines; credible.cells lists them"}}
+        if self._outlines is None:
+            geoms = shapely.simplify(self.geo.cells.table.geometry.to_numpy(), 0.05, preserve_topology=True)
+            self._outlines = shapely.make_valid(shapely.transform(geoms, lambda xy: np.round(xy, 2)))
+        geometry = region_geometry(self._outlines, credible.cells)
+        return {"type": "Feature", "geometry": None if geometry is None else mapping(geometry), "properties": properties}
 
     def _boxes(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probability of every box, and the most probable cell of each box."""
@@ -117,8 +160,3 @@ def _truth(views: list[View], guess: Guess, cap: PrecisionCap | None) -> ExifTru
             return ExifTruth(lat=round(lat, _ROUND), lon=round(lon, _ROUND), view=i, distance_km=round(km, 3))
     return None
 
-
-def _column(table, name: str) -> list[str | None]:
-    if name not in table.columns:
-        return [None] * len(table)
-    return [v if isinstance(v, str) and v else None for v in table[name].tolist()]

@@ -26,16 +26,21 @@ class PredictParams(BaseModel):
     map: bool = Field(False, description="add the probability map (GeoJSON points)")
     polygons: bool = Field(False, description="with map: every cell polygon too (large; not on a server with a "
                            "precision cap)")
+    guess: str | None = Field(None, max_length=16, description="what the guess optimises: mode, distance or score "
+                              "(GET /v1/info: guesses); default: the model's default_guess")
+    region: bool = Field(False, description="add the credible region's outline (not on a server with a precision "
+                         "cap)")
 
 
 class Candidate(BaseModel):
     lat: float
     lon: float
-    probability: float = Field(..., ge=0, le=1, description="the placing method's probability of this candidate "
-                               "(candidates are in its order; on a server with a precision cap, the head's "
-                               "probability of the box)")
-    cell_probability: float | None = Field(None, ge=0, le=1, description="the geocell head's probability of the "
-                                           "candidate's cell (withheld with a precision cap)")
+    probability: float = Field(..., ge=0, le=1, description="the probability the candidates are ranked by: the "
+                               "placing method's with guess=mode, else the posterior probability of the cell (on a "
+                               "server with a precision cap, the posterior probability of the box)")
+    cell_probability: float | None = Field(None, ge=0, le=1, description="the posterior probability of the "
+                                           "candidate's cell, calibrated when the model is (withheld with a "
+                                           "precision cap)")
     cell: int | None = Field(None, description="geocell index; withheld on a server with a precision cap")
     country: str | None = Field(None, description="ISO 3166 alpha-2 code of the cell's country")
     region: str | None = Field(None, description="the cell's first-level administrative area")
@@ -61,6 +66,17 @@ class ExifTruth(BaseModel):
     distance_km: float
 
 
+class Credible(BaseModel):
+    """The smallest set of cells holding at least ``q`` of the posterior mass."""
+
+    q: float = Field(..., gt=0, lt=1)
+    mass: float = Field(..., ge=0, le=1, description="the mass the region holds")
+    area_km2: float = Field(..., ge=0, description="its area, on an equal-area projection")
+    n_cells: int
+    cells: list[int] | None = Field(None, description="its cells, most probable first (withheld with a precision "
+                                    "cap)")
+
+
 class Timings(BaseModel):
     decode_ms: float
     queue_ms: float
@@ -71,7 +87,21 @@ class Timings(BaseModel):
 
 class PredictResponse(BaseModel):
     guess: Guess
-    confidence: float = Field(..., ge=0, le=1, description="probability of the guessed cell (or box)")
+    objective: str = Field(..., description="what the guess optimises: mode (the placing method's answer), distance "
+                           "(least expected km) or score (most expected GeoGuessr points)")
+    confidence: float = Field(..., ge=0, le=1, description="posterior probability of the guessed cell (or box)")
+    p_within: dict[str, float | None] | None = Field(None, description="P(the truth is within r km of the guess), "
+                                                     "keys '1km' ... '2500km' (null below a precision cap; absent "
+                                                     "without a gallery)")
+    unseen: float | None = Field(None, ge=0, le=1, description="how unlike the validation photos this one is (the "
+                                 "share of them closer to the training gallery); near 1: ground the model has not seen")
+    expected_km: float = Field(..., ge=0, description="the posterior's expected distance from the guess to the truth")
+    coordinate_decimals: int = Field(..., ge=0, le=5, description="decimals the posterior supports (about a tenth to "
+                                     "one expected error); the page rounds to them")
+    credible: Credible | None = None
+    credible_region: dict[str, Any] | None = Field(None, description="with ?region=1: the credible region as a "
+                                                   "GeoJSON Feature ((Multi)Polygon, cut at +-180; no geometry "
+                                                   "when it spans more cells than the server outlines)")
     top_k: list[Candidate]
     aux: dict[str, Any] = Field(default_factory=dict, description="auxiliary predictions when the model has "
                                 "those heads (climate, month, elevation_m, ...)")
@@ -144,5 +174,9 @@ class ServiceInfo(BaseModel):
     refiner: bool = Field(..., description="whether the model can refine (the refine parameter has an effect)")
     methods: list[str] = Field(..., description="the placing methods this model can use (the method parameter)")
     default_method: str = Field(..., description="the method used when none is named")
+    guesses: list[str] = Field(..., description="accepted values of the guess parameter")
+    default_guess: str
+    calibrated: bool = Field(..., description="whether the probabilities come from a fitted calibration")
+    aux_labels: dict[str, list[Any]] = Field(..., description="label, unit and decimals of each auxiliary value")
     limits: Limits
     intended_use: str

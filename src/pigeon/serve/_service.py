@@ -24,6 +24,8 @@ from PIL import Image
 from starlette.requests import Request
 
 from pigeon.errors import PigeonError
+from pigeon.model._aux import AUX_LABELS
+from pigeon.posterior import GUESSES
 from pigeon.serve._auth import CLIENT, Guard
 from pigeon.serve._batcher import MicroBatcher
 from pigeon.serve._config import ACCEPTED_FORMATS, ServeConfig
@@ -122,11 +124,16 @@ class Service:
                 views, decode_ms = await self.decode(uploads)
                 body_bytes.release()
                 del uploads
-                served = await self.batcher.submit(Query([v.image for v in views], params.top_k, method))
+                served = await self.batcher.submit(Query([v.image for v in views], params.top_k, method,
+                                                         params.guess))
         self._seconds_per_image = 0.9 * self._seconds_per_image + 0.1 * served.model_ms / 1e3 / served.batch_images
         total_ms = (time.perf_counter() - start) * 1e3
-        response = self.responder.build(served.prediction, views, served, decode_ms, total_ms, params.map,
-                                        params.polygons)
+        build = functools.partial(self.responder.build, served.prediction, views, served, decode_ms, total_ms,
+                                  params.map, params.polygons, params.region)
+        if params.region:  # an outline is a union of up to REGION_MAX_CELLS shapes: off the event loop
+            [response] = await self._in_threads([self.decode_pool.submit(build)])
+        else:
+            response = build()
         self.stats.answered(total_ms, response.guess.country, request.scope.get(CLIENT))
         return response
 
@@ -141,9 +148,13 @@ class Service:
             raise RequestError(503, "not_ready", "the model is still loading; retry in a few seconds", retry_after=5)
         if params.top_k > cfg.max_top_k:
             raise RequestError(422, "bad_parameter", f"top_k: at most {cfg.max_top_k} on this server (see /v1/info)")
-        if params.polygons and self.responder.cap is not None:
-            raise RequestError(403, "precision_capped", "cell polygons are withheld on this server (it caps "
-                               f"precision at {cfg.max_precision_km:g} km); ask for ?map=1 without polygons")
+        if (params.polygons or params.region) and self.responder.cap is not None:
+            raise RequestError(403, "precision_capped", "cell polygons and credible-region outlines are withheld on "
+                               f"this server (it caps precision at {cfg.max_precision_km:g} km); ask without "
+                               "polygons and region")
+        if params.guess is not None and params.guess not in GUESSES:
+            raise RequestError(422, "bad_parameter", f"guess must be one of {', '.join(GUESSES)}, got "
+                               f"{params.guess!r}; see /v1/info")
         return method
 
     async def read(self, request: Request, body_bytes: Hold) -> list[Upload]:
@@ -206,6 +217,8 @@ class Service:
             auth_required=cfg.auth_required, precision_km=cfg.max_precision_km,
             cell_polygons=self.responder.cap is None, refiner=model_can_refine(self.geo),
             methods=self.geo.methods, default_method=self.geo.resolve_method(None),
+            guesses=list(GUESSES), default_guess=self.geo.posterior_config.guess,
+            calibrated=not self.geo.calibration.identity, aux_labels={k: list(v) for k, v in AUX_LABELS.items()},
             limits=Limits(max_views=cfg.max_views, max_image_bytes=cfg.max_image_bytes, max_pixels=cfg.max_pixels,
                           max_aspect_ratio=cfg.max_aspect_ratio, max_top_k=cfg.max_top_k,
                           accepted_formats=list(ACCEPTED_FORMATS), rate_limit_per_minute=cfg.rate_limit_per_minute,

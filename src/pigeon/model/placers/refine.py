@@ -94,4 +94,4 @@ def place_refine(geo, X: np.ndarray, probs: np.ndarray, k: int) -> Placement:
                                    np.zeros((len(X), cands.shape[1] - K))], axis=1)
     latlon = cell_guess(geo.cells.centroids, ranked)
     latlon[:, 0] = np.column_stack([result.lat, result.lon])
-    return Placement(ranked, latlon, ranked_probs, result.refined)
+    return Placement(ranked, latlon, ranked_probs, result.refined, retrieval=(cands[:, :K], result.scores))

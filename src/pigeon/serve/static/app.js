@@ -4,7 +4,10 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { info: null, names: {}, files: [], cells: null, cellLayer: null, pointLayer: null, marks: null };
+const state = { info: null, names: {}, files: [], cells: null, cellLayer: null, pointLayer: null, marks: null,
+                regionLayer: null };
+// The unseen score is the share of validation photos closer to the training gallery: warn beyond 99 % of them.
+const UNSEEN_WARNING = 0.99;
 
 const map = L.map("map", { worldCopyJump: true, minZoom: 1, maxZoom: 12, zoomSnap: 0.5 }).setView([20, 0], 2);
 map.attributionControl.setPrefix("Leaflet").addAttribution("Boundaries: Natural Earth");
@@ -12,6 +15,27 @@ const countryLayer = L.geoJSON(null, {
   interactive: false,
   style: { color: "#8a8f98", weight: 0.6, fillColor: "#efeadf", fillOpacity: 1 },
 }).addTo(map);
+
+// Only polygons are drawn: the point or line parts that simplifying tiny islands leaves behind would otherwise
+// become Leaflet's default marker pins.
+function polygonsOnly(collection) {
+  const features = [];
+  for (const f of (collection && collection.features) || []) {
+    const g = f.geometry;
+    if (!g) continue;
+    if (g.type === "Polygon" || g.type === "MultiPolygon") {
+      features.push(f);
+    } else if (g.type === "GeometryCollection") {
+      const parts = [];
+      for (const part of g.geometries) {
+        if (part.type === "Polygon") parts.push(part.coordinates);
+        else if (part.type === "MultiPolygon") parts.push(...part.coordinates);
+      }
+      if (parts.length) features.push({ ...f, geometry: { type: "MultiPolygon", coordinates: parts } });
+    }
+  }
+  return { type: "FeatureCollection", features };
+}
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -58,7 +82,7 @@ async function loadBoundaries() {
   for (let attempt = 0; attempt < 30; attempt++) {
     try {
       const countries = await getJSON("/v1/boundaries");
-      countryLayer.addData(countries);
+      countryLayer.addData(polygonsOnly(countries));
       for (const f of countries.features) state.names[f.properties.iso_a2] = f.properties.name;
       document.body.dataset.boundaries = "drawn";
       return;
@@ -70,7 +94,7 @@ async function loadBoundaries() {
 
 async function loadCells() {
   if (state.cells || !state.info.cell_polygons) return;
-  state.cells = await getJSON("/v1/cells", { headers: headers() });
+  state.cells = polygonsOnly(await getJSON("/v1/cells", { headers: headers() }));
 }
 
 function chooseFiles(fileList) {
@@ -100,6 +124,7 @@ async function locate() {
   const form = new FormData();
   for (const file of state.files) form.append("files", file, file.name);
   const params = new URLSearchParams({ top_k: $("top-k").value, map: "1" });
+  if ($("objective").value) params.set("guess", $("objective").value);
   document.body.dataset.state = "locating";
   setStatus(`Locating ${state.files.length} photo(s)…`);
   $("locate").disabled = true;
@@ -122,35 +147,99 @@ function place(country, region) {
   return region ? `${name} · ${region}` : name;
 }
 
-const pct = (p) => `${(100 * p).toFixed(p < 0.1 ? 1 : 0)}%`;
-const coords = (lat, lon) => `${lat.toFixed(3)}, ${lon.toFixed(3)}`;
+const pct = (p) => {
+  if (p >= 0.995) return "> 99 %";
+  if (p < 0.001) return "< 0.1 %";
+  return p < 0.1 ? `${(100 * p).toFixed(1)} %` : `${Math.round(100 * p)} %`;
+};
+const km = (v) => `${Math.round(v).toLocaleString("en")} km`;
+// Coordinates to the decimals the posterior supports: a guess good to hundreds of km has no decimals.
+const coords = (lat, lon, decimals = 3) =>
+  `${Math.abs(lat).toFixed(decimals)}° ${lat >= 0 ? "N" : "S"}, ${Math.abs(lon).toFixed(decimals)}° ${lon >= 0 ? "E" : "W"}`;
 const heat = (t) => `hsl(${Math.round(55 - 55 * t)}, 95%, ${Math.round(55 - 12 * t)}%)`;
+
+function auxText(name, value) {
+  if (name === "climate") return `climate ${value.class}${value.name ? `, ${value.name}` : ""} (${pct(value.prob)})`;
+  if (name === "month") {
+    const month = new Date(2000, value.month - 1, 1).toLocaleString("en", { month: "long" });
+    return `month ${month} (${pct(value.prob)})`;
+  }
+  const [label, unit, decimals] = (state.info.aux_labels || {})[name] || [name.replace(/_/g, " "), "", 1];
+  const number = Number(value).toLocaleString("en", { maximumFractionDigits: decimals, minimumFractionDigits: decimals });
+  return `${label} ${number}${unit ? ` ${unit}` : ""}`;
+}
+
+function renderCertainty(r) {
+  const w = r.p_within;
+  $("confidence").replaceChildren();
+  const strong = document.createElement("strong");
+  if (w && w["200km"] !== null && w["200km"] !== undefined) {
+    strong.textContent = `P(within 200 km) ${pct(w["200km"])}`;
+  } else {
+    strong.textContent = `P(in this area) ${pct(r.confidence)}`;
+  }
+  $("confidence").append(strong, ` · expected error ${km(r.expected_km)}`);
+  const others = w ? ["1km", "25km", "750km", "2500km"].filter((k) => w[k] !== null && w[k] !== undefined) : [];
+  $("within").textContent = others.length ?
+    `within ${others.map((k) => `${Number(k.replace("km", "")).toLocaleString("en")} km ${pct(w[k])}`).join(" · ")}` : "";
+  const c = r.credible;
+  $("region").textContent = c ? `${Math.round(100 * c.q)} % credible region: ${c.n_cells} area(s), ` +
+    `${Math.round(c.area_km2).toLocaleString("en")} km²${c.cells && state.cells ? " (dashed blue on the map)" : ""}` : "";
+  $("calibration").hidden = state.info.calibrated;
+  $("calibration").textContent = "These probabilities are not calibrated: the model folder has no calibration " +
+    "(run pigeon calibrate on it).";
+  const unseen = $("unseen");
+  unseen.hidden = !(r.unseen !== null && r.unseen !== undefined && r.unseen >= UNSEEN_WARNING);
+  const share = r.unseen >= 0.999 ? "any" : `${Math.floor(100 * r.unseen)} % of the`;
+  unseen.textContent = `Unseen ground: this photo is less like the training photos than ${share} ` +
+    "validation photos were. The model has probably never seen such a place: its probabilities are widened " +
+    "toward where its training photos were, and the guess may be very far off.";
+}
 
 function render(r) {
   $("result").hidden = false;
-  $("guess").textContent = `${place(r.guess.country, r.guess.region)} — ${coords(r.guess.lat, r.guess.lon)}`;
-  $("confidence").textContent = `confidence ${pct(r.confidence)}${r.refined ? ", refined" : ""}`;
+  const d = r.coordinate_decimals;
+  $("guess").textContent = `${place(r.guess.country, r.guess.region)} — ${coords(r.guess.lat, r.guess.lon, d)}`;
+  renderCertainty(r);
   const list = $("candidates");
   list.replaceChildren();
-  for (const c of r.top_k) {
+  const ranked = r.top_k.map((c, i) => ({ ...c, isGuess: i === 0 })).sort((a, b) => b.probability - a.probability);
+  for (const c of ranked) {
     const li = document.createElement("li");
     const prob = document.createElement("span");
     prob.className = "prob";
     prob.textContent = ` ${pct(c.probability)}`;
-    li.append(`${place(c.country, c.region)} (${coords(c.lat, c.lon)})`, prob);
+    li.append(`${place(c.country, c.region)} (${coords(c.lat, c.lon, d)})`, prob);
+    if (c.isGuess) {
+      li.classList.add("is-guess");
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = "guess";
+      li.append(" ", badge);
+    }
     list.appendChild(li);
   }
-  const aux = Object.entries(r.aux || {}).map(([k, v]) => {
-    if (k === "climate") return `climate ${v.class} (${pct(v.prob)})`;
-    if (k === "month") return `month ${v.month} (${pct(v.prob)})`;
-    return `${k.replace(/_/g, " ")} ${Number(v).toFixed(1)}`;
-  });
+  const aux = Object.entries(r.aux || {}).map(([k, v]) => auxText(k, v));
   $("aux").textContent = aux.length ? `Also guessed: ${aux.join("; ")}` : "";
   const t = r.timings;
   $("timings").textContent = `${t.total_ms.toFixed(0)} ms (decode ${t.decode_ms.toFixed(0)}, wait ` +
     `${t.queue_ms.toFixed(0)}, model ${t.model_ms.toFixed(0)} for ${t.batch_images} image(s))`;
   drawProbabilities(r.probability_map);
-  drawMarks(r);
+  drawRegion(r.credible);
+  drawMarks(r, ranked);
+}
+
+// The credible region: the outlines of its cells (the page already holds every cell's polygon).
+function drawRegion(credible) {
+  if (state.regionLayer) state.regionLayer.remove();
+  state.regionLayer = null;
+  if (!credible || !credible.cells || !state.cells) return;
+  const inside = new Set(credible.cells);
+  const shape = { type: "FeatureCollection", features: state.cells.features.filter((f) => inside.has(f.properties.cell)) };
+  state.regionLayer = L.geoJSON(shape, {
+    interactive: false,
+    style: { color: "#1d4ed8", weight: 1.5, opacity: 0.9, dashArray: "5 4", fill: false, className: "credible-region" },
+  }).addTo(map);
 }
 
 function drawProbabilities(fc) {
@@ -183,12 +272,15 @@ function drawProbabilities(fc) {
   }
 }
 
-function drawMarks(r) {
+function drawMarks(r, ranked) {
   if (state.marks) state.marks.remove();
   const layers = [];
-  r.top_k.slice(1).forEach((c, i) => layers.push(L.circleMarker([c.lat, c.lon], {
-    radius: 5, color: "#7c2d12", weight: 1.5, fillColor: "#fdba74", fillOpacity: 0.9,
-  }).bindTooltip(`#${i + 2} ${place(c.country, c.region)} ${pct(c.probability)}`)));
+  ranked.forEach((c, i) => {
+    if (c.isGuess) return;
+    layers.push(L.circleMarker([c.lat, c.lon], {
+      radius: 5, color: "#7c2d12", weight: 1.5, fillColor: "#fdba74", fillOpacity: 0.9, className: "candidate-marker",
+    }).bindTooltip(`#${i + 1} ${place(c.country, c.region)} ${pct(c.probability)}`));
+  });
   const guess = [r.guess.lat, r.guess.lon];
   layers.push(L.circleMarker(guess, { radius: 8, color: "#7c2d12", weight: 2, fillColor: "#ea580c", fillOpacity: 1,
                                       className: "guess-marker" })
@@ -203,12 +295,15 @@ function drawMarks(r) {
       .bindTooltip("photo's GPS", { permanent: true, direction: "bottom" }));
     bounds.push(spot);
     truth.hidden = false;
-    truth.textContent = `The photo's EXIF GPS says ${coords(spot[0], spot[1])}: the guess is ` +
+    truth.textContent = `The photo's EXIF GPS says ${coords(spot[0], spot[1], 3)}: the guess is ` +
       `${Math.round(r.exif_gps.distance_km).toLocaleString()} km away.`;
   } else {
     truth.hidden = true;
   }
   state.marks = L.layerGroup(layers).addTo(map);
+  // the view holds the guess, the truth and a credible region of a few areas (a spread one would zoom out to all)
+  const area = state.regionLayer && r.credible.n_cells <= 12 ? state.regionLayer.getBounds() : null;
+  if (area && area.isValid()) bounds.push(area.getSouthWest(), area.getNorthEast());
   // no animation: the map is final when the result is shown (and when a test takes its screenshot)
   if (bounds.length > 1) map.fitBounds(bounds, { padding: [60, 60], maxZoom: 5, animate: false });
   else map.setView(guess, Math.max(map.getZoom(), 3), { animate: false });
@@ -227,4 +322,5 @@ drop.addEventListener("drop", (e) => {
 $("files").addEventListener("change", (e) => chooseFiles(e.target.files));
 $("locate").addEventListener("click", locate);
 $("top-k").addEventListener("change", locate);
+$("objective").addEventListener("change", locate);
 start();
