@@ -17,8 +17,8 @@ TRAINING_LOCATIONS = "training locations"
 
 def build_geoclip(X: np.ndarray, coords: np.ndarray, cells: np.ndarray, config: GeoClipConfig | None = None, *,
                   ids: np.ndarray | None = None, assign: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-                  backbone: str | None = None, out_dir: str | os.PathLike | None = None,
-                  resume: bool = False) -> GeoClip:
+                  backbone: str | None = None, val: tuple[np.ndarray, np.ndarray] | None = None,
+                  out_dir: str | os.PathLike | None = None, resume: bool = False) -> GeoClip:
     """Train the towers on the training pairs and attach the gallery.
 
     Args:
@@ -30,10 +30,11 @@ def build_geoclip(X: np.ndarray, coords: np.ndarray, cells: np.ndarray, config: 
         ids: (N,) row ids, kept with the training-location gallery.
         assign: ``assign(lat, lon) -> cells`` for a gallery file's points (the model's ``cells.assign``).
         backbone: the embeddings' backbone id, recorded.
+        val: ``(X_val, coords_val)`` choosing the epoch (default: held out from the training pairs).
         out_dir, resume: the engine's checkpoint, log and curves (see :func:`fit_geoclip`).
     """
     config = (config or GeoClipConfig()).validate()
-    fit = fit_geoclip(X, coords, config, out_dir=out_dir, resume=resume)
+    fit = fit_geoclip(X, coords, config, val=val, out_dir=out_dir, resume=resume)
     coords = np.asarray(coords, np.float64)
     if config.gallery is not None:
         points = read_gallery(config.gallery)

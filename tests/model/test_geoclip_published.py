@@ -1,0 +1,83 @@
+"""GeoCLIP's published weights read as data: pigeon's modules give what the ``geoclip`` package's own modules give.
+
+These tests import the geoclip package (the ``peers`` extra, part of ``dev``) only to compare against it; pigeon
+itself never imports it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from pigeon.model.geoclip import _published
+
+pytestmark = [pytest.mark.usefixtures("one_thread"),
+              pytest.mark.skipif(importlib.util.find_spec("geoclip") is None,
+                                 reason="the 'peers' extra (geoclip==1.3.0) is not installed: "
+                                        "pip install -e '.[peers]'")]
+N_GALLERY = 5000  # a subset of the 100K gallery keeps the reference encoder's run short
+
+
+@pytest.fixture(scope="module")
+def theirs():
+    """The geoclip package's own location encoder and image MLP with its released weights."""
+    import pigeon.backbones  # noqa: F401  (makes torchvision importable for transformers, see pigeon._compat)
+    from geoclip.model.location_encoder import LocationEncoder
+
+    root = _published.package_dir()
+    mlp = torch.nn.Sequential(torch.nn.Linear(768, 768), torch.nn.ReLU(), torch.nn.Linear(768, 512))
+    mlp.load_state_dict(torch.load(root / _published.FILES["image"], weights_only=True))
+    scale = torch.load(root / _published.FILES["logit_scale"], weights_only=True).exp()
+    return LocationEncoder().eval(), mlp.eval(), scale
+
+
+@pytest.fixture(scope="module")
+def ours():
+    return _published.published_towers()
+
+
+def _gps(n: int, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.tensor(np.column_stack([rng.uniform(-90, 90, n), rng.uniform(-180, 180, n)]), dtype=torch.float32)
+
+
+@torch.no_grad()
+def test_location_features_equal_geoclips(theirs, ours):
+    gps = torch.cat([_gps(300), torch.tensor([[90.0, 180.0], [-90.0, -180.0], [0.0, 0.0]])])
+    torch.testing.assert_close(ours.location(gps), theirs[0](gps), atol=1e-5, rtol=0)
+
+
+@torch.no_grad()
+def test_image_projections_equal_geoclips(theirs, ours):
+    features = torch.randn(64, 768, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(ours.image(features), theirs[1](features), atol=1e-5, rtol=0)
+    assert float(ours.scale()) == pytest.approx(float(theirs[2]), rel=1e-6)
+
+
+@torch.no_grad()
+def test_top_predictions_over_its_gallery_match(theirs, ours):
+    """GeoCLIP.predict's rule (softmax over the gallery, top k) on the same image features and gallery points."""
+    from pigeon.model.geoclip import top_points
+
+    gallery = torch.from_numpy(_published.published_gallery()[::100_000 // N_GALLERY]).float()
+    features = torch.randn(8, 768, generator=torch.Generator().manual_seed(2))
+    location, mlp, scale = theirs
+    image = torch.nn.functional.normalize(mlp(features), dim=1)
+    probs = (scale * image @ torch.nn.functional.normalize(location(gallery), dim=1).T).softmax(dim=-1)
+    expected = torch.topk(probs, 5, dim=1)
+    rows, ours_probs = top_points(ours.image_features(features), ours.location_features(gallery),
+                                  float(ours.scale()), 5)
+    np.testing.assert_array_equal(rows, expected.indices.numpy())
+    np.testing.assert_allclose(ours_probs, expected.values.numpy(), atol=1e-5)
+
+
+def test_the_published_files_are_checked_and_renamed():
+    state = _published.published_state()
+    assert len([k for k in state if k.startswith("location.")]) == 27
+    assert state["location.capsules.2.fourier.b"].shape == (256, 2)
+    assert set(_published.file_digests()) == set(_published.FILES)
+    with pytest.raises(Exception, match="unexpected key"):
+        _published._location_key("LocEnc0.extra.weight")
