@@ -24,7 +24,7 @@ def test_demo_writes_every_stage_and_beats_the_baseline(demo):
     for path in ("demo.json", "data/manifest.parquet", "cells/meta.json", "embeddings/meta.json",
                  "model/config.json", "model/head.safetensors", "report/metrics.json", "report/error_cdf.png",
                  "report/error_map.png", "report/cells.png", "report/comparison.md",
-                 "report/baseline/metrics.json", "report/head/metrics.json", "report/knn/metrics.json",
+                 "report/baseline/metrics.json", "report/cell/metrics.json", "report/knn/metrics.json",
                  "model/refiner/meta.json", "model/README.md"):
         assert (out / path).is_file(), path
     model = json.loads((out / "report/metrics.json").read_text())
@@ -33,7 +33,7 @@ def test_demo_writes_every_stage_and_beats_the_baseline(demo):
     # colours of real Blue Marble imagery locate a place far better than always guessing the mean location
     assert model["median_km"] < 0.5 * baseline["median_km"], (model, baseline)
     assert model["acc_2500km"] > baseline["acc_2500km"]
-    head = json.loads((out / "report/head/metrics.json").read_text())
+    head = json.loads((out / "report/cell/metrics.json").read_text())
     assert model["median_km"] < head["median_km"]  # refinement moves guesses off the cell centroids
     comparison = (out / "report/comparison.md").read_text()
     assert all(name in comparison for name in ("pigeon (refined)", "head only", "kNN", "spherical-mean"))

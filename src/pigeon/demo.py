@@ -9,9 +9,10 @@
       pretrained/      with --pretrain: the backbone after contrastive pretraining on the training split's captions
       embeddings/      EfficientNet-Lite0 embeddings of every view (the offline default backbone, or pretrained/)
       model/           the trained Geolocator (pigeon.Geolocator.from_pretrained("out_dir/model"))
-      report/          test-split evaluation of the refined model (metrics, error CDF, error map, breakdown by
-                       distance to the nearest training location), cells.png, head/ (the head alone: cell
-                       centroids), knn/ (the nearest training image), baseline/ (always guess the training set's
+      report/          test-split evaluation of the model's default placing method, refine (metrics, error CDF,
+                       error map, breakdown by distance to the nearest training location), cells.png, one
+                       sub-folder per other placing method of the registry (cell/: the head alone, at cell
+                       centroids; knn/: the nearest training image), baseline/ (always guess the training set's
                        spherical mean) and comparison.md (random split and region held out side by side)
       region/          the same recipe on a region split of the same locations (see :func:`run_region_holdout`):
                        manifest.parquet, cells/, model/, report/ with the same sub-reports
@@ -31,12 +32,6 @@ from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
 
 STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report", "region")
-#: How the demo places its guesses -> (row name in the comparison, report sub-folder; "" = the report itself).
-METHOD_REPORTS = {
-    "refine": ("pigeon (refined)", ""),
-    "cell": ("pigeon head only (cell centroid)", "head"),
-    "knn": ("nearest training image (kNN)", "knn"),
-}
 #: The region-held-out split: 50 regions of the demo's locations (k-means), whole regions go to val or test, and
 #: training rows closer than 905 km to a val/test row (view centres included) are left out. Two 640 km views
 #: overlap only when their centres are closer than 640 x sqrt(2) = 905 km, so no training view shows test ground.
@@ -119,10 +114,10 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
         log: called with one line per stage.
 
     Returns:
-        ``{"model", "head", "knn", "baseline": metrics, "n_cells": int, "out_dir": str, "region": ...}``: the
-        random split's refined model, its head alone, the nearest-neighbour baseline and the spherical mean
-        (metrics as in :func:`pigeon.evaluate.compute_metrics`), and the same for the region-held-out run
-        (:func:`run_region_holdout`).
+        ``{"model", "cell", "refine", "knn", ..., "baseline": metrics, "n_cells": int, "out_dir": str,
+        "region": ...}``: the random split's model (its default method), each placing method of the model, and
+        the spherical mean (metrics as in :func:`pigeon.evaluate.compute_metrics`), and the same for the
+        region-held-out run (:func:`run_region_holdout`).
     """
     from pigeon.cells import GeoCells, plot_cells
     from pigeon.evaluate import metrics_table, to_markdown
@@ -164,6 +159,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
     runs = evaluate_methods(geo, train_df, test_df, emb, paths["report"], "random split",
                             {"demo": asdict(config)})
+    reports = method_reports(geo)
     plot_cells(cells, paths["report"] / "cells.png")
 
     region = run_region_holdout(df, emb, paths["region"], config, log=log)
@@ -173,12 +169,12 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
              "region held out": "region held out: no training view shows test ground"}
     geo.record_evaluation([{"split": f"demo test ({split})", "method": method, "metrics": runs[f"{name}, {split}"],
                             "note": notes[split]}
-                           for split in notes for method, (name, _) in METHOD_REPORTS.items()], paths["model"])
+                           for split in notes for method, (name, _) in reports.items()], paths["model"])
     table = to_markdown(metrics_table(runs))
     with atomic_path(paths["report"] / "comparison.md") as tmp:
         tmp.write_text(table + _REGION_NOTE.format(**region["split"]))
     log(table)
-    return {**_by_role(runs, "random split"), "n_cells": len(cells), "out_dir": str(out), "region": region}
+    return {**_by_role(runs, "random split", reports), "n_cells": len(cells), "out_dir": str(out), "region": region}
 
 
 _REGION_NOTE = (
@@ -198,8 +194,8 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
     split) and ``out_dir/{cells,model,report}``.
 
     Returns:
-        ``{"model", "head", "knn", "baseline": metrics, "runs": {row name: metrics}, "split": the split metadata
-        (counts, buffer)}``.
+        ``{"model", <each placing method>, "baseline": metrics, "runs": {row name: metrics}, "split": the split
+        metadata (counts, buffer)}``.
     """
     from pigeon.cells import GeoCells
     from pigeon.data import write_manifest
@@ -223,12 +219,23 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
                     overwrite=True)
     runs = evaluate_methods(geo, train_df, test_df, emb, out / "report", "region held out",
                             {"demo": asdict(config), "split": info})
-    return {**_by_role(runs, "region held out"), "runs": runs, "split": info}
+    return {**_by_role(runs, "region held out", method_reports(geo)), "runs": runs, "split": info}
+
+
+def method_reports(geo) -> dict[str, tuple[str, str]]:
+    """How the demo reports each placing method of ``geo`` (from the placer registry): method -> (row name in the
+    comparison, report sub-folder; "" = the report itself, for the model's default method, which comes first)."""
+    from pigeon.model.placers import METHODS
+
+    default = geo.resolve_method(None)
+    names = [default] + [m for m in geo.methods if m != default]
+    return {m: (METHODS[m].title, "" if m == default else m) for m in names}
 
 
 def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, report: Path, split: str,
                      config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Reports of every placing method (:data:`METHOD_REPORTS`) and of the spherical-mean baseline on one split.
+    """Reports of every placing method of ``geo`` (:func:`method_reports`) and of the spherical-mean baseline on
+    one split.
 
     Returns:
         ``{"<row name>, <split>": metrics}``.
@@ -237,7 +244,7 @@ def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
     from pigeon.model import predict_manifest
 
     runs: dict[str, dict[str, Any]] = {}
-    for method, (name, folder) in METHOD_REPORTS.items():
+    for method, (name, folder) in method_reports(geo).items():
         label = f"{name}, {split}"
         runs[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method), test_df,
                                    report / folder if folder else report, config={**config, "method": method},
@@ -249,11 +256,12 @@ def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
     return runs
 
 
-def _by_role(runs: dict[str, dict[str, Any]], split: str) -> dict[str, dict[str, Any]]:
-    """``{"model", "head", "knn", "baseline": metrics}`` of one split's runs."""
-    roles = dict(zip(("model", "head", "knn"), (name for name, _ in METHOD_REPORTS.values())))
-    return {role: runs[f"{name}, {split}"] for role, name in roles.items()} | {
-        "baseline": runs[f"spherical-mean baseline, {split}"]}
+def _by_role(runs: dict[str, dict[str, Any]], split: str,
+             reports: dict[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """``{"model" (the default method), <each method>, "baseline": metrics}`` of one split's runs."""
+    by_method = {method: runs[f"{name}, {split}"] for method, (name, _) in reports.items()}
+    return {"model": by_method[next(iter(reports))], **by_method,
+            "baseline": runs[f"spherical-mean baseline, {split}"]}
 
 
 def _claim(out: Path, config: DemoConfig, overwrite: bool) -> None:

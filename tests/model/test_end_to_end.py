@@ -66,6 +66,7 @@ def test_model_folder_is_complete_and_unpickled(model):
     assert config["head"]["n_climate"] == len(config["climate_classes"]) and config["head"]["n_months"] == 12
     assert config["head"]["regression"] == ["elevation_m"] and config["train"]["tau_km"] == 75.0
     assert config["versions"]["python"] and config["stages"] == ["head", "refiner"]
+    assert config["methods"] == ["cell", "refine", "knn"]
     refiner = json.loads((model / "refiner" / "meta.json").read_text())["config"]
     assert refiner["refine"]["top_k"] == 5 and refiner["refine"]["temperature"] == 1.6  # the street-view preset
     assert refiner["backbone"] == "pigeontest:tiny" and refiner["n_gallery"] == config["data"]["n_train"]
@@ -367,5 +368,8 @@ def test_train_records_the_preset_and_every_resolved_value(cli, work, tmp_path):
     result = cli(*args, "-o", tmp_path / "b", "--tau", "70", "--no-refine")
     assert result.exit_code == 0, result.stderr
     config = json.loads((tmp_path / "b" / "config.json").read_text())
-    assert config["preset"] == "photo" and config["stages"] == ["head"]
+    assert config["preset"] == "photo" and config["stages"] == ["head"] and config["methods"] == ["cell"]
+    by_name = cli(*args, "-o", tmp_path / "c", "--methods", "cell")  # --no-refine is its alias
+    assert by_name.exit_code == 0 and "methods: cell ->" in by_name.stdout, by_name.stderr
+    assert json.loads((tmp_path / "c" / "config.json").read_text())["stages"] == ["head"]
     assert (config["train"]["tau_km"], config["train"]["views"], config["train"]["epochs"]) == (70.0, "first", 2)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pigeon.errors import InputError, PigeonError
+from pigeon.errors import InputError, PigeonError, UnknownNameError
 from pigeon.geo import haversine_km
 from pigeon.model import Geolocator, TrainConfig, fit_head
 from pigeon.refine import RefineConfig, Refiner
@@ -69,8 +69,10 @@ def test_predictions_say_how_they_were_made(refined, plain, syn):
     assert not plain.predict_embeddings(X[:1])[0].refined and plain.resolve_method(None) == "cell"
     with pytest.raises(InputError, match="needs a refiner.*pigeon refine build"):
         plain.predict_embeddings(X, method="refine")
-    with pytest.raises(InputError, match="method must be one of"):
+    with pytest.raises(UnknownNameError, match="unknown placing method 'nearest'"):
         refined.predict_embeddings(X, method="nearest")
+    with pytest.raises(UnknownNameError, match="did you mean 'refine'"):
+        refined.predict_embeddings(X, method="refin")
 
 
 def test_refiner_must_fit_the_model(plain, syn):

@@ -39,7 +39,10 @@ def _random_gallery(seed: int, n: int = 600, n_cells: int = 12, dim: int = 8):
 
 
 def _reference(ref: Refiner, X, cands, probs, head_guess, T, limit):
-    """A slow, per-query implementation of the refinement rule, straight from the paper's description."""
+    """A slow, per-query implementation of the refinement rule, straight from the paper's description.
+
+    Returns one ``(cell, lat, lon, refined, probs)`` per query; ``probs`` is ``p_cell * softmax(score / T)``
+    renormalised over the candidates (the head's, renormalised, after a fallback or with nothing refined)."""
     metric = ref.config.metric
     G = np.asarray(ref._gallery_emb, np.float64)
     P = np.asarray(ref._cluster_emb, np.float64)
@@ -64,11 +67,13 @@ def _reference(ref: Refiner, X, cands, probs, head_guess, T, limit):
             best_cluster[c] = ids[int(np.argmax(s))]
             scores.append(max(s))
         scores = np.array(scores)
+        head = probs[b] / probs[b].sum()
         if not np.isfinite(scores).any():
-            out.append((cands[b][0], *head_guess[b], False))
+            out.append((cands[b][0], *head_guess[b], False, head))
             continue
         e = np.where(np.isfinite(scores), np.exp((scores - scores[np.isfinite(scores)].max()) / T), 0)
-        cell = cands[b][int(np.argmax(probs[b] * e / e.sum()))]
+        combined = probs[b] * e / e.sum()
+        cell = cands[b][int(np.argmax(combined))]
 
         def nearest(cell):
             p = best_cluster[cell]
@@ -79,10 +84,11 @@ def _reference(ref: Refiner, X, cands, probs, head_guess, T, limit):
         if limit is not None and haversine_km(lat, lon, *head_guess[b]) > limit:
             cell = cands[b][0]
             if cell not in best_cluster:
-                out.append((cell, *head_guess[b], False))
+                out.append((cell, *head_guess[b], False, head))
                 continue
             lat, lon = nearest(cell)
-        out.append((cell, lat, lon, True))
+            combined = head
+        out.append((cell, lat, lon, True, combined / combined.sum()))
     return out
 
 
@@ -104,6 +110,11 @@ def test_batched_refinement_equals_a_per_query_reference(metric, search, noise, 
     expected = _reference(ref, Q, cands, probs, head_guess, 0.7, 8000)
     assert [(int(c), bool(r)) for c, r in zip(out.cell, out.refined)] == [(int(e[0]), e[3]) for e in expected]
     np.testing.assert_allclose(np.column_stack([out.lat, out.lon]), np.array([e[1:3] for e in expected], float))
+    # float16 gallery scored in float32 here, in float64 by the reference: equal to about 1e-3
+    np.testing.assert_allclose(out.probs, np.array([e[4] for e in expected]), rtol=1e-2, atol=1e-6)
+    assert np.abs(out.probs - probs / probs.sum(axis=1, keepdims=True)).max() > 0.05  # not the head's
+    ranked = np.take_along_axis(out.probs, out.order, axis=1)  # the order is the order of the probabilities
+    assert (np.diff(ranked, axis=1) <= 1e-12).all()
     assert out.refined.any() and (np.asarray([e[0] for e in expected]) != cands[:, 0]).any()
     assert CHUNK_ELEMENTS > 300  # the module constant itself is untouched
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 #: Top-level commands in the order of the data flow (``pigeon --help`` lists them so).
 FLOW = ("data", "cells", "backbones", "pretrain", "embed", "train", "refine", "predict", "serve", "evaluate", "demo")
@@ -12,6 +14,20 @@ FLOW = ("data", "cells", "backbones", "pretrain", "embed", "train", "refine", "p
 class _FlowOrder(TyperGroup):
     def list_commands(self, ctx) -> list[str]:
         return sorted(super().list_commands(ctx), key=lambda n: FLOW.index(n) if n in FLOW else len(FLOW))
+
+
+def live_help(**texts: Callable[[], str]) -> type[TyperCommand]:
+    """A command class whose options' help texts are made when the help is shown, e.g. from a registry that
+    plugins add to after the CLI is imported: ``@app.command(cls=live_help(method=lambda: ...))``."""
+
+    class LiveHelp(TyperCommand):
+        def format_help(self, ctx, formatter) -> None:
+            for param in self.params:
+                if param.name in texts:
+                    param.help = texts[param.name]()
+            super().format_help(ctx, formatter)
+
+    return LiveHelp
 
 
 _settings = dict(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)

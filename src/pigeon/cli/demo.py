@@ -34,12 +34,12 @@ def demo_command(
                    pretrain=pretrain)
     config = dataclasses.replace(DemoConfig(), **{k: v for k, v in options.items() if v is not None})
     result = run_demo(out, config, overwrite=overwrite, log=typer.echo)
-    m, h, b = result["model"], result["head"], result["baseline"]
+    m, h, b = result["model"], result["cell"], result["baseline"]
     r = result["region"]
     typer.echo(f"\nrandom split: median error {m['median_km']:.0f} km refined, {h['median_km']:.0f} km from the head "
                f"alone (baseline {b['median_km']:.0f} km) over {m['n']} test locations, {result['n_cells']} geocells.\n"
                f"region held out (no test ground seen in training): median error {r['model']['median_km']:.0f} km "
-               f"refined, {r['head']['median_km']:.0f} km head alone (baseline {r['baseline']['median_km']:.0f} km) "
+               f"refined, {r['cell']['median_km']:.0f} km head alone (baseline {r['baseline']['median_km']:.0f} km) "
                f"over {r['model']['n']} test locations.\n"
                f"report: {out / 'report'} (comparison.md, metrics.md, error_cdf.png, error_map.png, by_country.png, "
                f"cells.png) and {out / 'region' / 'report'}\n"

@@ -7,11 +7,33 @@ from pathlib import Path
 
 import typer
 
-from pigeon.cli._app import app
+from pigeon.cli._app import app, live_help
 from pigeon.errors import InputError
 
 
-@app.command("predict")
+def method_help() -> str:
+    """The --method help: every registered placing method with its description."""
+    from pigeon.model.placers import METHODS, methods_help
+
+    defaults = sorted((p for p in METHODS.values() if p.preference is not None), key=lambda p: p.preference)
+    return (f"Placing method, one of {methods_help()}. Default: the first the model can use of "
+            f"{', '.join(p.name for p in defaults)}.")
+
+
+def resolve_method_option(method: str | None, no_refine: bool) -> str | None:
+    """``--method`` with ``--no-refine`` as its alias for ``cell``; the name is checked against the registry."""
+    from pigeon.model.placers import get_placer
+
+    if no_refine:
+        if method not in (None, "cell"):
+            raise InputError(f"--no-refine means --method cell; it contradicts --method {method}")
+        method = "cell"
+    if method is not None:
+        get_placer(method)
+    return method
+
+
+@app.command("predict", cls=live_help(method=method_help))
 def predict_command(
     model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo')."),
     images: list[Path] = typer.Argument(None, help="Image files; see --views for multi-view locations."),
@@ -25,9 +47,7 @@ def predict_command(
     embeddings: Path = typer.Option(None, "--embeddings", help="With --manifest: read cached embeddings made "
                                     "with the model's backbone instead of embedding the images."),
     out: Path = typer.Option(None, "--out", "-o", help="With --manifest: predictions file (.csv or .parquet)."),
-    method: str = typer.Option(None, "--method", help="cell (the top cell's centroid), refine (retrieval inside the "
-                               "top cells) or knn (the nearest training image); default: refine when the model "
-                               "has a refiner, else cell."),
+    method: str = typer.Option(None, "--method", help="Placing method (see the registry: pigeon.model.placers)."),
     no_refine: bool = typer.Option(False, "--no-refine", help="The head alone: same as --method cell."),
     strict: bool = typer.Option(False, "--strict", help="With --manifest: stop at the first unreadable image "
                                 "instead of listing it in the failures file."),
@@ -42,10 +62,7 @@ def predict_command(
     """
     from pigeon.model import Geolocator
 
-    if no_refine:
-        if method not in (None, "cell"):
-            raise InputError(f"--no-refine means --method cell; it contradicts --method {method}")
-        method = "cell"
+    method = resolve_method_option(method, no_refine)
     if manifest is None and not images:
         raise InputError("nothing to predict; pass IMAGE paths or --manifest MANIFEST")
     if manifest is not None and images:
@@ -108,11 +125,11 @@ def _print_table(locations, preds) -> None:
         table = Table(title=", ".join(Path(p).name for p in loc), title_justify="left")
         if pred.refined:
             table.title += f"  (refined: {pred.method}; head's guess {pred.cell_lat:.4f}, {pred.cell_lon:.4f})"
-        for col in ("rank", "prob", "lat", "lon", "country", "region", "cell"):
-            table.add_column(col, justify="right" if col in ("rank", "prob", "lat", "lon", "cell") else "left")
+        for col in ("rank", "prob", "lat", "lon", "country", "region", "cell", "cell prob"):
+            table.add_column(col, justify="left" if col in ("country", "region") else "right")
         for rank, c in enumerate(pred.top_k, start=1):
             table.add_row(str(rank), f"{c.prob:.3f}", f"{c.lat:.4f}", f"{c.lon:.4f}", c.country or "-",
-                          c.admin1 or "-", str(c.cell))
+                          c.admin1 or "-", str(c.cell), f"{c.cell_prob:.3f}")
         console.print(table)
         if pred.aux:
             console.print("  " + "; ".join(_aux_text(k, v) for k, v in pred.aux.items()))

@@ -40,9 +40,9 @@ def build_command(
 
     Example: pigeon refine build model/ --manifest data/manifest.parquet --embeddings emb/ --preset streetview
     """
-    from pigeon.model import Geolocator, PRETRAINED
+    from pigeon.model import PRETRAINED, Geolocator, build_refiner
     from pigeon.presets import resolve
-    from pigeon.refine import RefineConfig, build_refiner
+    from pigeon.refine import RefineConfig
 
     if not model.is_dir():
         hint = " (a bundled model is read-only: copy its folder first)" if str(model) in PRETRAINED else ""

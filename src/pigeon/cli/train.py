@@ -6,10 +6,36 @@ from pathlib import Path
 
 import typer
 
-from pigeon.cli._app import app, echo
+from pigeon.cli._app import app, echo, live_help
+from pigeon.errors import InputError
 
 
-@app.command("train")
+def methods_help() -> str:
+    """The --methods help: the placing methods whose artefacts training can build."""
+    from pigeon.model.placers import METHODS, default_artefacts
+
+    built = [f"{p.name} (needs {', '.join(a.name for a in p.needs)})" for p in METHODS.values() if p.needs]
+    default = [p.name for p in METHODS.values() if p.needs and all(a.name in default_artefacts() for a in p.needs)]
+    return (f"Placing methods to build the artefacts of, comma-separated: {'; '.join(built)}; 'cell' needs none. "
+            f"Default: {','.join(default) or 'cell'}.")
+
+
+def parse_methods(methods: str | None, no_refine: bool) -> list[str] | None:
+    """``--methods a,b`` as checked names of the registry; ``--no-refine`` is an alias for ``--methods cell``."""
+    from pigeon.model.placers import get_placer
+
+    if methods is None:
+        return ["cell"] if no_refine else None
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise InputError("--methods is empty; name at least one placing method, e.g. --methods refine")
+    needs = {a.name for m in names for a in get_placer(m).needs}
+    if no_refine and "refiner" in needs:
+        raise InputError(f"--no-refine builds no refiner but --methods {methods} needs one; drop one of them")
+    return names
+
+
+@app.command("train", cls=live_help(methods=methods_help))
 def train_command(
     manifest: Path = typer.Argument(..., help="Training manifest (.parquet or .csv); split column train/val/test."),
     cells: Path = typer.Option(..., "--cells", help="Geocells folder (from 'pigeon cells build')."),
@@ -36,7 +62,9 @@ def train_command(
                                             "loss (8)."),
     climate_weight: float = typer.Option(None, "--climate-weight", help="Weight of the Köppen climate loss (2)."),
     month_weight: float = typer.Option(None, "--month-weight", help="Weight of the month loss (1)."),
-    no_refine: bool = typer.Option(False, "--no-refine", help="Do not build the retrieval refiner."),
+    methods: str = typer.Option(None, "--methods", help="Placing methods to build (see pigeon.model.placers)."),
+    no_refine: bool = typer.Option(False, "--no-refine", help="Do not build the retrieval refiner (same as "
+                                   "--methods cell)."),
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Then fine-tune the backbone's last block "
                                         "and the heads (every loss, unless --no-aux) on the training images for this "
                                         "many epochs (slow)."),
@@ -49,7 +77,7 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
 ) -> None:
     """Train the geocell head (haversine label smoothing) and auxiliary heads on cached embeddings, then build
-    the retrieval refiner from the training locations.
+    what the placing methods need (the retrieval refiner) from the training locations.
 
     Example: pigeon train data/manifest.parquet --cells cells/ --embeddings emb/ -o model/ --preset streetview
 
@@ -61,6 +89,7 @@ def train_command(
     from pigeon.model import TrainConfig, finetune, train
     from pigeon.presets import resolve
 
+    names = parse_methods(methods, no_refine)
     config = resolve(
         TrainConfig, "train", preset,
         tau_km=tau, smoothing=smoothing, hidden_dim=mlp, dropout=dropout, aux=aux, views=views, epochs=epochs,
@@ -68,15 +97,16 @@ def train_command(
         regression_weight=regression_weight, climate_weight=climate_weight, month_weight=month_weight,
         device=device,
     )
-    geo = train(manifest, cells, embeddings, out, config, refine=False if no_refine else None, preset=preset,
-                resume=resume, overwrite=overwrite)
+    geo = train(manifest, cells, embeddings, out, config, methods=names, preset=preset, resume=resume,
+                overwrite=overwrite)
     best = read_json(out / "metrics.json")["best"]
     heads = ", ".join(["geocell"] + [n for n in ("climate", "month", "regression") if getattr(geo.head, n) is not None])
-    refiner = (f"; refiner: {len(geo.refiner.clusters):,} clusters of {len(geo.refiner):,} locations"
-               if geo.refiner is not None else "")
+    from pigeon.model.placers import artefacts
+
+    built = "".join(f"; {name}: {artefacts()[name].describe(value)}" for name, value in geo.artefacts.items())
     echo(f"trained {heads} head(s) on {geo.config['data']['n_train']} locations, {geo.n_cells} cells; "
                f"best epoch {best['epoch']}: val median {best['val_median_km']:.1f} km (head alone), "
-               f"cell accuracy {best['val_acc']:.3f}{refiner} -> {out}")
+               f"cell accuracy {best['val_acc']:.3f}{built}; methods: {', '.join(geo.methods)} -> {out}")
     if finetune_epochs:
         options = {"lr": finetune_lr, "batch_size": finetune_batch_size}
         finetune(geo, read_manifest(manifest), out, epochs=finetune_epochs, seed=config.seed, aux=config.aux,

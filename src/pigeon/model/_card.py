@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pigeon._io import atomic_path
+from pigeon.model import placers
 
 _USES = """## Intended uses
 - Research and teaching on image geolocation; benchmarking against other geolocation systems.
@@ -53,12 +54,10 @@ def model_card(geo) -> str:
         + f", views combined by `{train.get('views', 'mean')}`",
         f"- auxiliary heads: {', '.join(n for n in ('climate', 'month', 'regression') if getattr(geo.head, n) is not None) or 'none'}",
         f"- stages: {', '.join(geo.stages)}",
+        f"- placing methods: {', '.join(geo.methods)} (`geo.predict(..., method=NAME)`)",
     ]
-    if geo.refiner is not None:
-        r = geo.refiner.config
-        lines.append(f"- refiner: {len(geo.refiner):,} gallery locations in {len(geo.refiner.clusters):,} clusters; "
-                     f"top {r.top_k} cells, T {r.temperature}, max move {r.max_move_km} km, OPTICS "
-                     f"({r.min_samples}, {r.xi}), noise {r.noise}, {r.metric}")
+    known = placers.artefacts()
+    lines += [f"- {name}: {known[name].describe(value)}" for name, value in geo.artefacts.items()]
     lines += ["", "## Data",
               f"- {data.get('n_train', '?')} training and {data.get('n_val', '?')} validation locations, "
               f"{data.get('views_per_location', '?')} views per location on average"]

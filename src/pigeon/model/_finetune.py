@@ -20,6 +20,7 @@ from pigeon._device import barrier, is_main_process
 from pigeon.engine import Engine, OptimConfig, ShuffleSampler
 from pigeon.errors import InputError
 from pigeon.model._aux import AuxTargets, aux_targets, aux_tensors
+from pigeon.model._build import build_refiner
 from pigeon.model._fit import GeolocatorLoss, TrainConfig
 from pigeon.model._geolocator import Geolocator
 from pigeon.model._views import select_views
@@ -132,8 +133,6 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
         barrier()
         return Geolocator.from_pretrained(out_dir)
     if geo.refiner is not None:  # the gallery must be embedded by the fine-tuned backbone, like the queries
-        from pigeon.refine import build_refiner
-
         refine_config, geo.refiner = geo.refiner.config, None
         geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
     geo.save_pretrained(out_dir)

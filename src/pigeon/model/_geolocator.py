@@ -2,15 +2,17 @@
 
 A model folder holds ``config.json`` (backbone, head shapes, training config, the stages it has, versions),
 ``head.safetensors``, ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a regression head),
-``refiner/`` (:class:`pigeon.refine.Refiner`, when built), ``README.md`` (the model card), ``meta.json`` and the
-training record (``metrics.json``, ``train_log.jsonl``, ``curves.png``). Nothing is pickled.
+one sub-folder per artefact of the placing methods (``refiner/``: :class:`pigeon.refine.Refiner`, when built; see
+:mod:`pigeon.model.placers`), ``README.md`` (the model card), ``meta.json`` and the training record
+(``metrics.json``, ``train_log.jsonl``, ``curves.png``). Nothing is pickled.
 
-Prediction is a pipeline of stages: head (cell probabilities and auxiliary outputs) -> the most probable cells ->
-a placer (the cell centroid, the refiner, or the nearest gallery image) -> :func:`build_predictions`.
+Prediction is a pipeline of stages: head (cell probabilities and auxiliary outputs) -> a placer of the registry
+(the cell centroid, the refiner, the nearest gallery image...) -> :class:`Placement` -> :func:`build_predictions`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -25,9 +27,8 @@ from PIL import Image
 from pigeon._io import atomic_path, provenance, read_json, versions, write_json
 from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError
 from pigeon.model._aux import Standardiser
-from pigeon.model._prediction import (
-    METHODS, Placement, Prediction, build_predictions, cell_guess, place_by_centroid, top_cells,
-)
+from pigeon.model import placers
+from pigeon.model._prediction import Placement, Prediction, build_predictions
 from pigeon.model._views import pool_views, select_views
 from pigeon.model.layers import GeolocatorHead, HeadConfig
 
@@ -36,7 +37,6 @@ HEAD = "head.safetensors"
 CELLS = "cells"
 STANDARDISER = "standardiser.json"
 BACKBONE_WEIGHTS = "backbone.safetensors"
-REFINER = "refiner"
 MODEL_CARD = "README.md"
 META = "meta.json"
 _RETRAIN = "retrain it with 'pigeon train'"
@@ -95,11 +95,13 @@ class Geolocator:
         backbone: an already loaded backbone; by default loaded on first use from ``config["backbone"]``.
         backbone_weights: fine-tuned backbone parameters (the last block) laid over the registry weights.
         refiner: a :class:`pigeon.refine.Refiner` built on embeddings of this model's backbone.
+        artefacts: what the placing methods need, by artefact name (:func:`pigeon.model.placers.artefacts`).
     """
 
     def __init__(self, head: GeolocatorHead, cells, config: dict[str, Any],
                  standardiser: Standardiser | None = None, backbone=None,
-                 backbone_weights: dict[str, torch.Tensor] | None = None, refiner=None) -> None:
+                 backbone_weights: dict[str, torch.Tensor] | None = None, refiner=None,
+                 artefacts: dict[str, Any] | None = None) -> None:
         if head.cfg.n_cells != len(cells):
             raise InputError(f"the head predicts {head.cfg.n_cells} cells but the geocells have {len(cells)}; "
                              f"the model folder is inconsistent: {_RETRAIN}")
@@ -111,16 +113,17 @@ class Geolocator:
         self.standardiser = standardiser
         self.backbone_weights = backbone_weights
         self._backbone = backbone
-        self.refiner = None
-        if refiner is not None:
-            self.set_refiner(refiner)
+        self.artefacts: dict[str, Any] = {}
+        for name, value in {**(artefacts or {}), **({"refiner": refiner} if refiner is not None else {})}.items():
+            self.attach(name, value)
 
     # ----------------------------------------------------------------- folders
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Geolocator:
         """Load a model folder written by :meth:`save_pretrained` / ``pigeon train``, a bundled model name of
-        :data:`PRETRAINED` (e.g. ``"demo"``), or a model-hub id ``owner/name``. The refiner is loaded when the
-        folder has one."""
+        :data:`PRETRAINED` (e.g. ``"demo"``), or a model-hub id ``owner/name``. The artefacts of the placing
+        methods are loaded from their sub-folders: those ``config.json`` ``"stages"`` lists (a folder without that
+        entry: every known sub-folder there is)."""
         from safetensors.torch import load_file
 
         root = resolve_model_path(path)
@@ -146,19 +149,17 @@ class Geolocator:
             if not (root / BACKBONE_WEIGHTS).is_file():
                 raise ArtifactNotFoundError(root / BACKBONE_WEIGHTS, f"the fine-tuned backbone is missing; {_RETRAIN}")
             weights = load_file(str(root / BACKBONE_WEIGHTS))
-        refiner = None
-        if REFINER in config.get("stages", []) or (root / REFINER).is_dir():
-            from pigeon.refine import Refiner
-
-            refiner = Refiner.load(root / REFINER)
-        geo = cls(head, cells, config, standardiser, backbone_weights=weights, refiner=refiner)
+        stages = config.get("stages")
+        artefacts = {name: artefact.load(root / name) for name, artefact in placers.artefacts().items()
+                     if (name in stages if stages is not None else (root / name).is_dir())}
+        geo = cls(head, cells, config, standardiser, backbone_weights=weights, artefacts=artefacts)
         if device is not None:
             geo.to(device)
         return geo
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
-        """Write ``config.json``, ``head.safetensors``, ``cells/``, ``standardiser.json``, ``refiner/``, the model
-        card ``README.md`` and ``meta.json``."""
+        """Write ``config.json``, ``head.safetensors``, ``cells/``, ``standardiser.json``, one sub-folder per
+        artefact (``refiner/``), the model card ``README.md`` and ``meta.json``."""
         from safetensors.torch import save_file
 
         from pigeon.model._card import write_model_card
@@ -168,6 +169,7 @@ class Geolocator:
         self.config["head"] = self.head.cfg.to_dict()
         self.config["versions"] = versions()
         self.config["stages"] = self.stages
+        self.config["methods"] = self.methods
         with atomic_path(root / HEAD) as tmp:
             save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(tmp))
         self.cells.save(root / CELLS)
@@ -178,8 +180,9 @@ class Geolocator:
         if self.backbone_weights:
             with atomic_path(root / BACKBONE_WEIGHTS) as tmp:
                 save_file({k: v.contiguous() for k, v in self.backbone_weights.items()}, str(tmp))
-        if self.refiner is not None:
-            self.refiner.save(root / REFINER)
+        known = placers.artefacts()
+        for name, value in self.artefacts.items():
+            known[name].save(value, root / name)
         write_json(root / CONFIG, self.config)
         write_json(root / META, provenance("model", {k: v for k, v in self.config.items() if k != "versions"}))
         write_model_card(self, root / MODEL_CARD)
@@ -207,8 +210,13 @@ class Geolocator:
 
     @property
     def stages(self) -> list[str]:
-        """The prediction stages this model has: ``head`` always, ``refiner`` when built."""
-        return ["head"] + ([REFINER] if self.refiner is not None else [])
+        """The prediction stages this model has: ``head`` always, then each artefact it holds (``refiner``)."""
+        return ["head"] + [name for name in placers.artefacts() if name in self.artefacts]
+
+    @property
+    def methods(self) -> list[str]:
+        """The placing methods this model can use (those whose artefacts it holds), in registry order."""
+        return placers.methods_with(self.artefacts)
 
     @property
     def backbone_id(self) -> str:
@@ -223,27 +231,31 @@ class Geolocator:
             digest.update(self.backbone_weights[key].detach().cpu().contiguous().numpy().tobytes())
         return f"{name}@finetuned-{digest.hexdigest()[:12]}"
 
+    def attach(self, name: str, value: Any) -> None:
+        """Attach the artefact ``name`` of the placing methods, checking it fits this model (backbone, cells...)."""
+        known = placers.artefacts()
+        if name not in known:
+            from pigeon.errors import UnknownNameError
+
+            raise UnknownNameError("artefact", name, known, hint="no registered placing method needs it")
+        known[name].check(self, value)
+        self.artefacts[name] = value
+
     def set_refiner(self, refiner) -> None:
         """Attach a :class:`pigeon.refine.Refiner`, checking it fits this model (backbone, size, cells)."""
-        fix = "rebuild it with 'pigeon refine build MODEL --manifest TRAIN' for this model"
-        if refiner.dim != self.head.cfg.in_dim:
-            raise InputError(f"the refiner holds {refiner.dim}-d embeddings but the model's backbone gives "
-                             f"{self.head.cfg.in_dim}-d ones; " + fix)
-        if refiner.n_cells != self.n_cells:
-            raise InputError(f"the refiner was built for {refiner.n_cells} cells but the model has "
-                             f"{self.n_cells}; " + fix)
-        self.check_refine_config(refiner.config)
-        if refiner.backbone is not None and refiner.backbone != self.backbone_id:
-            raise InputError(f"the refiner was built with backbone {refiner.backbone!r} but the model uses "
-                             f"{self.backbone_id!r}; " + fix)
-        self.refiner = refiner
+        self.attach("refiner", refiner)
 
-    def check_refine_config(self, config) -> None:
-        """Refuse refinement settings that cannot work with this model (before any work is done)."""
-        config.validate()
-        if config.top_k > self.n_cells:
-            raise InputError(f"the refiner's top_k {config.top_k} exceeds the model's {self.n_cells} cells; "
-                             f"use --top-k {self.n_cells} or fewer")
+    @property
+    def refiner(self):
+        """The retrieval refiner (:class:`pigeon.refine.Refiner`) of ``refine`` and ``knn``, or None."""
+        return self.artefacts.get("refiner")
+
+    @refiner.setter
+    def refiner(self, refiner) -> None:
+        if refiner is None:
+            self.artefacts.pop("refiner", None)
+        else:
+            self.set_refiner(refiner)
 
     @property
     def backbone(self):
@@ -291,14 +303,15 @@ class Geolocator:
         return result
 
     def resolve_method(self, method: str | None) -> str:
-        """``None`` -> ``"refine"`` when the model has a refiner, else ``"cell"``; checks the name."""
+        """The placing method to use: ``None`` -> the model's default (``refine`` with a refiner, else ``cell``);
+        a name is checked against the registry (unknown: the closest names) and against what the model holds."""
         if method is None:
-            return "refine" if self.refiner is not None else "cell"
-        if method not in METHODS:
-            raise InputError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-        if method in ("refine", "knn") and self.refiner is None:
-            raise InputError(f"method {method!r} needs a refiner and this model has none; build one with "
-                             "'pigeon refine build MODEL --manifest TRAIN --embeddings EMB'")
+            return placers.default_method(self.artefacts)
+        placer = placers.get_placer(method)
+        missing = [a for a in placer.needs if a.name not in self.artefacts]
+        if missing:
+            raise InputError(f"method {method!r} needs a {missing[0].name} and this model has none; build one with "
+                             f"'{missing[0].build_hint}'")
         return method
 
     def predict_embeddings(self, X: np.ndarray, top_k: int = 5, method: str | None = None) -> list[Prediction]:
@@ -307,39 +320,30 @@ class Geolocator:
         Args:
             X: embeddings made with the model's backbone.
             top_k: candidates per prediction.
-            method: ``"cell"`` (the top cell's centroid), ``"refine"`` (retrieval refinement inside the top
-                cells) or ``"knn"`` (the nearest gallery image); default: ``"refine"`` when the model has a
-                refiner, else ``"cell"``.
+            method: a placing method of :data:`pigeon.model.placers.METHODS` the model can use (see
+                :attr:`methods`): ``"cell"`` (the top cell's centroid), ``"refine"`` (retrieval refinement inside
+                the top cells), ``"knn"`` (the nearest gallery image)...; default: :meth:`resolve_method`.
         """
+        out, placement = self._forward_and_place(X, top_k, method)
+        aux = [self._aux(out, n) for n in range(len(placement.cells))]
+        return build_predictions(placement, self.cells, aux, top_k)
+
+    def place_embeddings(self, X: np.ndarray, top_k: int = 5, method: str | None = None) -> Placement:
+        """The placer stage as arrays: the :class:`Placement` of each row of ``X`` (candidates best first, their
+        locations and the placer's probabilities, and the head's probability of every cell in ``cell_probs``)."""
+        return self._forward_and_place(X, top_k, method)[1]
+
+    def _forward_and_place(self, X: np.ndarray, top_k: int,
+                           method: str | None) -> tuple[dict[str, np.ndarray], Placement]:
+        """The head's outputs and the chosen placer's :class:`Placement`."""
         if top_k < 1:
             raise InputError(f"top_k must be >= 1, got {top_k}")
         method = self.resolve_method(method)
         X = self._check_embeddings(X)
         out = self.forward_embeddings(X)
         probs = out["probs"]
-        placement = self._place(X, probs, method, min(top_k, self.n_cells))
-        aux = [self._aux(out, n) for n in range(len(probs))]
-        return build_predictions(probs, placement, self.cells.centroids, self.cells, aux, top_k)
-
-    def _place(self, X: np.ndarray, probs: np.ndarray, method: str, k: int) -> Placement:
-        """The placer stage: candidate cells (best first) and a location for each."""
-        centroids = self.cells.centroids
-        if method == "knn":
-            rows, _ = self.refiner.nearest(X, k)
-            gallery = self.refiner.gallery
-            latlon = np.stack([gallery["lat"].to_numpy()[rows], gallery["lon"].to_numpy()[rows]], axis=-1)
-            return Placement(gallery["cell"].to_numpy()[rows], latlon, "knn", np.ones(len(X), bool))
-        if method == "cell":
-            return place_by_centroid(top_cells(probs, k), centroids)
-        K = min(self.refiner.config.top_k, self.n_cells)
-        cands = top_cells(probs, max(k, K))
-        head_guess = cell_guess(centroids, cands[:, 0])
-        rows = np.arange(len(X))[:, None]
-        result = self.refiner.refine(X, cands[:, :K], probs[rows, cands[:, :K]], head_guess)
-        ranked = np.concatenate([np.take_along_axis(cands[:, :K], result.order, axis=1), cands[:, K:]], axis=1)
-        latlon = cell_guess(centroids, ranked)
-        latlon[:, 0] = np.column_stack([result.lat, result.lon])
-        return Placement(ranked, latlon, "refine", result.refined)
+        placement = placers.get_placer(method).place(self, X, probs, min(top_k, self.n_cells))
+        return out, dataclasses.replace(placement, method=method, cell_probs=probs)
 
     def _check_embeddings(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float32)
@@ -374,12 +378,12 @@ class Geolocator:
         Raises:
             InputError: an image cannot be read (see :meth:`predict` with ``return_errors=True`` to skip it).
         """
-        X, _, _ = self._embed_locations(_locations(images), batch_size, skip=False)
+        X, _, _ = self.embed_locations(_locations(images), batch_size, skip=False)
         return X
 
-    def _embed_locations(self, locations: list[list[ImageLike]], batch_size: int,
-                         skip: bool) -> tuple[np.ndarray, np.ndarray, list[tuple[int, Any, PigeonError]]]:
-        """Pooled embeddings of the locations that have a readable view.
+    def embed_locations(self, locations: list[list[ImageLike]], batch_size: int = 32,
+                        skip: bool = False) -> tuple[np.ndarray, np.ndarray, list[tuple[int, Any, PigeonError]]]:
+        """Pooled embeddings of the locations (each a list of views) that have a readable view.
 
         Returns:
             ``(X, ok, failures)``: X (n_ok, D) for the locations where ``ok`` (N,) is True, and one
@@ -421,7 +425,7 @@ class Geolocator:
         """
         locations = _locations(images)
         method = self.resolve_method(method)
-        X, ok, failures = self._embed_locations(locations, batch_size, skip=return_errors)
+        X, ok, failures = self.embed_locations(locations, batch_size, skip=return_errors)
         preds = iter(self.predict_embeddings(X, top_k=top_k, method=method) if len(X) else [])
         errors = {i: exc for i, _, exc in failures}
         return [next(preds) if ok[i] else errors[i] for i in range(len(locations))]

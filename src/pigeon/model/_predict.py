@@ -15,8 +15,9 @@ from pigeon.errors import InputError
 from pigeon.model._geolocator import Geolocator
 from pigeon.model._views import location_embeddings
 
-#: Columns of a predictions table: one row per (id, rank); rank 1 is the guess.
-PREDICTION_COLUMNS = ("id", "rank", "lat", "lon", "prob", "cell", "country", "admin1", "refined")
+#: Columns of a predictions table: one row per (id, rank); rank 1 is the guess. ``prob`` is the placing method's
+#: probability of the candidate, ``cell_prob`` the head's probability of its cell.
+PREDICTION_COLUMNS = ("id", "rank", "lat", "lon", "prob", "cell_prob", "cell", "country", "admin1", "refined")
 #: Columns of the failures table (:func:`predict_manifest` ``.attrs["failures"]``).
 FAILURE_COLUMNS = ("id", "image", "error")
 
@@ -32,7 +33,8 @@ def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: 
             embedding the images (much faster); rows missing from it are an error.
         top_k: rows per id.
         batch_size: locations embedded per step when reading images.
-        method: ``"cell"``, ``"refine"`` or ``"knn"`` (see :meth:`Geolocator.predict_embeddings`).
+        method: a placing method of the model (``"cell"``, ``"refine"``, ``"knn"``...; see
+            :meth:`Geolocator.predict_embeddings`).
         skip_errors: leave unreadable images out (a location none of whose views can be read gets no rows)
             instead of stopping at the first one.
 
@@ -43,7 +45,7 @@ def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: 
     method = geo.resolve_method(method)
     X, kept, failures = manifest_embeddings(geo, df, embeddings, batch_size=batch_size, skip_errors=skip_errors)
     preds = geo.predict_embeddings(X, top_k=top_k, method=method) if len(X) else []
-    rows = [(i, rank, c.lat, c.lon, c.prob, c.cell, c.country, c.admin1, p.refined)
+    rows = [(i, rank, c.lat, c.lon, c.prob, c.cell_prob, c.cell, c.country, c.admin1, p.refined)
             for i, p in zip(kept, preds) for rank, c in enumerate(p.top_k, start=1)]
     table = pd.DataFrame(rows, columns=list(PREDICTION_COLUMNS))
     table.attrs["failures"] = failures
@@ -82,7 +84,7 @@ def manifest_embeddings(geo: Geolocator, df: pd.DataFrame, embeddings=None, *, b
             task = bar.add_task("embedding images", total=sum(len(v) for v in views), info="")
             for lo in range(0, len(views), batch_size):
                 chunk = views[lo:lo + batch_size]
-                X_part, ok, bad = geo._embed_locations(chunk, batch_size=32, skip=skip_errors)
+                X_part, ok, bad = geo.embed_locations(chunk, batch_size=32, skip=skip_errors)
                 parts.append(X_part)
                 kept.append(ids[lo:lo + batch_size][ok])
                 failures += [(ids[lo + i], str(image), str(exc)) for i, image, exc in bad]

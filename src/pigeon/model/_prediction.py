@@ -1,7 +1,8 @@
 """What a prediction is, and the one place that builds it from the pipeline's stages.
 
-Stages: head (cell probabilities) -> candidates (the most probable cells) -> placer (the cell centroid, the
-refiner or the nearest gallery image) -> :func:`build_predictions`.
+Stages: head (cell probabilities) -> a placer of :mod:`pigeon.model.placers` (the cell centroid, the refiner, the
+nearest gallery image...) -> :class:`Placement` (candidates with locations and probabilities) ->
+:func:`build_predictions`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from typing import Any
 
 import numpy as np
 
-#: How a guess is placed: the top cell's centroid, retrieval refinement inside the top cells, or the location
-#: of the nearest gallery image over the whole gallery (the retrieval baseline).
-METHODS = ("cell", "refine", "knn")
-
 
 @dataclass
 class Candidate:
-    """One candidate place of a prediction: a cell with the head's probability and a location in it."""
+    """One candidate place of a prediction.
+
+    Attributes:
+        cell: the geocell the candidate lies in.
+        prob: the placer's probability of this candidate (:attr:`Placement.probs`); candidates are in its order.
+        lat, lon: the candidate's location, degrees.
+        country, admin1: the cell's country (ISO alpha-2) and first-level region.
+        cell_prob: the head's own probability of :attr:`cell` (equal to ``prob`` for the ``cell`` method).
+    """
 
     cell: int
     prob: float
@@ -26,6 +31,7 @@ class Candidate:
     lon: float
     country: str | None = None
     admin1: str | None = None
+    cell_prob: float = float("nan")
 
 
 @dataclass
@@ -34,11 +40,12 @@ class Prediction:
 
     Attributes:
         lat, lon: the guess, degrees (``top_k[0]``'s location).
-        confidence: the head's probability of the guessed cell, in [0, 1].
+        confidence: the head's probability of the guessed cell, in [0, 1] (``top_k[0].cell_prob``; not
+            calibrated).
         cell: the guessed cell.
-        top_k: candidates, best first: cells with the head's probability and a location (the centroid, or the
-            refined location for the guessed cell; the neighbours' locations for ``method="knn"``).
-        method: how the guess was placed (see :data:`METHODS`).
+        top_k: candidates, best first, each with a location and the placer's probability (``prob``), plus the
+            head's probability of its cell (``cell_prob``).
+        method: how the guess was placed (a name of :data:`pigeon.model.placers.METHODS`).
         refined: whether the guess came from retrieval (a gallery location) rather than a cell centroid.
         cell_lat, cell_lon: the head's own guess, the centroid of its most probable cell.
         aux: auxiliary predictions when the model has those heads: ``climate`` (Köppen class and prob),
@@ -108,38 +115,50 @@ def cell_guess(centroids: np.ndarray, cells: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Placement:
-    """What the placer stage decides for N locations.
+    """What a placer decides for N locations: M candidates each, best first, with locations and probabilities.
+
+    This is the interface between placing and everything after it (predictions, posteriors, calibration): any
+    placer gives the same arrays, so a consumer needs no knowledge of the method.
 
     Attributes:
-        cells: (N, M) candidate cells, best first (rank 1 is the guess).
-        latlon: (N, M, 2) location of each candidate.
-        method: the placing method.
-        refined: (N,) whether the guess came from the gallery.
+        cells: (N, M) int, the cell of each candidate (rank 0 is the guess).
+        latlon: (N, M, 2) float64, the location (lat, lon) of each candidate.
+        probs: (N, M) float64, the placer's probability of each candidate, non-increasing along M. For cell-based
+            placers the candidates are distinct cells and ``probs`` their (refined) probability, part of a
+            distribution over all cells; for point placers (``knn``) it is a distribution over gallery points.
+            Each placer documents its rule (see :mod:`pigeon.model.placers`).
+        refined: (N,) bool, whether the guess came from a gallery rather than a cell centroid.
+        method: the placer's name (filled in by the geolocator).
+        cell_probs: (N, C) the head's probability of every cell (filled in by the geolocator).
     """
 
     cells: np.ndarray
     latlon: np.ndarray
-    method: str
+    probs: np.ndarray
     refined: np.ndarray
+    method: str = ""
+    cell_probs: np.ndarray | None = None
 
 
-def place_by_centroid(candidates: np.ndarray, centroids: np.ndarray) -> Placement:
-    """The head alone: candidates in the head's order, each at its cell's centroid."""
-    return Placement(candidates, cell_guess(centroids, candidates), "cell", np.zeros(len(candidates), bool))
+def place_by_centroid(candidates: np.ndarray, centroids: np.ndarray, probs: np.ndarray) -> Placement:
+    """The head alone: candidates in the head's order, each at its cell's centroid with the head's probability."""
+    cand_probs = np.take_along_axis(np.asarray(probs, np.float64), candidates, axis=1)
+    return Placement(candidates, cell_guess(centroids, candidates), cand_probs, np.zeros(len(candidates), bool))
 
 
-def build_predictions(probs: np.ndarray, placement: Placement, centroids: np.ndarray, cells,
-                      aux: list[dict[str, Any]], top_k: int) -> list[Prediction]:
-    """One :class:`Prediction` per row from the head's probabilities and the placer's decision."""
+def build_predictions(placement: Placement, cells, aux: list[dict[str, Any]], top_k: int) -> list[Prediction]:
+    """One :class:`Prediction` per row from a :class:`Placement` that carries the head's cell probabilities."""
+    probs = placement.cell_probs
     table = cells.table
-    head_guess = cell_guess(centroids, probs.argmax(axis=1))
+    head_guess = cell_guess(cells.centroids, probs.argmax(axis=1))
     preds = []
     for n in range(len(probs)):
-        cands = [Candidate(int(c), float(probs[n, c]), float(lat), float(lon), cell_text(table, "country", c),
-                           cell_text(table, "admin1", c))
-                 for c, (lat, lon) in zip(placement.cells[n, :top_k], placement.latlon[n, :top_k])]
+        cands = [Candidate(int(c), float(q), float(lat), float(lon), cell_text(table, "country", c),
+                           cell_text(table, "admin1", c), float(probs[n, c]))
+                 for c, q, (lat, lon) in zip(placement.cells[n, :top_k], placement.probs[n, :top_k],
+                                             placement.latlon[n, :top_k])]
         best = cands[0]
-        preds.append(Prediction(best.lat, best.lon, best.prob, best.cell, cands, placement.method,
+        preds.append(Prediction(best.lat, best.lon, best.cell_prob, best.cell, cands, placement.method,
                                 bool(placement.refined[n]), float(head_guess[n, 0]), float(head_guess[n, 1]),
                                 aux[n], probs[n], cells))
     return preds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -15,8 +16,10 @@ from pigeon.errors import InputError
 from pigeon.model._aux import aux_targets
 from pigeon.engine import CHECKPOINT_DIR
 from pigeon.model._fit import TrainConfig, fit_head
+from pigeon.model._build import build_artefacts, plan_artefacts
 from pigeon.model._geolocator import CONFIG, Geolocator
 from pigeon.model._views import StoreRows
+from pigeon.model.placers import TrainingData
 
 if TYPE_CHECKING:
     from pigeon.refine import RefineConfig
@@ -51,8 +54,8 @@ def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 
 
 def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir: str | os.PathLike,
-          config: TrainConfig | None = None, *, refine: RefineConfig | Literal[False] | None = None,
-          preset: str | None = None,
+          config: TrainConfig | None = None, *, methods: Sequence[str] | None = None,
+          refine: RefineConfig | Literal[False] | None = None, preset: str | None = None,
           resume: bool = False, overwrite: bool = False) -> Geolocator:
     """Train a geolocator on cached embeddings and write its model folder.
 
@@ -65,35 +68,31 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         embeddings: a :class:`pigeon.embed.Embeddings` or its folder (rows that failed to embed are skipped).
         out_dir: the model folder to write.
         config: a :class:`TrainConfig` (default: the preset's).
-        refine: a :class:`pigeon.refine.RefineConfig` to build the refiner with from the training rows and their
-            embeddings (default: the preset's); ``False`` builds none.
+        methods: placing methods (:data:`pigeon.model.placers.METHODS`) to build the artefacts of from the
+            training rows and their embeddings (default: the registry's default artefacts: the refiner).
+        refine: the :class:`pigeon.refine.RefineConfig` of the refiner (default: the preset's); ``False`` builds
+            no refiner (an alias kept from before ``methods``).
         preset: ``"streetview"`` or ``"photo"`` (:mod:`pigeon.presets`), recorded in the model's config.
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace an existing model folder.
 
     Under ``torchrun --nproc-per-node N -m pigeon train ...`` each process trains on its share of the embeddings
-    (see :func:`fit_head`); rank 0 then builds the refiner and writes the model folder while the others wait, and
+    (see :func:`fit_head`); rank 0 then builds the artefacts (the refiner) and writes the model folder while the others wait, and
     every process returns the saved model.
 
     Returns:
         The trained :class:`Geolocator` (also saved in ``out_dir``).
     """
     from pigeon.presets import resolve
-    from pigeon.refine import RefineConfig, Refiner
 
     config = (config or resolve(TrainConfig, "train", preset)).validate()
-    if refine is None:
-        refine = resolve(RefineConfig, "refine", preset)
-    if refine is not False:
-        refine.validate()
     out_dir = Path(out_dir)
     if not resume and not overwrite and ((out_dir / CONFIG).exists() or (out_dir / CHECKPOINT_DIR).exists()):
         raise InputError(f"{out_dir} already holds a model; pass --overwrite to replace it or --resume to continue")
     df, cells, emb = load_inputs(manifest, cells, embeddings)
-    if refine is not False and refine.top_k > len(cells):
-        raise InputError(f"the refiner would choose among the top {refine.top_k} cells but there are only "
-                         f"{len(cells)}; train with --no-refine, then 'pigeon refine build MODEL --top-k "
-                         f"{len(cells)} ...'")
+    plan = plan_artefacts(methods, len(cells), {"refiner": refine or None}, preset)  # checked before any work
+    if refine is False:
+        plan.pop("refiner", None)
     train_df, val_df = split_rows(df)
     train_df = _embedded(train_df, emb, "training")
     val = None
@@ -123,9 +122,7 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     }
     model_config["best_validation"] = result.best
     geo = Geolocator(result.head, cells, model_config, result.standardiser)
-    if refine is not False:
-        geo.set_refiner(Refiner.build(X[:], coords, labels, len(cells), refine, ids=train_df["id"].to_numpy(),
-                                      backbone=geo.backbone_id))
+    build_artefacts(geo, TrainingData(train_df["id"].astype(str).to_numpy(), X, coords, labels, train_df), plan)
     geo.save_pretrained(out_dir)
     write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
                                    "best": result.best, "final": result.history[-1]})

@@ -1,9 +1,11 @@
 """Retrieval refinement over location clusters inside the top geocells (PIGEON's third contribution).
 
->>> from pigeon.refine import RefineConfig, build_refiner
->>> geo.set_refiner(build_refiner(geo, "train.parquet", "emb/", RefineConfig(top_k=5, temperature=1.6)))
->>> geo.predict("photo.jpg")[0].refined
-True
+>>> from pigeon.refine import RefineConfig, Refiner
+>>> refiner = Refiner.build(X, coords, cells, n_cells, RefineConfig(top_k=5, temperature=1.6))
+>>> refiner.refine(Q, candidates, probs, head_guess).cell
+
+A model's refiner is built from its training manifest by :func:`pigeon.model.build_refiner` (``pigeon refine
+build``); this package knows nothing of models (``pigeon.model`` imports it, never the other way round).
 
 Inside each cell the training locations are clustered with OPTICS on great-circle distances; a query scores each
 of the head's top-K cells by its most similar cluster, the cell with the highest ``p_cell * softmax(score / T)``
@@ -14,10 +16,9 @@ memory map or an embeddings store, :func:`read_index` memory-maps a saved one, :
 against exact search.
 """
 
-from pigeon.refine._build import build_refiner
 from pigeon.refine._config import METRICS, NOISE_POLICIES, SEARCHES, RefineConfig
 from pigeon.refine._index import build_index, read_index, recall_at_1, write_index
 from pigeon.refine._refiner import Refinement, Refiner
 
 __all__ = ["METRICS", "NOISE_POLICIES", "SEARCHES", "RefineConfig", "Refinement", "Refiner", "build_index",
-           "build_refiner", "read_index", "recall_at_1", "write_index"]
+           "read_index", "recall_at_1", "write_index"]

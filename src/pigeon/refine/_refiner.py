@@ -49,6 +49,9 @@ class Refinement:
         refined: (B,) whether the location came from the gallery.
         order: (B, K) the candidates (columns of the input) from best to worst by ``p_cell * p_refine``.
         gallery_row: (B,) position of the chosen member in :attr:`Refiner.gallery` (-1 where not refined).
+        probs: (B, K) the refined probability of each candidate (columns of the input), consistent with ``order``:
+            ``p_cell * softmax(score / T)`` renormalised over the K candidates; where the order is the head's (a
+            fallback to the top cell, or nothing refined), the head's probabilities renormalised over them.
     """
 
     cell: np.ndarray
@@ -57,6 +60,7 @@ class Refinement:
     refined: np.ndarray
     order: np.ndarray
     gallery_row: np.ndarray
+    probs: np.ndarray
 
 
 class Refiner:
@@ -287,10 +291,12 @@ class Refiner:
             raise InputError(f"query embeddings have {X.shape[1]} dims but the refiner's gallery {self.dim}; "
                              + _REBUILD + " with the model's backbone")
         candidates = np.asarray(candidates, np.int64)
+        probs = np.asarray(probs, np.float64)
         Q = prepare(X, self.config.metric)
         scores = self.cell_scores(Q, candidates)
-        combined = np.asarray(probs, np.float64) * _softmax(scores.astype(np.float64) / T)
+        combined = probs * _softmax(scores.astype(np.float64) / T)
         order = np.argsort(-combined, axis=1, kind="stable")
+        head_order = np.zeros(len(Q), bool)
         pick = order[:, 0]
         has_any = np.isfinite(scores).any(axis=1)
         cell = candidates[np.arange(len(Q)), pick]
@@ -304,12 +310,14 @@ class Refiner:
                 lat, lon = self._row_latlon(row)
                 first = np.argsort(np.where(np.arange(candidates.shape[1]) == 0, 0, 1), kind="stable")
                 order[far] = first  # the top cell first, then the others in the head's order
+                head_order |= far
         refined = row >= 0
         lat = np.where(refined, lat, head_guess[:, 0])
         lon = np.where(refined, lon, head_guess[:, 1])
         cell = np.where(refined, cell, candidates[:, 0])
         order[~refined] = np.arange(candidates.shape[1])
-        return Refinement(cell, lat, lon, refined, order, row)
+        head_order |= ~refined
+        return Refinement(cell, lat, lon, refined, order, row, _refined_probs(probs, combined, head_order))
 
     def _locate(self, Q: np.ndarray, cell: np.ndarray) -> np.ndarray:
         """Gallery row of the nearest member of the best cluster of ``cell`` (-1: the cell has no cluster)."""
@@ -337,6 +345,13 @@ class Refiner:
         X = np.asarray(X, np.float32).reshape(-1, self.dim)
         scores, rows = self._search("gallery", prepare(X, self.config.metric), min(k, len(self)))
         return rows, scores
+
+
+def _refined_probs(probs: np.ndarray, combined: np.ndarray, head_order: np.ndarray) -> np.ndarray:
+    """Each row of ``combined`` (``probs`` where ``head_order``) renormalised to sum to 1 over the candidates."""
+    weights = np.where(head_order[:, None], probs, combined)
+    total = weights.sum(axis=1, keepdims=True)
+    return np.divide(weights, total, out=np.zeros_like(weights), where=total > 0)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

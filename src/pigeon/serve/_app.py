@@ -19,12 +19,13 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pigeon.errors import PigeonError
 from pigeon.serve._batcher import MicroBatcher
 from pigeon.serve._config import ACCEPTED_FORMATS, ServeConfig
 from pigeon.serve._errors import RequestError
 from pigeon.serve._guard import KeyCheck, RateLimiter
 from pigeon.serve._inference import Query as ModelQuery
-from pigeon.serve._inference import model_can_refine, predict_queries
+from pigeon.serve._inference import model_can_refine, predict_queries, query_method
 from pigeon.serve._respond import Responder
 from pigeon.serve._schemas import (
     ErrorResponse, Health, Limits, PredictJSON, PredictResponse, ServiceInfo, StatsResponse,
@@ -98,12 +99,16 @@ class Service:
         """Seconds until the admitted requests are likely served."""
         return max(1, math.ceil(self.in_flight * self._seconds_per_image))
 
-    async def predict(self, request: Request, top_k: int, refine: bool | None, with_map: bool,
+    async def predict(self, request: Request, top_k: int, method: str | None, refine: bool | None, with_map: bool,
                       polygons: bool) -> PredictResponse:
         cfg = self.cfg
         start = time.perf_counter()
         client = self.keys.client_id(request.headers, request.client.host if request.client else None)
         self.limiter.check(client)
+        try:
+            method = query_method(self.geo, method, refine)
+        except PigeonError as exc:
+            raise RequestError(400, "bad_method", str(exc)) from None
         if not self.ready:
             raise RequestError(503, "not_ready", "the model is still loading; retry in a few seconds", retry_after=5)
         if polygons and self.responder.cap is not None:
@@ -121,7 +126,7 @@ class Service:
                 views = await asyncio.gather(*(loop.run_in_executor(self.decode_pool, decode_view, up, cfg)
                                                for up in uploads))
                 decode_ms = (time.perf_counter() - t_decode) * 1e3
-                served = await self.batcher.submit(ModelQuery([v.image for v in views], top_k, refine))
+                served = await self.batcher.submit(ModelQuery([v.image for v in views], top_k, method))
         except TimeoutError:
             raise RequestError(503, "timeout", f"the request took longer than this server's {cfg.request_timeout_s:g} "
                                "s limit; retry later, or send fewer or smaller images",
@@ -140,6 +145,7 @@ class Service:
             model=self.model_name, backbone=str(self.geo.config.get("backbone")), n_cells=self.geo.n_cells,
             auth_required=cfg.auth_required, precision_km=cfg.max_precision_km,
             cell_polygons=self.responder.cap is None, refiner=model_can_refine(self.geo),
+            methods=self.geo.methods, default_method=self.geo.resolve_method(None),
             limits=Limits(max_views=cfg.max_views, max_image_bytes=cfg.max_image_bytes, max_pixels=cfg.max_pixels,
                           max_top_k=cfg.max_top_k, accepted_formats=list(ACCEPTED_FORMATS),
                           rate_limit_per_minute=cfg.rate_limit_per_minute, request_timeout_s=cfg.request_timeout_s),
@@ -204,15 +210,17 @@ def create_app(geo, config: ServeConfig | None = None, model_name: str = "model"
     async def predict(
         request: Request,
         top_k: int = Query(5, ge=1, le=cfg.max_top_k, description="candidates to return"),
-        refine: bool | None = Query(None, description="retrieval refinement: on by default when the model has a "
-                                    "refiner; false gives the head's cell centroid; no effect without a refiner"),
+        method: str | None = Query(None, max_length=64, description="placing method, one of the model's "
+                                   "(GET /v1/info: methods); default: its default_method"),
+        refine: bool | None = Query(None, description="older alias: false means method=cell; true or absent, the "
+                                    "model's default method"),
         map: bool = Query(False, description="add the probability map (GeoJSON points)"),  # noqa: A002
         polygons: bool = Query(False, description="with map: every cell polygon too (large; not on a server with "
                                "a precision cap)"),
     ) -> PredictResponse:
         """Where was this taken? Send 1 to 4 views of one place (multipart field `files`, or JSON base64)."""
         svc.stats.received()
-        return await svc.predict(request, top_k, refine, map, polygons)
+        return await svc.predict(request, top_k, method, refine, map, polygons)
 
     @app.get("/v1/stats", response_model=StatsResponse, tags=["statistics"], dependencies=protected,
              responses=_ERRORS)

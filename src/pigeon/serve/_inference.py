@@ -2,8 +2,8 @@
 
 Each request is one place (1..max_views views). The views of all requests go through a single
 :meth:`Geolocator.embed` call, which averages the views of each place by the model's own rule; the embeddings
-then go through :meth:`Geolocator.predict_embeddings` once per distinct placing method (``refine`` true/false),
-with the largest ``top_k`` asked for, and each request keeps its own ``top_k``.
+then go through :meth:`Geolocator.predict_embeddings` once per distinct placing method (``method=``, a name of the
+placer registry), with the largest ``top_k`` asked for, and each request keeps its own ``top_k``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from pigeon.errors import InputError, UnknownNameError
+
 
 @dataclass(frozen=True)
 class Query:
@@ -21,7 +23,7 @@ class Query:
 
     views: Sequence[Image.Image]
     top_k: int
-    refine: bool | None = None
+    method: str | None = None
 
 
 def model_can_refine(geo) -> bool:
@@ -29,16 +31,29 @@ def model_can_refine(geo) -> bool:
     return geo.refiner is not None
 
 
-def method_of(geo, refine: bool | None) -> str:
-    """The model's placing method for a request: refine unless asked not to (and only with a refiner)."""
-    return "refine" if refine is not False and model_can_refine(geo) else "cell"
+def query_method(geo, method: str | None, refine: bool | None = None) -> str:
+    """The placing method of a request: ``method=`` (a method of the model, see ``/v1/info``), else the older
+    ``refine=`` alias (false: ``cell``; true or absent: the model's default, which is ``cell`` without a refiner).
+
+    Raises:
+        InputError: an unknown method (with the closest names), one the model lacks, or a contradiction.
+    """
+    if method is None:
+        return "cell" if refine is False else geo.resolve_method(None)
+    if refine is False and method != "cell":
+        raise InputError(f"refine=false means method=cell; it contradicts method={method}: drop one of them")
+    from pigeon.model.placers import METHODS
+
+    if method not in METHODS:
+        raise UnknownNameError("placing method", method, geo.methods, hint="GET /v1/info lists the model's methods")
+    return geo.resolve_method(method)
 
 
 def predict_queries(geo, queries: Sequence[Query]) -> list:
     """One :class:`pigeon.model.Prediction` per query, computed in one batch."""
     emb = geo.embed([list(q.views) for q in queries])
     preds: list = [None] * len(queries)
-    methods = [method_of(geo, q.refine) for q in queries]
+    methods = [q.method or geo.resolve_method(None) for q in queries]
     for method in dict.fromkeys(methods):
         idx = [i for i, m in enumerate(methods) if m == method]
         out = geo.predict_embeddings(emb[idx], top_k=max(queries[i].top_k for i in idx), method=method)

@@ -52,8 +52,9 @@ class Responder:
                           country=self.countries[pred.cell], region=self.regions[pred.cell])
             head = Guess(lat=round(pred.cell_lat, _ROUND), lon=round(pred.cell_lon, _ROUND), cell=head_cell,
                          country=self.countries[head_cell], region=self.regions[head_cell])
-            top = [Candidate(lat=round(c.lat, _ROUND), lon=round(c.lon, _ROUND), probability=c.prob, cell=c.cell,
-                             country=c.country, region=c.admin1) for c in pred.top_k]
+            top = [Candidate(lat=round(c.lat, _ROUND), lon=round(c.lon, _ROUND), probability=c.prob,
+                             cell_probability=c.cell_prob, cell=c.cell, country=c.country, region=c.admin1)
+                   for c in pred.top_k]
             prob_map = (pred.to_geojson() if polygons else self._cell_points(pred.probs)) if with_map else None
         else:
             lat, lon = self.cap.snap(pred.lat, pred.lon)
@@ -70,7 +71,7 @@ class Responder:
             prob_map = self._box_points(box_probs) if with_map else None
         return PredictResponse(
             guess=guess, confidence=float(pred.confidence), top_k=top, aux=pred.aux,
-            refined=pred.refined, head_guess=head, precision_km=self.precision_km, views=len(views),
+            method=pred.method, refined=pred.refined, head_guess=head, precision_km=self.precision_km, views=len(views),
             exif_gps=_truth(views, guess), probability_map=prob_map,
             timings=Timings(decode_ms=round(decode_ms, 2), queue_ms=round(served.queue_ms, 2),
                             model_ms=round(served.model_ms, 2), total_ms=round(total_ms, 2),

@@ -18,7 +18,11 @@ class PredictJSON(BaseModel):
 class Candidate(BaseModel):
     lat: float
     lon: float
-    probability: float = Field(..., ge=0, le=1)
+    probability: float = Field(..., ge=0, le=1, description="the placing method's probability of this candidate "
+                               "(candidates are in its order; on a server with a precision cap, the head's "
+                               "probability of the box)")
+    cell_probability: float | None = Field(None, ge=0, le=1, description="the geocell head's probability of the "
+                                           "candidate's cell (withheld with a precision cap)")
     cell: int | None = Field(None, description="geocell index; withheld on a server with a precision cap")
     country: str | None = Field(None, description="ISO 3166 alpha-2 code of the cell's country")
     region: str | None = Field(None, description="the cell's first-level administrative area")
@@ -55,6 +59,7 @@ class PredictResponse(BaseModel):
     top_k: list[Candidate]
     aux: dict[str, Any] = Field(default_factory=dict, description="auxiliary predictions when the model has "
                                 "those heads (climate, month, elevation_m, ...)")
+    method: str = Field("cell", description="the placing method that made the guess (GET /v1/info: methods)")
     refined: bool = Field(False, description="whether the guess came from retrieval refinement (a training "
                           "location inside the chosen cell) rather than a cell centroid")
     head_guess: Guess = Field(..., description="the geocell head's own guess: the centroid of its most probable "
@@ -117,5 +122,7 @@ class ServiceInfo(BaseModel):
     precision_km: float | None
     cell_polygons: bool = Field(..., description="whether GET /v1/cells serves the cell polygons")
     refiner: bool = Field(..., description="whether the model can refine (the refine parameter has an effect)")
+    methods: list[str] = Field(..., description="the placing methods this model can use (the method parameter)")
+    default_method: str = Field(..., description="the method used when none is named")
     limits: Limits
     intended_use: str
