@@ -36,6 +36,8 @@ STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report", "regio
 #: training rows closer than 905 km to a val/test row (view centres included) are left out. Two 640 km views
 #: overlap only when their centres are closer than 640 x sqrt(2) = 905 km, so no training view shows test ground.
 REGION_SPLIT = {"by": "region", "n_regions": 50, "buffer_km": 905.0}
+#: The placing methods whose artefacts the demo builds (the head's ``cell`` needs none; ``knn`` uses the refiner).
+DEMO_METHODS = ("refine", "geoclip")
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,13 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     log(f"[3/5] embeddings: {df['image'].map(len).sum()} views -> {paths['embeddings']}")
     emb = demo_embeddings(df, paths["embeddings"], backbone)
 
-    log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner -> {paths['model']}")
+    log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner, geoclip -> "
+        f"{paths['model']}")
     if (paths["model"] / "config.json").is_file():
         geo = Geolocator.from_pretrained(paths["model"])
     else:
         geo = train(df, cells, emb, paths["model"], TrainConfig(epochs=config.epochs, seed=config.seed),
-                    overwrite=True)
+                    methods=DEMO_METHODS, overwrite=True)
 
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
     runs = evaluate_methods(geo, train_df, test_df, emb, paths["report"], "random split",
@@ -216,7 +219,7 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
                                max_size=config.max_size, seed=config.seed)
         cells.save(out / "cells")
         geo = train(split_df, cells, emb, out / "model", TrainConfig(epochs=config.epochs, seed=config.seed),
-                    overwrite=True)
+                    methods=DEMO_METHODS, overwrite=True)
     runs = evaluate_methods(geo, train_df, test_df, emb, out / "report", "region held out",
                             {"demo": asdict(config), "split": info})
     return {**_by_role(runs, "region held out", method_reports(geo)), "runs": runs, "split": info}

@@ -81,3 +81,50 @@ def test_the_published_files_are_checked_and_renamed():
     assert set(_published.file_digests()) == set(_published.FILES)
     with pytest.raises(Exception, match="unexpected key"):
         _published._location_key("LocEnc0.extra.weight")
+
+
+@pytest.fixture(scope="module")
+def tiny_clip768(tmp_path_factory):
+    """A tiny random CLIP (text and vision towers) whose image projection is 768-d, as CLIP ViT-L/14's."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    torch.manual_seed(0)
+    config = CLIPConfig(projection_dim=768,
+                        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, vocab_size=99, bos_token_id=0, eos_token_id=2),
+                        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                           num_attention_heads=2, image_size=32, patch_size=8))
+    path = tmp_path_factory.mktemp("tiny_clip768")
+    CLIPModel(config).save_pretrained(path)
+    CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
+def test_the_image_path_end_to_end_matches_geoclip(tiny_clip768, tmp_path, monkeypatch):
+    """A photo through GeoCLIP.predict (the package's own model, with the tiny CLIP) and through pigeon's
+    Geolocator.predict (clip_image: backbone, published towers) gives the same top points and probabilities."""
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    import geoclip.model.image_encoder as image_encoder
+    from geoclip import GeoCLIP
+    from pigeon.backbones import load
+    from pigeon.model import Geolocator
+
+    # the tiny CLIP has no tokenizer: GeoCLIP only needs the processor's image half (transformers' PIL one)
+    monkeypatch.setattr(image_encoder.AutoProcessor, "from_pretrained",
+                        lambda path: AutoImageProcessor.from_pretrained(path, backend="pil"))
+    monkeypatch.setenv("PIGEON_CACHE_DIR", str(tmp_path / "cache"))
+    theirs = GeoCLIP(from_pretrained=True, clip_path=str(tiny_clip768)).eval()
+    gallery = _published.published_gallery()[::100_000 // N_GALLERY]
+    theirs.gps_gallery = torch.from_numpy(gallery).float()
+    photo = tmp_path / "kauai.png"
+    Image.open(_published.package_dir() / "images" / "Kauai.png").convert("RGB").save(photo)
+    gps, prob = theirs.predict(str(photo), 5)
+
+    geo = Geolocator.from_pretrained("geoclip", backbone=load(f"clip_image:{tiny_clip768}", device="cpu"),
+                                     gallery=gallery)
+    [pred] = geo.predict(str(photo), top_k=5, method="geoclip")
+    np.testing.assert_allclose([(c.lat, c.lon) for c in pred.top_k], gps.numpy(), atol=1e-4)
+    np.testing.assert_allclose([c.prob for c in pred.top_k], prob.numpy(), atol=1e-5)
+    assert pred.method == "geoclip" and pred.refined

@@ -33,9 +33,17 @@ def resolve_method_option(method: str | None, no_refine: bool) -> str | None:
     return method
 
 
+#: The options that take a model's parts from elsewhere (``pigeon predict`` and ``pigeon serve``).
+BACKBONE_HELP = ("The model's backbone from elsewhere, e.g. clip:LOCAL_DIR (the same network downloaded where the "
+                 "model hub is reachable; GeoCLIP's model needs openai/clip-vit-large-patch14).")
+GALLERY_HELP = ("A lat,lon file (CSV or Parquet) of the points the geoclip method places guesses on, instead of "
+                "the model's gallery (e.g. GeoCLIP's 100K MP-16 gallery).")
+
+
 @app.command("predict", cls=live_help(method=method_help))
 def predict_command(
-    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo')."),
+    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo'), a bundled model "
+                                 "(demo, geoclip) or a hub id."),
     images: list[Path] = typer.Argument(None, help="Image files; see --views for multi-view locations."),
     views: int = typer.Option(1, "--views", help="Consecutive IMAGEs that are the views of one location (e.g. 4)."),
     top_k: int = typer.Option(5, "--top-k", help="Candidate cells to list per location."),
@@ -51,6 +59,8 @@ def predict_command(
     no_refine: bool = typer.Option(False, "--no-refine", help="The head alone: same as --method cell."),
     strict: bool = typer.Option(False, "--strict", help="With --manifest: stop at the first unreadable image "
                                 "instead of listing it in the failures file."),
+    backbone: str = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    gallery: Path = typer.Option(None, "--gallery", help=GALLERY_HELP),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
 ) -> None:
     """Predict where photos were taken: the guess, top-k cells with places, confidence and climate/geodata.
@@ -59,6 +69,7 @@ def predict_command(
       pigeon predict model/ photo.jpg --top-k 5 --probability-map map.geojson
       pigeon predict model/ n.jpg e.jpg s.jpg w.jpg --views 4 --json
       pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv --method knn
+      pigeon predict geoclip photo.jpg --backbone clip:clip-vit-large-patch14/   (GeoCLIP's published model)
     """
     from pigeon.model import Geolocator
 
@@ -72,7 +83,7 @@ def predict_command(
     if manifest is not None:
         if out is None:
             raise InputError("--manifest needs an output file: add -o predictions.csv")
-        geo = Geolocator.from_pretrained(model, device=device)
+        geo = Geolocator.from_pretrained(model, device=device, backbone=backbone, gallery=gallery)
         _predict_manifest(geo, manifest, split, embeddings, out, top_k, geo.resolve_method(method), strict)
         return
     if views < 1 or len(images) % views:
@@ -82,7 +93,7 @@ def predict_command(
     if probability_map is not None and len(locations) != 1:
         raise InputError(f"--probability-map needs exactly one location, got {len(locations)}; "
                          "predict the images one location at a time")
-    geo = Geolocator.from_pretrained(model, device=device)
+    geo = Geolocator.from_pretrained(model, device=device, backbone=backbone, gallery=gallery)
     preds = geo.predict(locations, top_k=top_k, method=geo.resolve_method(method))
     if probability_map is not None:
         from pigeon._io import write_json

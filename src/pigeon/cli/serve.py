@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import app
+from pigeon.cli.predict import BACKBONE_HELP, GALLERY_HELP
 
 
 @app.command("serve")
 def serve_command(
-    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo'), or 'demo'."),
+    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo'), or a bundled model (demo, geoclip)."),
     host: str = typer.Option(None, "--host", help="Address to listen on [default: 127.0.0.1]. Anything but "
                              "loopback needs --api-key-file (or --no-auth)."),
     port: int = typer.Option(None, "--port", help="Port [default: 8000]."),
@@ -35,12 +36,15 @@ def serve_command(
     cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Allow browser calls from this origin "
                                           "(repeatable) [default: CORS off]."),
     threads: int = typer.Option(None, "--threads", help="Torch threads for the model [default: torch's]."),
+    backbone: str = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    gallery: Path = typer.Option(None, "--gallery", help=GALLERY_HELP),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
 ) -> None:
     """Serve a model: POST /v1/predict, GET /v1/stats, /healthz, /readyz, the map page at / and /docs.
 
     Examples:
       pigeon serve demo                                   # http://127.0.0.1:8000
+      pigeon serve geoclip --backbone clip:clip-vit-large-patch14/   # GeoCLIP's published model
       pigeon serve model/ --host 0.0.0.0 --api-key-file keys.txt --max-precision-km 25 --rate-limit 30
     """
     from pigeon.serve import ServeConfig, read_api_keys, serve
@@ -54,7 +58,7 @@ def serve_command(
     )
     from pigeon.model import Geolocator
 
-    geo = Geolocator.from_pretrained(model, device=device)
+    geo = Geolocator.from_pretrained(model, device=device, backbone=backbone, gallery=gallery)
     geo.backbone  # noqa: B018  load it now: a missing backbone is an error here, not on the first request
     typer.echo(f"serving {model} ({geo.n_cells} cells) on http://{config.host}:{config.port}  "
                f"[auth: {'API key' if config.auth_required else 'none'}, precision cap: "

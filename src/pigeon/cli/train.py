@@ -35,6 +35,26 @@ def parse_methods(methods: str | None, no_refine: bool) -> list[str] | None:
     return names
 
 
+def geoclip_config(methods: list[str] | None, seed: int | None, epochs: int | None, gallery: Path | None,
+                   scales: str | None):
+    """The geoclip method's build config from the ``--geoclip-*`` options (None when it is not built)."""
+    from pigeon.model.geoclip import GeoClipConfig
+
+    if methods is None or "geoclip" not in methods:
+        if any(v is not None for v in (epochs, gallery, scales)):
+            raise InputError("--geoclip-epochs / --geoclip-gallery / --geoclip-scales need --methods ...,geoclip")
+        return None
+    config = GeoClipConfig()
+    if scales is not None:
+        try:
+            sigmas = tuple(float(v) for v in scales.split(","))
+        except ValueError:
+            raise InputError(f"--geoclip-scales {scales!r}: give numbers separated by commas, e.g. 1,16,256") from None
+        config = config.replace(encoder=config.encoder.replace(sigmas=sigmas))
+    changes = {"epochs": epochs, "gallery": None if gallery is None else str(gallery), "seed": seed}
+    return config.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
+
+
 @app.command("train", cls=live_help(methods=methods_help))
 def train_command(
     manifest: Path = typer.Argument(..., help="Training manifest (.parquet or .csv); split column train/val/test."),
@@ -63,6 +83,13 @@ def train_command(
     climate_weight: float = typer.Option(None, "--climate-weight", help="Weight of the Köppen climate loss (2)."),
     month_weight: float = typer.Option(None, "--month-weight", help="Weight of the month loss (1)."),
     methods: str = typer.Option(None, "--methods", help="Placing methods to build (see pigeon.model.placers)."),
+    geoclip_epochs: int = typer.Option(None, "--geoclip-epochs", help="With --methods ...,geoclip: maximum epochs "
+                                       "of its location encoder (60; early stopping on the val median km)."),
+    geoclip_gallery: Path = typer.Option(None, "--geoclip-gallery", help="With --methods ...,geoclip: a lat,lon "
+                                         "file of the points it places guesses on (default: the training "
+                                         "locations)."),
+    geoclip_scales: str = typer.Option(None, "--geoclip-scales", help="With --methods ...,geoclip: the random "
+                                       "Fourier feature scales of its location encoder (1,16,256)."),
     no_refine: bool = typer.Option(False, "--no-refine", help="Do not build the retrieval refiner (same as "
                                    "--methods cell)."),
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Then fine-tune the backbone's last block "
@@ -97,8 +124,9 @@ def train_command(
         regression_weight=regression_weight, climate_weight=climate_weight, month_weight=month_weight,
         device=device,
     )
+    geoclip = geoclip_config(names, seed, geoclip_epochs, geoclip_gallery, geoclip_scales)
     geo = train(manifest, cells, embeddings, out, config, methods=names, preset=preset, resume=resume,
-                overwrite=overwrite)
+                overwrite=overwrite, artefact_configs={"geoclip": geoclip} if geoclip is not None else None)
     best = read_json(out / "metrics.json")["best"]
     heads = ", ".join(["geocell"] + [n for n in ("climate", "month", "regression") if getattr(geo.head, n) is not None])
     from pigeon.model.placers import artefacts

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -56,7 +56,8 @@ def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir: str | os.PathLike,
           config: TrainConfig | None = None, *, methods: Sequence[str] | None = None,
           refine: RefineConfig | Literal[False] | None = None, preset: str | None = None,
-          resume: bool = False, overwrite: bool = False) -> Geolocator:
+          artefact_configs: Mapping[str, Any] | None = None, resume: bool = False,
+          overwrite: bool = False) -> Geolocator:
     """Train a geolocator on cached embeddings and write its model folder.
 
     Args:
@@ -73,6 +74,8 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         refine: the :class:`pigeon.refine.RefineConfig` of the refiner (default: the preset's); ``False`` builds
             no refiner (an alias kept from before ``methods``).
         preset: ``"streetview"`` or ``"photo"`` (:mod:`pigeon.presets`), recorded in the model's config.
+        artefact_configs: build configs of other artefacts by name, e.g. ``{"geoclip": GeoClipConfig(epochs=20)}``
+            (default: each artefact's).
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace an existing model folder.
 
@@ -90,7 +93,8 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     if not resume and not overwrite and ((out_dir / CONFIG).exists() or (out_dir / CHECKPOINT_DIR).exists()):
         raise InputError(f"{out_dir} already holds a model; pass --overwrite to replace it or --resume to continue")
     df, cells, emb = load_inputs(manifest, cells, embeddings)
-    plan = plan_artefacts(methods, len(cells), {"refiner": refine or None}, preset)  # checked before any work
+    plan = plan_artefacts(methods, len(cells), {**(artefact_configs or {}), "refiner": refine or None},
+                          preset)  # checked before any work
     if refine is False:
         plan.pop("refiner", None)
     train_df, val_df = split_rows(df)
@@ -103,10 +107,26 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     aux = aux_targets(train_df)
     result = fit_head(X, coords, labels, cells.centroids, aux=aux, val=val, config=config,
                       out_dir=out_dir, resume=resume)
+    geo = Geolocator(result.head, cells, _model_config(preset, emb, X, cells, aux, result, config),
+                     result.standardiser)
+    data = TrainingData(train_df["id"].astype(str).to_numpy(), X, coords, labels, train_df,
+                        val=TrainingData(val_df["id"].astype(str).to_numpy(), *val, val_df) if val else None,
+                        work_dir=out_dir, resume=resume)
+    collective = {name: step for name, step in plan.items() if step[0].collective}
+    build_artefacts(geo, data, collective)  # trained by every process together
     if not is_main_process():  # rank 0 writes the model folder; the others load it once it is complete
         barrier()
         return Geolocator.from_pretrained(out_dir)
+    build_artefacts(geo, data, {name: step for name, step in plan.items() if name not in collective})
+    geo.save_pretrained(out_dir)
+    write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
+                                   "best": result.best, "final": result.history[-1]})
+    barrier()
+    return geo
 
+
+def _model_config(preset, emb, X, cells, aux, result, config: TrainConfig) -> dict[str, Any]:
+    """The ``config.json`` of a freshly trained model."""
     model_config: dict[str, Any] = {
         "kind": "geolocator",
         "preset": preset,
@@ -121,13 +141,7 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
                  "views_per_location": float(np.mean(emb.n_views))},
     }
     model_config["best_validation"] = result.best
-    geo = Geolocator(result.head, cells, model_config, result.standardiser)
-    build_artefacts(geo, TrainingData(train_df["id"].astype(str).to_numpy(), X, coords, labels, train_df), plan)
-    geo.save_pretrained(out_dir)
-    write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
-                                   "best": result.best, "final": result.history[-1]})
-    barrier()
-    return geo
+    return model_config
 
 
 def _embedded(df: pd.DataFrame, emb, what: str) -> pd.DataFrame:

@@ -10,7 +10,7 @@ Stage: model (imports nothing above :mod:`pigeon.model`). The placing method tha
 :mod:`pigeon.model.placers.geoclip`.
 """
 
-from pigeon.model.geoclip._build import TRAINING_LOCATIONS, build_geoclip
+from pigeon.model.geoclip._build import TRAINING_LOCATIONS, build_geoclip, training_pairs, use_gallery
 from pigeon.model.geoclip._encoder import (
     GEOCLIP_SHAPES, SF, EncoderConfig, FourierFeatures, GeoClipTowers, ImageProjection, LocationCapsule,
     LocationEncoder, equal_earth,
@@ -24,5 +24,5 @@ __all__ = [
     "GEOCLIP_SHAPES", "MAX_GALLERY_POINTS", "SF", "TRAINING_LOCATIONS", "ContrastiveTask", "EncoderConfig",
     "FourierFeatures", "GalleryHead", "GeoClip", "GeoClipConfig", "GeoClipFit", "GeoClipTowers", "ImageProjection",
     "LocationCapsule", "LocationEncoder", "build_geoclip", "cell_mass", "equal_earth", "feature_cache_dir",
-    "fit_geoclip", "read_gallery", "top_points",
+    "fit_geoclip", "read_gallery", "top_points", "training_pairs", "use_gallery",
 ]

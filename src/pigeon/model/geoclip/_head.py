@@ -38,3 +38,12 @@ class GalleryHead(nn.Module):
     def config_entry(self) -> dict:
         """What ``config.json`` records for this head."""
         return {"kind": KIND, **self.cfg.to_dict()}
+
+    def check_backbone(self, backbone):
+        """The backbone to use instead of the model's: GeoCLIP's published towers need CLIP ViT-L/14's image
+        features (``clip:DIR`` means ``clip_image:DIR``); anything else is a one-line error naming it."""
+        if not isinstance(self.geoclip.config.get("weights"), dict):
+            return backbone  # towers trained by pigeon: the model checks the embedding size
+        from pigeon.model.geoclip._published import check_published_backbone
+
+        return check_published_backbone(backbone)

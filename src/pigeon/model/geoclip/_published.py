@@ -126,12 +126,36 @@ def published_config(digests: dict[str, str]) -> dict[str, Any]:
             "licence": LICENCE}
 
 
-def check_backbone_config(spec: str, vision: dict[str, Any]) -> None:
-    """Refuse a CLIP whose vision config is not ViT-L/14 at 224 px, naming the one GeoCLIP needs."""
+def check_published_backbone(backbone):
+    """``backbone`` as GeoCLIP's towers can use it: a loaded backbone giving 768-d features, or the name of CLIP
+    ViT-L/14 (``clip:DIR`` or ``clip_image:DIR`` with a local folder, or the hub id) as ``clip_image:...``."""
+    if not isinstance(backbone, str):
+        if backbone.embed_dim != 768:
+            raise InputError(f"{BACKBONE_NEEDED}; backbone {backbone.name!r} gives {backbone.embed_dim}-d embeddings")
+        return backbone
+    scheme, _, spec = backbone.partition(":")
+    if scheme not in ("clip", "clip_image") or not spec:
+        raise InputError(f"{BACKBONE_NEEDED}; got {backbone!r}: pass --backbone clip:DIR with a local folder of "
+                         "openai/clip-vit-large-patch14")
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        from pigeon._io import read_json
+
+        config = read_json(folder / "config.json", hint="pass a folder saved with save_pretrained")
+        _check_vision(backbone, config.get("vision_config", config), config.get("projection_dim"))
+    elif spec != BACKBONE.split(":", 1)[1]:
+        raise InputError(f"{BACKBONE_NEEDED}; {spec!r} is neither that hub id nor a local folder")
+    return f"clip_image:{spec}"
+
+
+def _check_vision(name: str, vision: dict[str, Any], projection: int | None) -> None:
+    """Refuse a CLIP whose vision tower is not ViT-L/14 at 224 px, naming the one GeoCLIP needs."""
     wrong = {k: vision.get(k) for k, v in BACKBONE_SHAPE.items() if vision.get(k, v) != v}
+    if projection not in (None, 768):
+        wrong["projection_dim"] = projection
     if wrong:
         found = ", ".join(f"{k} {v}" for k, v in wrong.items())
-        raise InputError(f"{BACKBONE_NEEDED}; {spec} has {found}: pass --backbone clip:DIR with a folder of "
+        raise InputError(f"{BACKBONE_NEEDED}; {name} has {found}: pass --backbone clip:DIR with a folder of "
                          "openai/clip-vit-large-patch14")
 
 

@@ -49,6 +49,8 @@ class GeoClipConfig(JsonConfig):
         queue_size: GPS negatives kept from earlier batches (GeoCLIP: 4096).
         val_fraction: share of the training locations held out to choose the epoch.
         gallery: a CSV / Parquet file of ``lat``, ``lon`` to place guesses on (None: the training locations).
+        views: train on the embedding of every view of a location (4 pairs for a 4-view location) rather than
+            on their pooled embedding; queries are still pooled by the model's view rule.
         seed: seeds the towers, the shuffling and the queue.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
     """
@@ -63,6 +65,7 @@ class GeoClipConfig(JsonConfig):
     queue_size: int = 1024
     val_fraction: float = 0.1
     gallery: str | None = None
+    views: bool = True
     seed: int = 0
     device: str = "auto"
 
