@@ -10,9 +10,9 @@ EfficientNet-Lite0 embeddings once, then for each seed and each split (the demo'
 region-held-out split: :data:`pigeon.demo.REGION_SPLIT`) trains the demo's recipe (semantic cells 8/25, the head,
 the refiner) and the geoclip method on the same embeddings and training rows, with the same seed, and scores on the
 test split: every radius, median km, GeoScore, country accuracy, and the training time of each stage. Besides the
-registered methods it scores two combinations of the head's cell probabilities with the geoclip posterior over the
-gallery points (``p_cell(cell of point)^a * p_geoclip(point)``): ``geoclip x head`` (a = 1, every point) and
-``geoclip in top cells`` (points of the head's top 5 cells only).
+registered methods it scores a combination over the gallery points (the training locations): the geoclip logit,
+plus the kNN similarity of the point's own training image / T (x a weight), plus the log head probability of its
+cell; T, the weight and the head term are chosen on the validation split (:data:`COMBO_GRID`).
 
 ``speed`` times one batch of 512 queries on synthetic galleries of each size (one subprocess each, so peak memory
 is per size): geoclip scoring over the gallery features (256-d, the method's default, and 512-d, GeoCLIP's), the
@@ -39,7 +39,6 @@ import pandas as pd
 OUT = Path(__file__).resolve().parent / "out"
 SHOWN = ("acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km", "median_km", "geoscore_mean", "country_acc")
 METHODS = ("cell", "refine", "knn", "geoclip")
-COMBOS = {"geoclip x head": None, "geoclip in top cells": 5}
 
 
 # ----------------------------------------------------------------------------------------------- accuracy
@@ -60,75 +59,103 @@ def split_of(df: pd.DataFrame, split: str, seed: int) -> pd.DataFrame:
 
 
 def train_all(df: pd.DataFrame, emb, seed: int, folder: Path) -> tuple[object, dict[str, float]]:
-    """The demo recipe's head and refiner, and the geoclip method, on one split; their training seconds."""
+    """The demo recipe's cells and head, then the refiner and the geoclip method (each timed) on one split."""
     from pigeon.cells import GeoCells
-    from pigeon.model import TrainConfig, location_embeddings, train
-    from pigeon.model.geoclip import GeoClipConfig, build_geoclip
-    from pigeon.refine import RefineConfig, Refiner
+    from pigeon.model import StoreRows, TrainConfig, build_artefacts, plan_artefacts, train
+    from pigeon.model.geoclip import GeoClipConfig
+    from pigeon.model.placers import TrainingData
 
-    train_df, val_df = df[df["split"] == "train"], df[df["split"] == "val"]
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    train_df = df[df["split"] == "train"]
     cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=8, max_size=25, seed=seed)
     seconds["cells"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    geo = train(df, cells, emb, folder, TrainConfig(epochs=40, seed=seed), refine=False, overwrite=True)
-    seconds["head"] = time.perf_counter() - t0
-    X = location_embeddings(emb, train_df["id"].to_numpy())
-    coords = train_df[["lat", "lon"]].to_numpy(np.float64)
-    labels = cells.assign(coords[:, 0], coords[:, 1])
-    t0 = time.perf_counter()
-    geo.set_refiner(Refiner.build(X, coords, labels, len(cells), RefineConfig(), ids=train_df["id"].to_numpy(),
-                                  backbone=geo.backbone_id, show_progress=False))
-    seconds["refine"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    val = (location_embeddings(emb, val_df["id"].to_numpy()), val_df[["lat", "lon"]].to_numpy(np.float64))
-    geo.geoclip_method = build_geoclip(X, coords, labels, GeoClipConfig(seed=seed), ids=train_df["id"].to_numpy(),
-                                       backbone=geo.backbone_id, val=val)
-    seconds["geoclip"] = time.perf_counter() - t0
+    geo = train(df, cells, emb, folder, TrainConfig(epochs=40, seed=seed), methods=["cell"], overwrite=True)
+    seconds["cell"] = time.perf_counter() - t0
+    data = {}
+    for split in ("train", "val"):
+        rows = df[df["split"] == split]
+        coords = rows[["lat", "lon"]].to_numpy(np.float64)
+        data[split] = TrainingData(rows["id"].to_numpy(), StoreRows(emb, rows["id"].to_numpy()), coords,
+                                   cells.assign(coords[:, 0], coords[:, 1]), rows)
+    training = TrainingData(*[getattr(data["train"], k) for k in ("ids", "X", "coords", "cells", "rows")],
+                            val=data["val"])
+    plan = plan_artefacts(["refine", "geoclip"], len(cells), {"geoclip": GeoClipConfig(seed=seed)})
+    for name, step in plan.items():
+        t0 = time.perf_counter()
+        build_artefacts(geo, training, {name: step}, show_progress=False)
+        seconds[{"refiner": "refine", "geoclip": "geoclip"}[name]] = time.perf_counter() - t0
+    seconds["knn"] = seconds["refine"]  # the refiner's gallery
     return geo, seconds
 
 
-def combined_guess(geo, X: np.ndarray, top: int | None) -> np.ndarray:
-    """(N, 2) the gallery point maximising ``log p_cell(cell of point) + log p_geoclip(point)`` (``top``: only points
-    in the head's ``top`` most probable cells)."""
-    import torch
-
-    method = geo.geoclip_method
-    probs = geo.forward_embeddings(X)["probs"]
-    logits = method.temperature * (method.image_features(X) @ method.features.T).numpy()
-    cells = method.gallery["cell"].to_numpy()
-    score = np.log(np.maximum(probs[:, cells], 1e-30)) + logits
-    if top is not None:
-        keep = np.zeros_like(probs, bool)
-        np.put_along_axis(keep, np.argsort(-probs, axis=1)[:, :top], True, axis=1)
-        score = np.where(keep[:, cells], score, -np.inf)
-    del torch
-    return method.coords[score.argmax(1)]
-
-
-def guesses(geo, X: np.ndarray, method: str) -> np.ndarray:
-    """(N, 2) top-1 guesses of ``method``."""
-    if method in COMBOS:
-        return combined_guess(geo, X, COMBOS[method])
-    if method == "geoclip":
-        rows, _ = geo.geoclip_method.top_points(X, 1)
-        return geo.geoclip_method.coords[rows[:, 0]]
-    return np.array([(p.lat, p.lon) for p in geo.predict_embeddings(X, top_k=1, method=method)])
+def combined_scores(geo, X: np.ndarray, T: float, weight: float, head: bool) -> np.ndarray:
+    """(N, G) scores of the geoclip gallery points (the training locations): the geoclip logit, plus ``weight`` x
+    the kNN similarity of the point's training image / ``T``, plus the log head probability of its cell."""
+    method, refiner = geo.artefacts["geoclip"], geo.refiner
+    score = method.temperature * (method.image_features(X) @ method.features.T).numpy()
+    if weight:
+        gallery = refiner.gallery.set_index(refiner.gallery["id"].astype(str))
+        pos = gallery.index.get_indexer(method.gallery["id"].astype(str))
+        emb = np.asarray(refiner._gallery_emb, np.float32)[pos]
+        sims = _unit(X) @ _unit(emb).T
+        score = score + weight * sims / T
+    if head:
+        probs = geo.forward_embeddings(X)["probs"]
+        score = score + np.log(np.maximum(probs[:, method.gallery["cell"].to_numpy()], 1e-30))
+    return score
 
 
-def score_split(geo, emb, test_df: pd.DataFrame) -> dict[str, dict[str, float]]:
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
+#: The combinations tried, chosen on the validation split: (T, weight of kNN, head).
+COMBO_GRID = [(T, w, h) for T in (0.01, 0.03, 0.1) for w in (0.0, 0.5, 1.0) for h in (False, True)
+              if (w, h) != (0.0, False)]
+
+
+def choose_combo(geo, emb, val_df: pd.DataFrame) -> tuple[float, float, bool]:
+    """The combination with the lowest validation median km (then the most within 200 km)."""
     from pigeon.evaluate import compute_metrics
     from pigeon.model import location_embeddings
 
+    X = location_embeddings(emb, val_df["id"].to_numpy())
+    coords = geo.artefacts["geoclip"].coords
+    best = None
+    for T, w, h in COMBO_GRID:
+        latlon = coords[combined_scores(geo, X, T, w, h).argmax(1)]
+        m = compute_metrics(pd.DataFrame({"id": val_df["id"].to_numpy(), "lat": latlon[:, 0],
+                                          "lon": latlon[:, 1]}), val_df)
+        key = (m["median_km"], -m["acc_200km"])
+        if best is None or key < best[0]:
+            best = (key, (T, w, h))
+    return best[1]
+
+
+def guesses(geo, X: np.ndarray, method) -> np.ndarray:
+    """(N, 2) top-1 guesses of a registered ``method``, or of a combination ``(T, weight, head)``."""
+    if isinstance(method, tuple):
+        return geo.artefacts["geoclip"].coords[combined_scores(geo, X, *method).argmax(1)]
+    return np.array([(p.lat, p.lon) for p in geo.predict_embeddings(X, top_k=1, method=method)])
+
+
+def score_split(geo, emb, df: pd.DataFrame) -> dict[str, dict[str, float]]:
+    from pigeon.evaluate import compute_metrics
+    from pigeon.model import location_embeddings
+
+    test_df = df[df["split"] == "test"]
     X = location_embeddings(emb, test_df["id"].to_numpy())
+    combo = choose_combo(geo, emb, df[df["split"] == "val"])
     out = {}
-    for method in (*METHODS, *COMBOS):
+    for name, method in [(m, m) for m in METHODS] + [("geoclip + knn + head (chosen on val)", combo)]:
         t0 = time.perf_counter()
         latlon = guesses(geo, X, method)
         ms = 1000 * (time.perf_counter() - t0) / len(X)
         pred = pd.DataFrame({"id": test_df["id"].to_numpy(), "lat": latlon[:, 0], "lon": latlon[:, 1]})
-        out[method] = {**compute_metrics(pred, test_df), "predict_ms_per_image": ms}
+        out[name] = {**compute_metrics(pred, test_df), "predict_ms_per_image": ms}
+    out["geoclip + knn + head (chosen on val)"]["combo"] = {"T": combo[0], "knn_weight": combo[1], "head": combo[2]}
     return out
 
 
@@ -136,13 +163,14 @@ def accuracy(args) -> None:
     from pigeon.evaluate import compute_metrics, mean_baseline
 
     df, emb = bench_data(args.workdir)
+    OUT.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[str, list[dict]]] = {}
     for seed in args.seeds:
         for split in ("random", "region"):
             sdf = split_of(df, split, seed)
             geo, seconds = train_all(sdf, emb, seed, args.workdir / f"model-{split}-{seed}")
+            scores = score_split(geo, emb, sdf)
             test_df = sdf[sdf["split"] == "test"]
-            scores = score_split(geo, emb, test_df)
             scores["spherical mean"] = compute_metrics(mean_baseline(sdf[sdf["split"] == "train"], test_df["id"]),
                                                        test_df)
             for method, metrics in scores.items():
@@ -150,8 +178,7 @@ def accuracy(args) -> None:
                     {**metrics, "train_s": seconds.get(method), "seconds": seconds})
             print(f"seed {seed}, {split}: " + ", ".join(f"{m} {s['median_km']:.0f} km" for m, s in scores.items()),
                   file=sys.stderr)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "methods_accuracy.json").write_text(json.dumps(runs, indent=2, default=float))
+            (OUT / "methods_accuracy.json").write_text(json.dumps(runs, indent=2, default=float))
     print_accuracy(runs, args.seeds)
 
 

@@ -116,3 +116,26 @@ def test_long_loader_errors_are_shortened_at_a_word_boundary():
     assert short.endswith(" ...") and len(short) <= 210
     assert all(w.startswith("word") and len(w) == 7 for w in short.removesuffix(" ...").split())
     assert _first_line(OSError("short reason\nmore")) == "short reason"
+
+
+def test_clip_image_gives_clips_own_projected_image_embedding(tmp_path):
+    """``clip_image:`` on a full CLIP folder: CLIPModel.get_image_features (the projection of the CLS token), with
+    the top-level projection size even where the saved vision config keeps its default."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    torch.manual_seed(0)
+    config = CLIPConfig(projection_dim=24,
+                        text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, vocab_size=50, bos_token_id=0, eos_token_id=2),
+                        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                           num_attention_heads=2, image_size=32, patch_size=8))
+    model = CLIPModel(config).eval()
+    model.save_pretrained(tmp_path)
+    CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    bb = load(f"clip_image:{tmp_path}", device="cpu")
+    assert bb.embed_dim == 24 and backbone_cfg(f"clip_image:{tmp_path}").embed_dim == 24
+    pixels = torch.stack([bb.preprocess(im) for im in _images()[:3]])
+    with torch.no_grad():
+        expected = model.get_image_features(pixel_values=pixels)
+    expected = getattr(expected, "pooler_output", expected)  # transformers 5 returns an output object
+    np.testing.assert_allclose(bb.embed(_images()[:3]), expected.numpy(), atol=1e-5)
