@@ -128,3 +128,8 @@ def test_the_image_path_end_to_end_matches_geoclip(tiny_clip768, tmp_path, monke
     np.testing.assert_allclose([(c.lat, c.lon) for c in pred.top_k], gps.numpy(), atol=1e-4)
     np.testing.assert_allclose([c.prob for c in pred.top_k], prob.numpy(), atol=1e-5)
     assert pred.method == "geoclip" and pred.refined
+    cached = list((tmp_path / "cache" / "geoclip").glob("gallery-*.safetensors"))
+    assert len(cached) == 1  # the gallery was encoded once; a second model reads the features back
+    again = Geolocator.from_pretrained("geoclip", backbone=geo.backbone, gallery=gallery)
+    assert [c.prob for c in again.predict(str(photo), top_k=5, method="geoclip")[0].top_k] == \
+        [c.prob for c in pred.top_k]

@@ -3,8 +3,9 @@
 ``clip:<hub id or folder>`` loads ``CLIPVisionModel.from_pretrained`` and the folder's image-processor settings.
 The embedding follows PIGEON: the **mean over all tokens** (CLS + patches) of ``last_hidden_state``, before
 the post-layernorm and projection (1024-d for ViT-L/14-336). ``clip_image:<hub id or folder>`` gives CLIP's own
-image embedding instead (``get_image_features``: the projected CLS token, 768-d for ViT-L/14), what GeoCLIP reads. Without a model hub, pass a folder written by
-``save_pretrained`` (e.g. downloaded elsewhere with ``huggingface-cli download openai/clip-vit-large-patch14-336``).
+image embedding instead (``get_image_features``: the projected CLS token, 768-d for ViT-L/14), what GeoCLIP reads.
+Without a model hub, pass a folder written by ``save_pretrained`` (e.g. downloaded elsewhere with
+``huggingface-cli download openai/clip-vit-large-patch14-336``).
 """
 
 from __future__ import annotations

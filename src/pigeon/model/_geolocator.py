@@ -2,7 +2,8 @@
 
 A model folder holds ``config.json`` (backbone, head shapes, training config, the stages it has, versions),
 ``head.safetensors`` (none when the head is made of an artefact: GeoCLIP's published model takes its cell
-probabilities from ``geoclip/``), ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a regression head),
+probabilities from ``geoclip/``), ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a
+regression head),
 one sub-folder per artefact of the placing methods (``refiner/``: :class:`pigeon.refine.Refiner`, when built; see
 :mod:`pigeon.model.placers`), ``README.md`` (the model card), ``meta.json`` and the training record
 (``metrics.json``, ``train_log.jsonl``, ``curves.png``). Nothing is pickled.

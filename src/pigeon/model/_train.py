@@ -80,8 +80,9 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         overwrite: replace an existing model folder.
 
     Under ``torchrun --nproc-per-node N -m pigeon train ...`` each process trains on its share of the embeddings
-    (see :func:`fit_head`); rank 0 then builds the artefacts (the refiner) and writes the model folder while the others wait, and
-    every process returns the saved model.
+    (see :func:`fit_head`); every process builds the collective artefacts (geoclip) together, then rank 0 builds
+    the others (the refiner) and writes the model folder while the others wait, and every process returns the saved
+    model.
 
     Returns:
         The trained :class:`Geolocator` (also saved in ``out_dir``).

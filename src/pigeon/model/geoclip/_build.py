@@ -56,7 +56,8 @@ def build_geoclip(X: np.ndarray, coords: np.ndarray, cells: np.ndarray, config: 
     else:
         _, first = np.unique(coords, axis=0, return_index=True)
         first = np.sort(first)
-        gallery = gallery_table(coords[first], np.asarray(cells)[first], None if ids is None else np.asarray(ids)[first])
+        kept_ids = None if ids is None else np.asarray(ids)[first]
+        gallery = gallery_table(coords[first], np.asarray(cells)[first], kept_ids)
         source = TRAINING_LOCATIONS
     record = {"best": fit.best, "epochs_run": len(fit.history), "n_train": fit.n_train, "n_val": fit.n_val}
     return GeoClip(fit.towers, gallery, {"backbone": backbone, "train": config.to_dict(), "fit": record,

@@ -17,8 +17,8 @@ import torch
 from pigeon._progress import track_chunks
 from pigeon.errors import InputError
 
-#: Most points a gallery file may hold (a 1M gallery of 512-d float32 features takes 2 GB).
-MAX_GALLERY_POINTS = 10_000_000
+#: Most points a gallery file may hold: their features take 1 KB (256-d) to 2 KB (GeoCLIP's 512-d) each in memory.
+MAX_GALLERY_POINTS = 2_000_000
 #: A CSV gallery larger than this many bytes a point is refused before it is read.
 _CSV_BYTES_PER_POINT = 64
 #: Query rows x gallery points scored at once (float32): 32M scores, 128 MB.

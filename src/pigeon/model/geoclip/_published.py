@@ -176,7 +176,7 @@ def write_reference(folder: Path, cells: np.ndarray, config: dict[str, Any] | No
 
 
 def published_model_config(n_cells: int, cells_config: dict[str, Any]) -> dict[str, Any]:
-    """``config.json`` of the pigeon model made of GeoCLIP's published weights (see ``tools/build_geoclip_model.py``)."""
+    """``config.json`` of the pigeon model made of GeoCLIP's published weights (``tools/build_geoclip_model.py``)."""
     return {
         "kind": "geolocator", "preset": "photo", "backbone": BACKBONE,
         "backbone_hint": "GeoCLIP needs CLIP ViT-L/14: download openai/clip-vit-large-patch14 where the model hub "
