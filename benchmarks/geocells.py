@@ -1,4 +1,5 @@
-"""Geocell build time, peak memory, shape quality and the "oracle" error of semantic vs naive cells on photo locations.
+"""Geocell build time, peak memory, shape quality and the "oracle" error of semantic vs naive cells on photo locations:
+derived (GeoNames Voronoi) vs real (Natural Earth) admin-1, the paper's split rules vs the size-bounded default.
 
 Points: the 100K MP-16 (Flickr) GPS gallery that ships in the ``geoclip`` wheel (MIT). The wheel is 40 MB and not
 a dependency; fetch it once::
@@ -12,10 +13,15 @@ with replacement from the training gallery and moved by 0-5 km, so no held-out p
 training. The oracle puts each held-out point in its true cell (``GeoCells.assign``) and guesses that cell's
 centroid: the error floor of a perfect classifier.
 
-Each build runs in its own process so its peak RSS is its own. Rows: semantic cells by the paper's rules (the
-default), semantic cells with median cuts (``balance=True``), and naive cells with a ``max_size`` fitted to give
-about as many cells as the semantic build. ``--baseline-src DIR`` adds a semantic build made by another checkout's
-``src`` folder (e.g. the code before a change), measured with this checkout's statistics. Results print as
+Each build runs in its own process so its peak RSS is its own. Rows: semantic cells on the real admin-1 units with
+the size-bounded rules (the default) and with the paper's rules (``rules="paper"``), and naive cells with a
+``max_size`` fitted to give about as many cells as the default. ``--baseline-src DIR`` adds semantic builds (paper
+rules, and median cuts) made by another checkout's ``src`` folder, e.g. ``/work/main/src`` before the real admin-1
+units (admin areas derived from GeoNames), measured with this checkout's statistics. "Across admin-1" counts the
+cells whose training points lie in more than one real admin-1 unit (:func:`pigeon.geography._admin1.admin1_index`,
+the same measure for every row). The script also measures how often the derived admin-1 of a gallery point (the
+admin-1 of its nearest GeoNames place in its country, what the derived areas are made of) names another unit than
+the real polygon, in the countries where GeoNames and Natural Earth divide the country alike. Results print as
 Markdown tables (for ``benchmarks/README.md``) and JSON.
 
 ``--jobs N`` measures only parallel splitting instead: for each of ``--sizes``, the default semantic build in one
@@ -39,6 +45,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -92,11 +99,16 @@ def oracle(cells, lat: np.ndarray, lon: np.ndarray) -> dict:
 
 def build_one(args: argparse.Namespace) -> None:
     """Child process: build one set of cells, save them, print JSON with the time and peak memory."""
+    import inspect
+
     from pigeon.cells import GeoCells, _geocells
 
     (lat, lon), _ = split_points(*load_gallery(args.wheel), args.n)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    extra = {} if args.balance is None else {"balance": args.balance == "on"}
+    extra = {}
+    if args.rules is not None:  # a checkout from before the rules had ``balance`` (median cuts on or off)
+        new = "rules" in inspect.signature(GeoCells.build).parameters
+        extra = {"rules": args.rules} if new else {"balance": args.rules == "bounded"}
     split_seconds, split = [], _geocells.split_oversized
 
     def timed_split(*a, **kw):  # the stage that runs in parallel
@@ -118,14 +130,22 @@ def build_one(args: argparse.Namespace) -> None:
 
 
 def measure_one(args: argparse.Namespace) -> None:
-    """Child process: statistics (parts, exclaves, sizes) and the oracle of saved cells, as JSON."""
+    """Child process: statistics (parts, exclaves, sizes, admin-1 crossings) and the oracle of saved cells, as JSON."""
+    import pandas as pd
+
     from pigeon.cells import GeoCells, cell_stats
 
     (lat, lon), (held_lat, held_lon) = split_points(*load_gallery(args.wheel), args.n)
     cells = GeoCells.load(args.out)
     stats = cell_stats(cells, lat, lon)
+    sizes = cells.table["n_train"].to_numpy()
+    units = np.load(args.units)
+    labels = cells.assign(lat, lon)
+    spans = pd.Series(units[units >= 0]).groupby(labels[units >= 0]).nunique()
+    max_size = cells.meta["config"]["max_size"]
     print(json.dumps({
-        "n_cells": len(cells), "below_min": stats["below_min_size"],
+        "n_cells": len(cells), "below_min": stats["below_min_size"], "across_admin1": int((spans > 1).sum()),
+        "above_1_5_max_share": float(np.mean(sizes > 1.5 * max_size)), "largest": int(sizes.max()),
         "below_min_country": stats["below_min_size_country_smaller"], "above_max": stats["above_max_size"],
         "multipart": stats["multipart_cells"], "parts_median": stats["parts"]["median"],
         "parts_mean": stats["parts"]["mean"], "parts_max": stats["parts"]["max"],
@@ -135,8 +155,8 @@ def measure_one(args: argparse.Namespace) -> None:
     }))
 
 
-def child(wheel: Path, n: int, method: str, min_size: int, max_size: int, preset: str, balance: str | None = None,
-          src: Path | None = None, label: str | None = None) -> dict:
+def child(wheel: Path, n: int, method: str, min_size: int, max_size: int, preset: str, units: Path, label: str,
+          rules: str | None = None, src: Path | None = None) -> dict:
     """Build in one process (with ``src`` on the path if given), measure in another; the merged JSON row."""
     env = dict(os.environ)
     if src is not None:
@@ -144,26 +164,68 @@ def child(wheel: Path, n: int, method: str, min_size: int, max_size: int, preset
     with tempfile.TemporaryDirectory() as tmp:
         common = [sys.executable, __file__, "--wheel", str(wheel), "--n", str(n), "--out", tmp]
         build = [*common, "--one", "build", "--method", method, "--min-size", str(min_size),
-                 "--max-size", str(max_size), "--preset", preset] + ([] if balance is None else ["--balance", balance])
+                 "--max-size", str(max_size), "--preset", preset] + ([] if rules is None else ["--rules", rules])
         run = subprocess.run(build, capture_output=True, text=True, env=env)
         if run.returncode:
             sys.exit(f"build failed: {run.stderr[-2000:]}")
         row = json.loads(run.stdout.strip().splitlines()[-1])
-        run = subprocess.run([*common, "--one", "measure"], capture_output=True, text=True)
+        run = subprocess.run([*common, "--one", "measure", "--units", str(units)], capture_output=True, text=True)
         if run.returncode:
             sys.exit(f"measure failed: {run.stderr[-2000:]}")
         row.update(json.loads(run.stdout.strip().splitlines()[-1]))
-    row.update(n=n, method=method, min_size=min_size, max_size=max_size,
-               label=label or (method if balance != "on" else f"{method} + median cuts"))
+    row.update(n=n, method=method, min_size=min_size, max_size=max_size, label=label)
     print(json.dumps(row), file=sys.stderr)
     return row
 
 
-def fitted_naive(wheel: Path, n: int, target: int, start: int, preset: str, label: str) -> dict:
+def point_units(lat: np.ndarray, lon: np.ndarray, path: Path) -> Path:
+    """The real admin-1 unit of each point (by position, 25 km coastal tolerance), saved for the measuring children."""
+    from pigeon.geography._admin1 import admin1_index
+
+    np.save(path, admin1_index(lat, lon, None).astype(np.int32))
+    return path
+
+
+def admin1_agreement(lat: np.ndarray, lon: np.ndarray) -> dict:
+    """How often the derived admin-1 of a point (its nearest GeoNames place's admin-1, in its country) names another
+    unit than the real polygon.
+
+    Derived names are matched to units by where their places lie (each GeoNames admin-1 name goes to the unit holding
+    most of its places), in the countries where both divide the country alike (unit counts within 20 %).
+    """
+    import pandas as pd
+
+    from pigeon.geography import locate, nearest_place, places
+    from pigeon.geography._admin1 import admin1_units
+    from pigeon.geography._places import place_units
+
+    table = locate(lat, lon)
+    country = table["country"].to_numpy(dtype=object)
+    on_land = pd.notna(country)
+    df = places().assign(unit=place_units())
+    derived = np.full(len(lat), None, dtype=object)
+    derived[on_land] = df["admin1"].to_numpy(dtype=object)[nearest_place(lat[on_land], lon[on_land], country[on_land])]
+    named = df.dropna(subset=["admin1"])
+    named = named[named["unit"] >= 0]
+    home = named.groupby(["cc", "admin1"])["unit"].agg(lambda u: u.value_counts().index[0])
+    units = admin1_units()
+    n_derived = named.groupby("cc")["admin1"].nunique()
+    n_real = units.groupby("country").size()
+    alike = {c for c in n_derived.index if c in n_real.index and abs(n_derived[c] / n_real[c] - 1) <= 0.2}
+    key = units["country"] + "/" + units["admin1"].fillna("?")
+    real_key = (table["country"].fillna("") + "/" + table["admin1"].fillna("?")).to_numpy(dtype=object)
+    mapped = [key.iloc[home.get((c, d))] if (c, d) in home.index else None for c, d in zip(country, derived)]
+    use = np.array([c in alike and d is not None for c, d in zip(country, derived)])
+    differ = np.array([m != r for m, r in zip(mapped, real_key)])
+    return {"points": int(len(lat)), "in_alike_countries": int(use.sum()), "countries_alike": len(alike),
+            "differ_share": float(differ[use].mean()) if use.any() else None}
+
+
+def fitted_naive(wheel: Path, n: int, target: int, start: int, preset: str, units: Path, label: str) -> dict:
     """Naive cells with ``max_size`` fitted so the cell count is close to ``target`` (count ~ 1 / max_size)."""
     max_size, best = start, None
     for _ in range(3):
-        nv = child(wheel, n, "naive", 1, max_size, preset, label=label)
+        nv = child(wheel, n, "naive", 1, max_size, preset, units, label)
         if best is None or abs(nv["n_cells"] - target) < abs(best["n_cells"] - target):
             best = nv
         if abs(nv["n_cells"] - target) <= 0.05 * target:
@@ -199,9 +261,10 @@ def bench_parallel(wheel: Path, sizes: list[int], jobs: int, preset: str, repeat
     and every run), memory, the same cells asserted."""
     import shapely
 
-    from pigeon.cells import PRESETS, GeoCells
+    from pigeon.cells import CellConfig, GeoCells
+    from pigeon.presets import resolve
 
-    cfg = PRESETS[preset]
+    cfg = resolve(CellConfig, "cells", preset)
     load, room = os.getloadavg(), headroom(jobs)
     lines = ["| training points | processes | cells | build s (best) | every run s | speed-up (best) "
              "| splitting s (every run) | CPU s, all processes (every run) | peak RSS MB (builder / largest worker) |",
@@ -248,9 +311,8 @@ def main() -> None:
     parser.add_argument("--wheel", type=Path, default=Path("/tmp/geoclip/geoclip-1.3.0-py3-none-any.whl"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--preset", default="streetview")
-    parser.add_argument("--balance-sizes", type=int, nargs="*", default=[100_000],
-                        help="sizes at which to also build semantic cells with median cuts")
-    parser.add_argument("--baseline-src", type=Path, help="another checkout's src folder: add its semantic build")
+    parser.add_argument("--baseline-src", type=Path,
+                        help="another checkout's src folder (e.g. /work/main/src): add its semantic builds")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--jobs", type=int, help="only compare the semantic build in 1 and in JOBS processes")
     parser.add_argument("--repeats", type=int, default=2, help="with --jobs: builds of each kind, alternated")
@@ -260,7 +322,8 @@ def main() -> None:
     parser.add_argument("--method", help=argparse.SUPPRESS)
     parser.add_argument("--min-size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--max-size", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--balance", choices=["on", "off"], help=argparse.SUPPRESS)
+    parser.add_argument("--rules", choices=["bounded", "paper"], help=argparse.SUPPRESS)
+    parser.add_argument("--units", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one == "build":
         return build_one(args)
@@ -270,35 +333,49 @@ def main() -> None:
     if args.jobs is not None:
         print("\n".join(bench_parallel(args.wheel, args.sizes, args.jobs, args.preset, args.repeats)))
         return
-    from pigeon.cells import PRESETS
+    from pigeon.cells import CellConfig
+    from pigeon.presets import resolve
 
-    preset = PRESETS[args.preset]
+    preset = resolve(CellConfig, "cells", args.preset)
+    sizes = (preset.min_size, preset.max_size)
     rows = []
-    for n in args.sizes:
-        sizes = (preset.min_size, preset.max_size)
-        if args.baseline_src is not None:
-            rows.append(child(args.wheel, n, "semantic", *sizes, args.preset, src=args.baseline_src,
-                              label="semantic, before"))
-        sem = child(args.wheel, n, "semantic", *sizes, args.preset, label="semantic (paper rules, default)")
-        rows.append(sem)
-        if n in args.balance_sizes:
-            bal = child(args.wheel, n, "semantic", *sizes, args.preset, balance="on")
-            rows += [bal, fitted_naive(args.wheel, n, bal["n_cells"], 2 * preset.max_size, args.preset,
-                                       "naive (count of median cuts)")]
-        rows.append(fitted_naive(args.wheel, n, sem["n_cells"], 2 * preset.max_size, args.preset,
-                                 "naive (count of paper rules)"))
     (_, _), (held_lat, held_lon) = split_points(lat, lon, args.sizes[0])
+    agreement = admin1_agreement(lat, lon)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            units = point_units(*split_points(lat, lon, n)[0], Path(tmp) / f"units_{n}.npy")
+            run = partial(child, args.wheel, n, "semantic", *sizes, args.preset, units)
+            if args.baseline_src is not None:
+                rows += [run("derived admin-1, paper rules", rules="paper", src=args.baseline_src),
+                         run("derived admin-1, median cuts", rules="bounded", src=args.baseline_src)]
+            rows.append(run("real admin-1, paper rules", rules="paper"))
+            default = run("real admin-1, bounded (default)")
+            rows.append(default)
+            rows.append(fitted_naive(args.wheel, n, default["n_cells"], 2 * preset.max_size, args.preset, units,
+                                     "naive (count of the default)"))
     (tr_lat, tr_lon), _ = split_points(lat, lon, min(args.sizes[0], len(lat)))
     repeats = np.isin(held_lat + 1j * held_lon, tr_lat + 1j * tr_lon).mean()
     print(f"held-out: {len(held_lat):,} gallery points, {100 * repeats:.1f} % of them at exact coordinates that "
-          "the training gallery also holds (photos taken at the same spot)\n")
-    print("| points | cells | min/max | n cells | build s | peak RSS MB | <min (country smaller) | >max "
-          "| parts per cell (mean / max) | exclave share | island share |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "the training gallery also holds (photos taken at the same spot)")
+    print(f"derived vs real admin-1 over the {agreement['points']:,} gallery points: in the "
+          f"{agreement['countries_alike']} countries where GeoNames and Natural Earth divide alike "
+          f"({agreement['in_alike_countries']:,} points), the derived admin-1 names another unit for "
+          f"{100 * agreement['differ_share']:.2f} % of them\n")
+    print_tables(rows)
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "admin1_agreement": agreement}, indent=2) + "\n")
+
+
+def print_tables(rows: list[dict]) -> None:
+    """The build table and the oracle table, as Markdown."""
+    print("| points | cells | min/max | n cells | build s | peak RSS MB | <min (country smaller) | >max | >1.5 max "
+          "| largest | across admin-1 | parts per cell (mean / max) | exclave share | island share |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         min_max = f"{r['min_size']}/{r['max_size']}" if r["method"] == "semantic" else f"-/{r['max_size']}"
         print(f"| {r['n']:,} | {r['label']} | {min_max} | {r['n_cells']:,} | {r['seconds']:.0f} "
               f"| {r['peak_rss_mb']:.0f} | {r['below_min']:,} ({r['below_min_country']}) | {r['above_max']:,} "
+              f"| {100 * r['above_1_5_max_share']:.2f} % | {r['largest']:,} | {r['across_admin1']:,} "
               f"| {r['parts_mean']:.2f} / {r['parts_max']:.0f} | {100 * r['exclave_share']:.2f} % "
               f"| {100 * r['island_share']:.2f} % |")
     print("\n| points | cells | n cells | 1 km | 25 km | 200 km | 750 km | 2500 km | median km |")
@@ -308,8 +385,6 @@ def main() -> None:
         print(f"| {r['n']:,} | {r['label']} | {r['n_cells']:,} | "
               + " | ".join(f"{o[k]:.1f}" for k in ("1km", "25km", "200km", "750km", "2500km"))
               + f" | {o['median_km']:.1f} |")
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

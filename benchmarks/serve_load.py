@@ -64,14 +64,14 @@ def free_port() -> int:
 class Server:
     """``pigeon serve demo`` in a subprocess, ready when /readyz says so."""
 
-    def __init__(self, threads: int, max_batch: int, max_pending: int) -> None:
+    def __init__(self, threads: int, max_batch: int, max_pending: int, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         cmd = [sys.executable, "-m", "pigeon", "serve", "demo", "--port", str(self.port), "--threads", str(threads),
-               "--max-batch", str(max_batch), "--max-pending", str(max_pending), "--timeout", "120"]
+               "--max-batch", str(max_batch), "--max-pending", str(max_pending), "--timeout", "120", *extra]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, timeout: float = 300.0) -> None:
         import httpx
 
         end = time.monotonic() + timeout
@@ -87,8 +87,14 @@ class Server:
         raise RuntimeError("the server did not become ready")
 
     def peak_rss_mb(self) -> float:
+        return self._status("VmHWM")
+
+    def rss_mb(self) -> float:
+        return self._status("VmRSS")
+
+    def _status(self, field: str) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
@@ -100,8 +106,34 @@ class Server:
             self.proc.kill()
 
 
-async def load(url: str, images: list[bytes], n: int, concurrency: int) -> dict:
-    """``n`` requests with ``concurrency`` in flight: throughput, latency percentiles, errors by status."""
+async def slow_client(url: str, stop: asyncio.Event, body: bool, drops: list[int]) -> None:
+    """A client that sends a request one byte every 0.5 s (its body, or else its headers), reconnecting whenever the
+    server drops it; ``drops`` counts those."""
+    host, port = url.removeprefix("http://").split(":")
+    head = (b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 100000\r\n\r\n" if body else b"POST /v1/predict HTTP/1.1\r\nHost: x\r\n")
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(head)
+            while not stop.is_set():
+                writer.write(b"x")
+                await writer.drain()
+                try:
+                    if await asyncio.wait_for(reader.read(65536), 0.5) or reader.at_eof():
+                        drops[0] += 1  # answered (408) or closed: it was dropped
+                        break
+                except TimeoutError:
+                    continue
+            writer.close()
+        except OSError:
+            drops[0] += 1
+            await asyncio.sleep(0.1)
+
+
+async def load(url: str, images: list[bytes], n: int, concurrency: int, slow: int = 0) -> dict:
+    """``n`` requests with ``concurrency`` in flight (and ``slow`` slow clients attached): throughput, latency
+    percentiles, errors by status."""
     import httpx
 
     latencies: list[float] = []
@@ -120,25 +152,30 @@ async def load(url: str, images: list[bytes], n: int, concurrency: int) -> dict:
             except httpx.HTTPError as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
+    stop, drops = asyncio.Event(), [0]
+    slow_tasks = [asyncio.create_task(slow_client(url, stop, body=i % 2 == 0, drops=drops)) for i in range(slow)]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=180) as client:
         await client.post("/v1/predict", files={"files": ("v.jpg", images[0], "image/jpeg")})  # warm connection
         start = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         wall = time.perf_counter() - start
+    stop.set()
+    await asyncio.gather(*slow_tasks)
     lat = np.array(latencies) * 1e3
-    return {"requests": n, "concurrency": concurrency, "ok": len(latencies), "errors": errors,
+    return {"requests": n, "concurrency": concurrency, "slow_clients": slow, "slow_drops": drops[0],
+            "ok": len(latencies), "errors": errors,
             "throughput_rps": len(latencies) / wall, "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
             "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None, "wall_s": wall}
 
 
-def run_server(images, n, concurrency, threads, max_batch) -> dict:
+def run_server(images, n, concurrency, threads, max_batch, slow: int = 0, extra: tuple[str, ...] = ()) -> dict:
     import httpx
 
-    server = Server(threads, max_batch, max_pending=max(128, 2 * concurrency))
+    server = Server(threads, max_batch, max_pending=max(128, 2 * concurrency), extra=extra)
     try:
         server.wait_ready()
-        result = asyncio.run(load(server.url, images, n, concurrency))
+        result = asyncio.run(load(server.url, images, n, concurrency, slow))
         result["peak_rss_mb"] = server.peak_rss_mb()
         stats = httpx.get(server.url + "/v1/stats").json()
         result["batch_images"] = stats["batch_images"]
@@ -155,6 +192,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads, server and in-process alike")
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--ceiling-s", type=float, default=10.0, help="seconds of in-process model per run")
+    parser.add_argument("--slow-clients", type=int, default=20, help="slow clients attached in the last run "
+                        "(half send their body, half their headers, a byte every 0.5 s; 0: no such run)")
+    parser.add_argument("--read-timeout", type=float, default=5.0, help="the server's --read-timeout in that run")
+    parser.add_argument("--only-slow", action="store_true", help="run only the top concurrency with and without the "
+                        "slow clients")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "serve_load.json")
     args = parser.parse_args()
 
@@ -166,29 +208,48 @@ def main() -> None:
     geo = Geolocator.from_pretrained("demo")
     images = request_images(64)
 
-    def measured(concurrency: int, max_batch: int) -> dict:
+    def measured(concurrency: int, max_batch: int, slow: int = 0) -> dict:
         ceiling = in_process(geo, images, args.max_batch, args.ceiling_s)
-        run = run_server(images, args.requests, concurrency, args.threads, max_batch)
+        extra = ("--read-timeout", str(args.read_timeout)) if args.slow_clients else ()
+        run = run_server(images, args.requests, concurrency, args.threads, max_batch, slow, extra)
         run["in_process_img_s"] = ceiling
         run["share_of_in_process"] = run["throughput_rps"] / ceiling
         print(f"concurrency {concurrency}, max batch {max_batch}: {run['throughput_rps']:.1f} req/s "
               f"(in-process {ceiling:.1f} img/s)", file=sys.stderr)
         return run
 
-    runs = [measured(c, args.max_batch) for c in args.concurrency]
     top = max(args.concurrency)
+    if args.only_slow:
+        print(slow_table([measured(top, args.max_batch), measured(top, args.max_batch, args.slow_clients)]))
+        return
+    runs = [measured(c, args.max_batch) for c in args.concurrency]
     unbatched = measured(top, 1)
+    slow = [runs[-1], measured(top, args.max_batch, args.slow_clients)] if args.slow_clients else []
     result = {
         "conditions": {"machine": f"{os.cpu_count()} CPU cores, {platform.machine()}", "threads": args.threads,
                        "image": "one 128-px Blue Marble JPEG per request", "model": "demo (EfficientNet-Lite0)",
                        "note": "client and server share the machine (and other people's jobs)"},
-        "runs": runs, "unbatched": unbatched,
+        "runs": runs, "unbatched": unbatched, "slow_clients": slow,
         "in_process_batch_1_img_s": in_process(geo, images, 1, args.ceiling_s),
         "batching_gain": runs[-1]["throughput_rps"] / unbatched["throughput_rps"],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(table(result, args.max_batch))
+    if slow:
+        print("\n" + slow_table(slow))
+
+
+def slow_table(runs: list[dict]) -> str:
+    """The top-concurrency run without and with slow clients attached."""
+    base = runs[0]["throughput_rps"]
+    lines = ["| slow clients | concurrency | throughput (req/s) | vs none | p50 (ms) | p99 (ms) | errors | slow clients "
+             "dropped |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        lines.append(f"| {r['slow_clients']} | {r['concurrency']} | {r['throughput_rps']:.1f} | "
+                     f"{100 * r['throughput_rps'] / base:.0f} % | {r['p50_ms']:.0f} | {r['p99_ms']:.0f} | "
+                     f"{sum(r['errors'].values())} | {r['slow_drops']} |")
+    return "\n".join(lines)
 
 
 def table(result: dict, max_batch: int) -> str:

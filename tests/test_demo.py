@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import assert_clean_error, invoke
+from tests.support import assert_clean_error, invoke
 
 SMALL = ("--n", "160", "--views", "2", "--epochs", "25", "--min-size", "4", "--max-size", "12")
 
@@ -87,7 +87,7 @@ def test_demo_reports_the_region_held_out_run_beside_the_random_split(demo):
     import numpy as np
 
     from pigeon.data import read_manifest, read_table
-    from tests.data.test_split import brute_force_km, points_of
+    from tests.support.geo import brute_force_km, points_of
 
     out, result = demo
     table = (out / "report/comparison.md").read_text()

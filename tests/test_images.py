@@ -169,3 +169,150 @@ def test_formats_are_checked_from_the_content(tmp_path):
         load_image(png.read_bytes(), formats=("JPEG",))
     with pytest.raises(UnreadableImageError):
         load_image(png, formats=("JPEG",))
+
+
+# ------------------------------------------------ bounded decoding (draft / reduce, shape, every decoder error)
+from tests.support.hostile import SECONDS_PER_FILE, corpus, photo_like  # noqa: E402
+
+def _encoded(img: Image.Image, fmt: str, **options) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("gap", [1.0, 2.0])
+def test_decoding_stops_at_the_smallest_size_above_the_target(fmt, gap):
+    from pigeon.images import DecodeConfig, open_image
+
+    data = _encoded(photo_like((2400, 1800)), fmt)
+    pending = open_image(data, target=224, decode=DecodeConfig(reducing_gap=gap))
+    img = pending.load()
+    floor = 224 * gap
+    assert floor <= min(img.size) < 2 * floor, img.size  # never below the target, never twice more than needed
+    if fmt == "JPEG":  # draft mode: decoding itself allocates only that (libjpeg's DCT scaling)
+        assert pending.decoded_size == img.size and pending.pixels == img.width * img.height
+    else:  # other formats decode whole (within the pixel limit), then reduce
+        assert pending.decoded_size == (2400, 1800)
+    exact = open_image(data, target=224, decode=DecodeConfig(exact=True))
+    assert exact.load().size == (2400, 1800) and exact.pixels == 2400 * 1800
+
+
+def test_small_images_decode_the_same_either_way():
+    from pigeon.images import DecodeConfig, load_image
+
+    data = _encoded(photo_like((600, 450)), "JPEG")  # under twice the reducing target: nothing to skip
+    fast = np.asarray(load_image(data, target=256))
+    assert np.array_equal(fast, np.asarray(load_image(data, target=256, decode=DecodeConfig(exact=True))))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_fast_path_agrees_with_the_exact_one(fmt):
+    """The model input from draft / reduce decoding is within a few grey levels of the exact path's on average."""
+    from pigeon.backbones import ImageTransform
+    from pigeon.backbones._config import BackboneCfg
+    from pigeon.images import DecodeConfig
+
+    cfg = BackboneCfg(source="test", embed_dim=8, image_size=224, crop_pct=0.875)
+    data = _encoded(photo_like((3000, 2000), seed=3), fmt, **({"quality": 92} if fmt == "JPEG" else {}))
+    fast = ImageTransform(cfg)(data)
+    exact = ImageTransform(cfg, DecodeConfig(exact=True))(data)
+    assert fast.shape == exact.shape == (3, 224, 224)
+    diff = (fast - exact).abs() * 0.226 * 255  # back to grey levels (std of ImageNet normalisation)
+    assert float(diff.mean()) < 1.5 and float(diff.max()) < 40
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_exif_orientation_on_both_paths(fmt):
+    from pigeon.images import DecodeConfig, load_image
+
+    stored = photo_like((1600, 800))  # stored wide; orientation 6 says it is displayed tall
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encoded(stored, fmt, exif=exif)
+    exact = load_image(data, target=128, decode=DecodeConfig(exact=True))
+    fast = load_image(data, target=128)
+    assert exact.size == (800, 1600) and fast.size[0] < fast.size[1]
+    assert fast.size[0] >= 256
+    expected = stored.transpose(Image.Transpose.ROTATE_270).resize(fast.size, Image.Resampling.BOX)
+    assert np.abs(np.asarray(fast, float) - np.asarray(expected, float)).mean() < 6  # the same way up
+
+
+def test_extreme_aspect_ratios_are_refused_before_decoding(tmp_path):
+    from pigeon.images import DecodeConfig, ImageShapeError, load_image, open_image
+
+    for size in [(40000, 1), (1, 40000), (2100, 100)]:
+        path = tmp_path / f"strip_{size[0]}x{size[1]}.png"
+        Image.new("L", size).save(path)
+        with pytest.raises(ImageShapeError, match=rf"{size[0]}x{size[1]} has an aspect ratio of .*over the 20:1") as e:
+            open_image(path)
+        assert "crop it" in str(e.value) and path.name in str(e.value) and "\n" not in str(e.value)
+    assert load_image(tmp_path / "strip_2100x100.png", decode=DecodeConfig(max_aspect_ratio=25)).size == (2100, 100)
+    with pytest.raises(ImageShapeError):
+        load_image(Image.new("RGB", (500, 10)))  # a PIL image is held to the same limit
+    with pytest.raises(InputError, match="max_aspect_ratio"):
+        DecodeConfig(max_aspect_ratio=0.5)
+
+
+def test_pil_input_is_reduced_to_the_target():
+    from pigeon.images import load_image
+
+    out = load_image(photo_like((2000, 1000)), target=100)
+    assert out.size == (400, 200)  # reduce(5): the short side >= 2 x 100 (the reducing gap), below twice that
+
+
+def test_every_decoder_error_is_one_clean_line(monkeypatch):
+    """Whatever Pillow's decoders raise becomes a one-line 'not a readable image' with the reason."""
+    import struct
+
+    from PIL import ImageFile
+
+    from pigeon.images import CorruptImageError, load_image
+
+    data = _encoded(photo_like((64, 48)), "PNG")
+    for error in (ValueError("Decompressed data too large"), SyntaxError("broken PNG file"), struct.error("unpack"),
+                  EOFError(), OSError("decoder error -2"), IndexError("tile"), Image.DecompressionBombError("bomb")):
+        def boom(self, error=error):
+            raise error
+
+        monkeypatch.setattr(ImageFile.ImageFile, "load", boom)
+        with pytest.raises(CorruptImageError, match=r"^upload: not a readable image: truncated or corrupt") as info:
+            load_image(data, name="upload")
+        assert "\n" not in str(info.value)
+    monkeypatch.undo()
+    monkeypatch.setattr(Image, "open", lambda *a, **k: (_ for _ in ()).throw(struct.error("bad chunk")))
+    with pytest.raises(CorruptImageError, match="its header cannot be read .bad chunk."):
+        load_image(data, name="upload")
+
+
+# ------------------------------------------------------------------ the hostile corpus, one file at a time
+
+@pytest.mark.parametrize("item", corpus(), ids=lambda h: h.name)
+def test_hostile_inputs_are_refused_or_bounded(item):
+    import time
+
+    from pigeon.images import open_image
+
+    start = time.perf_counter()
+    if item.readable:
+        pending = open_image(item.data, target=256, name=item.name)
+        img = pending.load()
+        assert img.mode == "RGB" and min(img.size) < 4 * 256  # at most twice the reducing gap x the target
+    else:
+        with pytest.raises(InputError) as info:
+            open_image(item.data, target=256, name=item.name).load()
+        assert str(info.value).startswith(item.name) and "\n" not in str(info.value)
+    assert time.perf_counter() - start < SECONDS_PER_FILE, item.why
+
+
+def test_oversized_exif_is_ignored_not_parsed():
+    from pigeon.images import MAX_EXIF_BYTES, load_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed turned: a parsed EXIF makes the 60x30 image 30x60
+    small = _encoded(Image.new("RGB", (60, 30)), "PNG", exif=exif.tobytes())
+    padded = _encoded(Image.new("RGB", (60, 30)), "PNG", exif=exif.tobytes() + bytes(MAX_EXIF_BYTES))
+    assert load_image(small).size == (30, 60)
+    assert load_image(padded).size == (60, 30)  # megabytes of crafted IFDs would hold the interpreter for seconds

@@ -9,22 +9,17 @@ The public API is small and imported lazily, so ``import pigeon`` stays fast::
 
 from __future__ import annotations
 
-import importlib
+from pigeon._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Geolocator": "pigeon.model",
-    "GeoCells": "pigeon.cells",
-    "Embeddings": "pigeon.embed",
-    "read_manifest": "pigeon.data",
+    "Geolocator": "pigeon.model._geolocator",
+    "GeoCells": "pigeon.cells._geocells",
+    "Embeddings": "pigeon.embed._store",
+    "read_manifest": "pigeon.data.manifest",
     "haversine_km": "pigeon.geo",
 }
 
 __all__ = [*_LAZY, "__version__"]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pigeon' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

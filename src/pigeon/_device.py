@@ -7,27 +7,44 @@ CUDA tensors), and the helpers below are no-ops in a single process.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
+from pigeon._config import PRECISIONS
 from pigeon.errors import InputError
 
 #: ``precision`` names accepted by :func:`autocast_dtype`.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+#: The device names ``--device`` takes (``cuda:N``: GPU number N).
+DEVICE_NAMES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+
+
+def check_device_name(device: str | None, allowed: tuple[str, ...] = DEVICE_NAMES, where: str = "") -> str | None:
+    """``device`` (None: auto) when it is one of ``allowed``; else a one-line error that lists them."""
+    name = "auto" if device is None else str(device)
+    if name in allowed or ("cuda:N" in allowed and re.fullmatch(r"cuda:\d+", name)):
+        return device
+    raise InputError(f"unknown device {device!r}{where}; use {', '.join(allowed[1:])} or {allowed[0]}")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """None or ``"auto"`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, str):
+        check_device_name(device)
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise InputError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto") from None
+        raise InputError(f"unknown device {device!r}; use {', '.join(DEVICE_NAMES[1:])} or auto") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {str(device)!r} requested but CUDA is not available here; use --device cpu")
     return device
@@ -103,6 +120,21 @@ def barrier() -> None:
     """Wait for every process (e.g. until rank 0 has written a file the others read)."""
     if _initialised() and torch.distributed.get_world_size() > 1:
         torch.distributed.barrier()
+
+
+@contextlib.contextmanager
+def main_process_writes() -> Iterator[bool]:
+    """Rank 0 writes, the others wait: yields whether this process is the one to write, and after the block every
+    process meets at a barrier (also when the block fails, so that the others do not wait forever).
+
+    >>> with main_process_writes() as writer:
+    ...     if writer:
+    ...         geo.save_pretrained(out_dir)
+    """
+    try:
+        yield is_main_process()
+    finally:
+        barrier()
 
 
 def all_reduce_sum(values: np.ndarray) -> np.ndarray:

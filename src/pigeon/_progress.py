@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-    TimeElapsedColumn, TimeRemainingColumn,
-)
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 T = TypeVar("T")
 
 
 def progress() -> Progress:
     """A rich ``Progress`` with the project's columns, writing to stderr."""
-    from rich.console import Console
+    from rich.console import Console  # imported here: rich.progress costs start-up time to every command
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -24,12 +24,15 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from pigeon._config import JsonConfig
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon.errors import InputError
+from pigeon.model._config import TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STAGES = ("data", "cells", "pretrained", "embeddings", "model", "report", "region")
 #: The region-held-out split: 50 regions of the demo's locations (k-means), whole regions go to val or test, and
@@ -41,7 +44,7 @@ DEMO_METHODS = ("refine", "geoclip")
 
 
 @dataclass(frozen=True)
-class DemoConfig:
+class DemoConfig(JsonConfig):
     """Arguments of the demo; the defaults take a few minutes on 2 CPU cores."""
 
     n: int = 1000          # Blue Marble locations (80 % train, 10 % val, 10 % test)
@@ -49,13 +52,12 @@ class DemoConfig:
     seed: int = 0          # data, cells and training seed
     min_size: int = 8      # semantic geocells: min / max training locations per cell
     max_size: int = 25
-    epochs: int = 40       # maximum training epochs (early stopping on the validation median km)
+    epochs: int = TrainConfig.epochs  # maximum training epochs (early stopping on the validation median km)
     pretrain: bool = False  # contrastive pretraining of the backbone's last block on captions (one epoch) first
 
     def validate(self) -> DemoConfig:
         """Check the arguments before any work starts; raise :class:`InputError` naming the option to fix."""
         from pigeon.data.bluemarble import VIEW_COUNTS
-        from pigeon.model import TrainConfig
 
         if self.views not in VIEW_COUNTS:
             raise InputError(f"--views must be one of {', '.join(map(str, VIEW_COUNTS))}, got {self.views}")
@@ -68,7 +70,7 @@ class DemoConfig:
         return self
 
 
-def demo_dataset(root: str | os.PathLike, n: int = 1000, views: int = 4, seed: int = 0) -> pd.DataFrame:
+def demo_dataset(root: str | os.PathLike, n: int, views: int, seed: int) -> pd.DataFrame:
     """The Blue Marble dataset enriched with the auxiliary geodata, made once in ``root`` and then reused."""
     from pigeon.data import read_manifest, write_manifest
     from pigeon.data.bluemarble import make_bluemarble_dataset
@@ -121,9 +123,8 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
         the spherical mean (metrics as in :func:`pigeon.evaluate.compute_metrics`), and the same for the
         region-held-out run (:func:`run_region_holdout`).
     """
-    from pigeon.cells import GeoCells, plot_cells
-    from pigeon.evaluate import metrics_table, to_markdown
-    from pigeon.model import Geolocator, TrainConfig, train
+    from pigeon.cells import plot_cells
+    from pigeon.data import select_split, training_rows
 
     config = (config or DemoConfig()).validate()
     out = Path(out_dir)
@@ -132,16 +133,11 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
 
     log(f"[1/5] data: {config.n} Blue Marble locations x {config.views} views, enriched -> {paths['data']}")
     df = demo_dataset(paths["data"], config.n, config.views, config.seed)
-    train_df, test_df = df[df["split"] == "train"], df[df["split"] == "test"]
+    train_df, test_df = training_rows(df), select_split(df, "test")
 
     log(f"[2/5] geocells: semantic, {config.min_size}-{config.max_size} training locations per cell -> "
         f"{paths['cells']}")
-    if (paths["cells"] / "meta.json").is_file():
-        cells = GeoCells.load(paths["cells"])
-    else:
-        cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
-                               max_size=config.max_size, seed=config.seed)
-        cells.save(paths["cells"])
+    cells = demo_cells(train_df, paths["cells"], config)
 
     backbone = None
     if config.pretrain:
@@ -153,11 +149,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
 
     log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner, geoclip -> "
         f"{paths['model']}")
-    if (paths["model"] / "config.json").is_file():
-        geo = Geolocator.from_pretrained(paths["model"])
-    else:
-        geo = train(df, cells, emb, paths["model"], TrainConfig(epochs=config.epochs, seed=config.seed),
-                    methods=DEMO_METHODS, overwrite=True)
+    geo = demo_model(df, lambda: cells, emb, paths["model"], config)
 
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
     runs = evaluate_methods(geo, train_df, test_df, emb, paths["report"], "random split",
@@ -167,6 +159,39 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
 
     region = run_region_holdout(df, emb, paths["region"], config, log=log)
     runs.update(region["runs"])
+    log(_record_comparison(geo, runs, reports, region["split"], paths))
+    return {**_by_role(runs, "random split", reports), "n_cells": len(cells), "out_dir": str(out), "region": region}
+
+
+def demo_cells(train_df: pd.DataFrame, folder: Path, config: DemoConfig):
+    """The demo's semantic geocells of the training rows, built once in ``folder`` and then reused."""
+    from pigeon.cells import GeoCells
+
+    if (folder / "meta.json").is_file():
+        return GeoCells.load(folder)
+    cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
+                           max_size=config.max_size, seed=config.seed)
+    cells.save(folder)
+    return cells
+
+
+def demo_model(df: pd.DataFrame, cells, emb, folder: Path, config: DemoConfig):
+    """The demo's geolocator (the street-view recipe with the demo's epochs and seed, and the artefacts of
+    :data:`DEMO_METHODS`), trained once in ``folder``;
+    ``cells()`` gives its geocells when it has to be trained."""
+    from pigeon.model import Geolocator, train
+
+    if (folder / "config.json").is_file():
+        return Geolocator.from_pretrained(folder)
+    return train(df, cells(), emb, folder, TrainConfig(epochs=config.epochs, seed=config.seed),
+                 methods=DEMO_METHODS, overwrite=True)
+
+
+def _record_comparison(geo, runs: dict[str, dict[str, Any]], reports: dict[str, tuple[str, str]],
+                       region_split: dict[str, Any], paths: dict[str, Path]) -> str:
+    """Every method's metrics on both splits in the model card and in ``report/comparison.md``; the table."""
+    from pigeon.evaluate import metrics_table, to_markdown
+
     notes = {"random split": "random split: test locations share ground with training ones (views overlap), so "
                              "retrieval finds near neighbours",
              "region held out": "region held out: no training view shows test ground"}
@@ -175,9 +200,8 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
                            for split in notes for method, (name, _) in reports.items()], paths["model"])
     table = to_markdown(metrics_table(runs))
     with atomic_path(paths["report"] / "comparison.md") as tmp:
-        tmp.write_text(table + _REGION_NOTE.format(**region["split"]))
-    log(table)
-    return {**_by_role(runs, "random split", reports), "n_cells": len(cells), "out_dir": str(out), "region": region}
+        tmp.write_text(table + _REGION_NOTE.format(**region_split))
+    return table
 
 
 _REGION_NOTE = (
@@ -200,26 +224,17 @@ def run_region_holdout(df: pd.DataFrame, emb, out_dir: str | os.PathLike, config
         ``{"model", <each placing method>, "baseline": metrics, "runs": {row name: metrics}, "split": the split
         metadata (counts, buffer)}``.
     """
-    from pigeon.cells import GeoCells
-    from pigeon.data import write_manifest
+    from pigeon.data import select_split, training_rows, write_manifest
     from pigeon.data.split import split_manifest
-    from pigeon.model import Geolocator, TrainConfig, train
 
     out = Path(out_dir)
     split_df = split_manifest(df, **REGION_SPLIT, seed=config.seed)
     info = split_df.attrs["meta"]["split"]
     write_manifest(split_df, out / "manifest.parquet")
-    train_df, test_df = split_df[split_df["split"] == "train"], split_df[split_df["split"] == "test"]
+    train_df, test_df = training_rows(split_df), select_split(split_df, "test")
     log(f"[region] the same recipe on a region split: {len(train_df)} train / {len(test_df)} test locations, "
         f">= {info['buffer_km']:g} km apart -> {out}")
-    if (out / "model" / "config.json").is_file():
-        geo = Geolocator.from_pretrained(out / "model")
-    else:
-        cells = GeoCells.build(train_df["lat"], train_df["lon"], method="semantic", min_size=config.min_size,
-                               max_size=config.max_size, seed=config.seed)
-        cells.save(out / "cells")
-        geo = train(split_df, cells, emb, out / "model", TrainConfig(epochs=config.epochs, seed=config.seed),
-                    methods=DEMO_METHODS, overwrite=True)
+    geo = demo_model(split_df, lambda: demo_cells(train_df, out / "cells", config), emb, out / "model", config)
     runs = evaluate_methods(geo, train_df, test_df, emb, out / "report", "region held out",
                             {"demo": asdict(config), "split": info})
     return {**_by_role(runs, "region held out", method_reports(geo)), "runs": runs, "split": info}
@@ -249,7 +264,7 @@ def evaluate_methods(geo, train_df: pd.DataFrame, test_df: pd.DataFrame, emb, re
     runs: dict[str, dict[str, Any]] = {}
     for method, (name, folder) in method_reports(geo).items():
         label = f"{name}, {split}"
-        runs[label] = write_report(predict_manifest(geo, test_df, emb, top_k=5, method=method), test_df,
+        runs[label] = write_report(predict_manifest(geo, test_df, emb, method=method), test_df,
                                    report / folder if folder else report, config={**config, "method": method},
                                    train_df=train_df, name=label)
     label = f"spherical-mean baseline, {split}"

@@ -95,6 +95,20 @@ def spherical_mean(lat, lon, weights=None) -> tuple[float, float]:
     return float(mlat), float(mlon)
 
 
+def spherical_means(lat, lon, groups, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """The spherical mean (:func:`spherical_mean`'s rule) of each group of points: ``(n_groups,)`` lat and lon.
+
+    Args:
+        lat, lon: (n,) degrees.
+        groups: (n,) int group of each point, in ``[0, n_groups)``; a group without points gets (0, 0).
+        n_groups: number of groups.
+    """
+    xyz = latlon_to_xyz(lat, lon).reshape(-1, 3)
+    groups = np.asarray(groups, dtype=np.int64).reshape(-1)
+    sums = np.stack([np.bincount(groups, weights=xyz[:, j], minlength=n_groups) for j in range(3)], axis=1)
+    return xyz_to_latlon(sums)
+
+
 def wrap_lon(lon) -> np.ndarray:
     """Wrap longitudes into [-180, 180)."""
     return (np.asarray(lon, dtype=np.float64) + 180.0) % 360.0 - 180.0

@@ -54,6 +54,26 @@ def check_coords(lat, lon, where: str = "coordinates") -> tuple[np.ndarray, np.n
     return lat, lon
 
 
+def check_labelled(X, coords, cells, n_cells: int, what: str = "embeddings") -> tuple[np.ndarray, np.ndarray]:
+    """The one check of labelled embeddings (head training, the refiner's gallery): ``X`` a non-empty (N, D) array
+    or reader of rows (only its shape is looked at), ``coords`` (N, 2) and ``cells`` (N,) in ``[0, n_cells)``.
+
+    Returns:
+        ``coords`` as float64 (N, 2) and ``cells`` as int64 (N,).
+    """
+    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    cells = np.asarray(cells, dtype=np.int64).ravel()
+    shape = tuple(X.shape)
+    if len(shape) != 2 or not shape[0]:
+        raise InputError(f"{what} must be a non-empty (N, D) array, got shape {shape}")
+    if not (shape[0] == len(coords) == len(cells)):
+        raise InputError(f"{what} ({shape[0]}), coordinates ({len(coords)}) and cells ({len(cells)}) differ in length")
+    if cells.min() < 0 or cells.max() >= n_cells:
+        raise InputError(f"cell labels out of range: cells must be in [0, {n_cells}), got {cells.min()}..{cells.max()}; "
+                         "label the points with the same geocells")
+    return coords, cells
+
+
 def row_context(df: pd.DataFrame, row: int) -> str:
     """`` (line 5, id 'x')``: what else names a row in a message, its CSV line and id where known ("" if nothing)."""
     parts = []

@@ -12,7 +12,7 @@ from pigeon.backbones import (
     BackboneCfg, backbone_cfg, list_backbones, load, register_backbone, resolve_device, resolve_dtype, split_name,
 )
 from pigeon.errors import InputError, MissingDependencyError, UnknownNameError
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 
 def test_list_is_filtered_and_naturally_sorted():

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from tests.cells.conftest import MAX_SIZE
-from tests.conftest import assert_clean_error
+from tests.support.cells import MAX_SIZE
+from tests.support import assert_clean_error
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,10 @@ def files(tmp_path_factory, toy_points, toy_areas):
 
 @pytest.fixture(scope="module")
 def built(files):
-    from tests.conftest import invoke
+    from tests.support import invoke
 
     result = invoke("cells", "build", files / "manifest.csv", "--boundaries", files / "areas.parquet",
-                    "--min-size", "20", "--max-size", "40", "--balance", "-o", files / "cells")
+                    "--min-size", "20", "--max-size", "40", "-o", files / "cells")
     assert result.exit_code == 0, result.stderr
     return files / "cells", result
 
@@ -43,7 +43,7 @@ def test_build_uses_the_train_split_and_the_given_boundaries(built, toy_points):
     n_train = sum(1 for i in range(len(toy_points[0])) if i % 10 != 0)
     assert int(cells.table["n_train"].sum()) == n_train
     assert cells.meta["config"]["boundaries"].endswith("areas.parquet")
-    assert (cells.table["n_train"] <= 40).all() and cells.meta["config"]["balance"] is True  # the median cuts
+    assert (cells.table["n_train"] <= 40).all() and cells.meta["config"]["rules"] == "bounded"  # the default
     assert f"{len(cells)} semantic cells from {n_train} points" in result.stdout
 
 
@@ -51,7 +51,7 @@ def test_build_on_two_processes_gives_the_same_cells(cli, built, files, tmp_path
     from pigeon.cells import GeoCells
 
     result = cli("cells", "build", files / "manifest.csv", "--boundaries", files / "areas.parquet", "--min-size", "20",
-                 "--max-size", "40", "--balance", "--jobs", "2", "-o", tmp_path / "cells")
+                 "--max-size", "40", "--jobs", "2", "-o", tmp_path / "cells")
     assert result.exit_code == 0, result.stderr
     serial, parallel = GeoCells.load(built[0]), GeoCells.load(tmp_path / "cells")
     assert serial.meta["config"]["n_jobs"] is None and parallel.meta["config"]["n_jobs"] == 2
@@ -124,3 +124,15 @@ def test_errors_are_one_line(cli, files, built, tmp_path):
     empty.write_text("id,image,lat,lon\n")
     assert_clean_error(cli("cells", "build", empty, "-o", tmp_path / "c"), "empty")
     assert_clean_error(cli("cells", "build", files / "manifest.csv", "--jobs", "0", "-o", tmp_path / "c"), "jobs")
+
+
+def test_build_with_the_paper_rules_and_bad_rules(cli, files, tmp_path):
+    from pigeon.cells import GeoCells
+
+    args = ("cells", "build", files / "manifest.csv", "--boundaries", files / "areas.parquet", "--min-size", "20",
+            "--max-size", "40")
+    result = cli(*args, "--rules", "paper", "-o", tmp_path / "paper")
+    assert result.exit_code == 0, result.stderr
+    assert GeoCells.load(tmp_path / "paper").meta["config"]["rules"] == "paper"
+    assert_clean_error(cli(*args, "--rules", "loose", "-o", tmp_path / "x"), "geocell rules", "bounded", "paper")
+    assert not (tmp_path / "x").exists()

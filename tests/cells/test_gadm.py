@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from tests.conftest import invoke
+from tests.support import invoke
 
 ENCLAVE = shapely.box(4.0, 44.0, 4.5, 44.5)  # a piece of Ouest inside Est, like Baarle-Hertog
 NORD_OUEST, NORD_EST = shapely.box(0, 43, 3, 46), shapely.difference(shapely.box(3, 43, 6, 46), ENCLAVE)

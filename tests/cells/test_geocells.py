@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError, UnknownNameError
-from tests.cells.conftest import MAX_SIZE, MIN_SIZE
+from tests.support.cells import MAX_SIZE, MIN_SIZE
 
 
 def brute_force_assign(table, lat, lon):
@@ -89,13 +89,22 @@ def test_save_load_round_trip(semantic, tmp_path):
     np.testing.assert_array_equal(back.assign(lat, lon), semantic.assign(lat, lon))
 
 
-def test_presets(toy_points, toy_areas):
-    from pigeon.cells import PRESETS, GeoCells
+def test_the_preset_and_options_reach_the_build(toy_points, toy_areas):
+    from pigeon.cells import CellConfig, GeoCells
+    from pigeon.presets import PRESETS
 
-    assert (PRESETS["streetview"].min_size, PRESETS["streetview"].max_size) == (30, 60)
-    assert (PRESETS["photo"].min_size, PRESETS["photo"].max_size) == (1000, 2000)
-    with pytest.raises(InputError, match="fewer than min_size=1000"):
-        GeoCells.build(toy_points[0][:900], toy_points[1][:900], preset="photo", areas=toy_areas)
+    lat, lon = toy_points
+    photo = PRESETS["photo"].cells["min_size"]
+    assert len(lat) < photo
+    with pytest.raises(InputError, match=f"fewer than min_size={photo}"):
+        GeoCells.build(lat, lon, preset="photo", areas=toy_areas)
+    cells = GeoCells.build(lat, lon, preset="photo", min_size=10, max_size=50, method="naive", areas=toy_areas)
+    config = cells.meta["config"]
+    assert (config["preset"], config["min_size"], config["max_size"], config["method"]) == ("photo", 10, 50, "naive")
+    same = GeoCells.build(lat, lon, CellConfig(method="naive", min_size=10, max_size=50), areas=toy_areas)
+    assert same.table["n_train"].tolist() == cells.table["n_train"].tolist()
+    with pytest.raises(InputError, match="either a CellConfig or a preset"):
+        GeoCells.build(lat, lon, CellConfig(), min_size=3)
 
 
 @pytest.mark.parametrize("kwargs, error, message", [

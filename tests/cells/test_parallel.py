@@ -9,7 +9,7 @@ import pytest
 import shapely
 
 from pigeon.errors import InputError
-from tests.cells.conftest import MAX_SIZE, MIN_SIZE, as_cells, make_points, sampled_cells
+from tests.support.cells import MAX_SIZE, MIN_SIZE, as_cells, make_points, sampled_cells
 
 #: (column, row) of the admin-2 areas of country AA that get a dense city besides the one of the toy world
 CITY_AREAS = [(0, 0), (2, 2), (3, 0), (1, 3)]
@@ -98,7 +98,7 @@ def test_geocells_on_two_processes_equal_one_process(toy_areas, monkeypatch):
     from pigeon.cells import GeoCells, _parallel
 
     lat, lon = cities_points()
-    kwargs = dict(method="semantic", min_size=MIN_SIZE, max_size=MAX_SIZE, areas=toy_areas, seed=0, balance=True)
+    kwargs = dict(method="semantic", min_size=MIN_SIZE, max_size=MAX_SIZE, areas=toy_areas, seed=0, rules="bounded")
     serial = GeoCells.build(lat, lon, **kwargs)
     submitted = []
     submit = _parallel._PoolEngine.submit

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from tests.cells.conftest import CITY, EMPTY_AA, ISLAND, MAX_SIZE, MIN_SIZE, make_points
+from tests.support.cells import CITY, EMPTY_AA, ISLAND, MAX_SIZE, MIN_SIZE, make_points
 
 
 def test_every_training_point_is_in_exactly_one_cell(semantic, toy_points):
@@ -44,6 +44,52 @@ def test_sizes_within_bounds_except_the_isolated_island(semantic):
     assert rest.between(MIN_SIZE, MAX_SIZE).all(), rest.tolist()
     cfg = semantic.meta["config"]
     assert cfg["undersized_cells"] == table.index[island].tolist() and cfg["oversized_cells"] == []
+
+
+def test_default_cells_keep_their_bounds_on_a_skewed_set(toy_areas):
+    """A uniform crowd (no clusters for OPTICS) in one area: the paper's rules leave it whole, the default cuts it."""
+    from pigeon.cells import GeoCells
+
+    rng = np.random.default_rng(3)
+    lat, lon = make_points(seed=2)
+    lat, lon = np.r_[lat, rng.uniform(7.6, 9.9, 900)], np.r_[lon, rng.uniform(0.1, 2.4, 900)]  # area AA/W/0-3
+    paper = GeoCells.build(lat, lon, min_size=MIN_SIZE, max_size=MAX_SIZE, areas=toy_areas, rules="paper")
+    bounded = GeoCells.build(lat, lon, min_size=MIN_SIZE, max_size=MAX_SIZE, areas=toy_areas)
+    assert paper.meta["config"]["rules"] == "paper" and bounded.meta["config"]["rules"] == "bounded"
+    assert (paper.table["n_train"] > 1.5 * MAX_SIZE).any()
+    sizes = bounded.table["n_train"]
+    assert (sizes > 1.5 * MAX_SIZE).mean() <= 0.02 and (sizes > MAX_SIZE).sum() == 0
+    assert len(bounded) > len(paper)
+
+
+def test_cells_stay_inside_admin1_unless_a_unit_is_too_small():
+    """X holds two full cells; Y (5 points) cannot stand alone and Z (no point) is empty: only they cross, named."""
+    import geopandas as gpd
+
+    from pigeon.cells import GeoCells
+
+    shapes = {("X", "x1"): shapely.box(0, 0, 1, 1), ("X", "x2"): shapely.box(1, 0, 2, 1),
+              ("Y", "y1"): shapely.box(2, 0, 3, 1), ("Z", "z1"): shapely.box(3, 0, 4, 1)}
+    areas = gpd.GeoDataFrame({"country": "CC", "admin1": [k[0] for k in shapes], "admin2": [k[1] for k in shapes]},
+                             geometry=list(shapes.values()), crs="EPSG:4326")
+    rng = np.random.default_rng(0)
+    lon = np.r_[rng.uniform(0.05, 0.95, 40), rng.uniform(1.05, 1.95, 40), rng.uniform(2.05, 2.95, 5)]
+    lat = rng.uniform(0.05, 0.95, len(lon))
+    cells = GeoCells.build(lat, lon, min_size=MIN_SIZE, max_size=MAX_SIZE, areas=areas)
+    cfg = cells.meta["config"]
+    assert len(cells) == 2 and cfg["cells_across_admin1"] == 1
+    merges = cfg["admin1_merges"]
+    assert merges["empty areas attached to a cell of another admin-1 (their admin-1 holds no training point)"] == 1
+    assert sum(merges.values()) == 2 and any(k.startswith("small cells fused into (d)") and v == 1
+                                             for k, v in merges.items())
+    # X's two cells stay X's own
+    x_only = cells.table[~cells.table.geometry.intersects(shapely.box(2.01, 0.01, 3.99, 0.99))]
+    assert len(x_only) == 1 and x_only["admin1"].item() == "X"
+
+
+def test_toy_world_cells_never_cross_admin1(semantic):
+    cfg = semantic.meta["config"]
+    assert cfg["cells_across_admin1"] == 0 and not any(cfg["admin1_merges"].values())
 
 
 def test_dense_city_is_split_and_sparse_country_fused(semantic, toy_points):
@@ -93,7 +139,7 @@ def test_cells_on_interleaved_areas_are_one_part_plus_islands():
 
     from pigeon.cells import GeoCells, cell_stats
     from pigeon.geography._topology import regions
-    from tests.geography.conftest import INTERLEAVED_LAND, fragmented_areas
+    from tests.support.maps import INTERLEAVED_LAND, fragmented_areas
 
     areas = fragmented_areas()
     assert (regions(areas.geometry.to_numpy())["region"] > 0).any()
@@ -102,7 +148,7 @@ def test_cells_on_interleaved_areas_are_one_part_plus_islands():
     areas = gpd.GeoDataFrame(pd.concat([areas, neighbour], ignore_index=True), crs="EPSG:4326")
     rng = np.random.default_rng(0)
     lon, lat = np.r_[rng.uniform(0, 6, 900), 1.2, 1.3], np.r_[rng.uniform(0, 4, 900), 5.2, 5.3]
-    cells = GeoCells.build(lat, lon, min_size=30, max_size=60, areas=areas, balance=True)
+    cells = GeoCells.build(lat, lon, min_size=30, max_size=60, areas=areas, rules="bounded")
     stats = cell_stats(cells, lat, lon)
     assert stats["cells_with_exclaves"] == 0 and stats["exclave_share"] == 0.0
     assert stats["cells_with_islands"] >= 1  # the island stays in the cell of its area
@@ -166,7 +212,7 @@ def test_fiji_cells_straddle_the_antimeridian_with_the_right_centroids_and_areas
                                  rng.uniform(0, 360, 600), rng.uniform(0, 3, 600))
     lon = np.r_[lon, -179.87, -179.85, 179.95, 179.97]  # Taveuni, on both sides of the line
     lat = np.r_[lat, -16.85, -16.9, -16.82, -16.88]
-    cells = GeoCells.build(lat, lon, min_size=30, max_size=60, areas=fiji, balance=True)
+    cells = GeoCells.build(lat, lon, min_size=30, max_size=60, areas=fiji, rules="bounded")
     table = cells.table
     assert (table.geometry.bounds["minx"] >= -180).all() and (table.geometry.bounds["maxx"] <= 180).all()
     stats = cell_stats(cells, lat, lon)

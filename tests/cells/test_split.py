@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 from pigeon.cells import OPTICS_PARAMS_STREETVIEW
-from tests.cells.conftest import as_cells, sampled_cells
+from tests.support.cells import as_cells, sampled_cells
 
 
 def blobs(seed: int = 0, lat0: float = 60.0):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pigeon.data import image_views, import_benchmark, read_manifest
+from pigeon.data import MissingImagesWarning, image_views, import_benchmark, read_manifest
 from pigeon.errors import InputError, UnknownNameError
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 IM2GPS3K = """IMG_ID,AUTHOR,LAT,LON,S3_Label,S16_Label,S365_Label,Prob_indoor,Prob_natural,Prob_urban
 1000_0_aaa_1_2@N00.jpg,2@N00,48.8584,2.2945,2,12,210,0.01,0.2,0.79
@@ -106,13 +106,39 @@ def test_cli_import_bad_inputs(tmp_path, cli):
     assert_clean_error(cli("data", "import", bad, "-f", "im2gps3k", "-o", out), "row 0 lon: 200 out of range")
 
 
-def test_an_image_folder_that_does_not_exist_is_refused(tmp_path, cli):
+def test_import_without_images_warns_and_writes_the_manifest(tmp_path, cli):
+    """Metadata only (to evaluate published predictions): a one-line warning, the manifest, and later a clear error."""
     csv = _write(tmp_path, "im2gps3k_places365.csv", IM2GPS3K)
     out = tmp_path / "m.parquet"
-    assert_clean_error(cli("data", "import", csv, "-f", "im2gps3k", "-o", out),
-                       "im2gps3ktest not found", "default image folder of --format im2gps3k", "--images")
-    assert_clean_error(cli("data", "import", csv, "-f", "im2gps3k", "--images", tmp_path / "pics", "-o", out),
-                       "pics not found", "pass --images")
-    assert not out.exists()
+    result = cli("data", "import", csv, "-f", "im2gps3k", "-o", out)
+    assert result.exit_code == 0, result
+    warning = result.stderr.strip()
+    assert len(warning.splitlines()) == 1 and warning.startswith("warning:") and "Traceback" not in warning
+    assert "im2gps3ktest not found" in warning and "default image folder of --format im2gps3k" in warning
+    assert "--images" in warning
+    df = read_manifest(out)
+    assert df["id"].tolist() == ["1000_0_aaa_1_2@N00.jpg", "1001_0_bbb_3_4@N00.jpg"]
+    assert df["image"].tolist() == ["im2gps3ktest/1000_0_aaa_1_2@N00.jpg", "im2gps3ktest/1001_0_bbb_3_4@N00.jpg"]
+    result = cli("data", "import", csv, "-f", "im2gps3k", "--images", tmp_path / "pics", "-o", out)
+    assert result.exit_code == 0 and "pics not found (the image folder)" in result.stderr
+    with pytest.warns(MissingImagesWarning, match="pics not found"):
+        import_benchmark(csv, "im2gps3k", image_dir=tmp_path / "pics")
     (tmp_path / "pics").mkdir()
-    assert cli("data", "import", csv, "-f", "im2gps3k", "--images", tmp_path / "pics", "-o", out).exit_code == 0
+    result = cli("data", "import", csv, "-f", "im2gps3k", "--images", tmp_path / "pics", "-o", out)
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_metadata_only_manifest_serves_as_truth_and_fails_clearly_where_images_are_needed(tmp_path, cli):
+    from pigeon.data import image_views
+    from pigeon.images import load_image
+
+    csv = _write(tmp_path, "im2gps3k_places365.csv", IM2GPS3K)
+    out = tmp_path / "m.parquet"
+    assert cli("data", "import", csv, "-f", "im2gps3k", "-o", out).exit_code == 0
+    truth = read_manifest(out)
+    truth[["id", "lat", "lon"]].to_csv(tmp_path / "p.csv", index=False)
+    result = cli("evaluate", "--predictions", tmp_path / "p.csv", "--truth", out, "-o", tmp_path / "report")
+    assert result.exit_code == 0, result
+    assert (tmp_path / "report" / "metrics.json").is_file()
+    with pytest.raises(InputError, match="image file not found"):
+        load_image(image_views(truth)[0][0])

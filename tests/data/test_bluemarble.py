@@ -15,7 +15,7 @@ from pigeon.data.bluemarble import (
 )
 from pigeon.errors import InputError
 from pigeon.geo import EARTH_RADIUS_KM, destination_point
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 SOURCE_KM_PER_ROW = math.pi * EARTH_RADIUS_KM / 2048  # north-south extent of one source pixel
 

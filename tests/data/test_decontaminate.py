@@ -12,8 +12,8 @@ from pigeon.backbones import Backbone, BackboneCfg, register_backbone
 from pigeon.data import read_manifest, read_table, write_manifest
 from pigeon.data.decontaminate import decontaminate, report_path
 from pigeon.errors import InputError
-from tests.conftest import assert_clean_error
-from tests.data.test_split import brute_force_km, manifest, points_of
+from tests.support import assert_clean_error
+from tests.support.geo import brute_force_km, manifest, points_of
 
 
 class PixelBackbone(Backbone):

@@ -12,7 +12,7 @@ from PIL.TiffImagePlugin import IFDRational
 from pigeon.data import image_views, read_manifest
 from pigeon.data.ingest import find_photos, ingest_photos, read_photo_info
 from pigeon.errors import ArtifactNotFoundError, InputError
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 
 def _dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:

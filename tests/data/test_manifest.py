@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pigeon.data import image_views, read_manifest, read_table, select_split, validate_manifest, write_manifest
+from pigeon.data import (
+    image_views, read_manifest, read_table, select_split, training_rows, validate_manifest, write_manifest,
+)
 from pigeon.errors import ArtifactNotFoundError, InputError
 
 
@@ -102,6 +104,23 @@ def test_select_split():
         select_split(df[df["split"] != "train"], "train")
     with pytest.raises(InputError, match="no 'split' column"):
         select_split(df.drop(columns="split"), "test")
+    assert select_split(df[df["split"] != "val"], "val", empty_ok=True).empty
+    with pytest.raises(InputError, match="split must be one of"):
+        select_split(df, "training")
+
+
+def test_training_rows_are_the_train_split_or_every_row():
+    df = validate_manifest(_df())
+    df.attrs["root"] = "/r"
+    rows = training_rows(df)
+    assert rows["id"].tolist() == ["a"] and rows.attrs["root"] == "/r"
+    assert training_rows(df, "val")["id"].tolist() == ["b"]
+    whole = df.drop(columns="split")
+    assert training_rows(whole) is whole
+    with pytest.raises(InputError, match="no rows with split 'train'.*drop the split column"):
+        training_rows(df[df["split"] != "train"])
+    with pytest.raises(InputError, match="no rows to train on"):
+        training_rows(whole.iloc[:0])
 
 
 def test_read_table_errors(tmp_path):

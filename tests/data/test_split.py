@@ -3,48 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pigeon.data import read_manifest, write_manifest
 from pigeon.data.split import SplitConfig, assign_groups, assign_splits, parse_split, region_labels, split_manifest
 from pigeon.errors import InputError, PigeonError
-from tests.conftest import assert_clean_error
-
-R_KM = 6378.137
-
-
-def brute_force_km(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """All pairwise great-circle distances (spherical law of cosines): independent of pigeon's ball tree."""
-    la, lo = np.radians(a[:, :1]), np.radians(a[:, 1:])
-    lb, ob = np.radians(b[:, 0][None]), np.radians(b[:, 1][None])
-    cos = np.sin(la) * np.sin(lb) + np.cos(la) * np.cos(lb) * np.cos(lo - ob)
-    return R_KM * np.arccos(np.clip(cos, -1, 1))
-
-
-def points_of(df: pd.DataFrame) -> list[np.ndarray]:
-    """Per row: its location and view centres, (k, 2)."""
-    return [np.column_stack([[lat, *vlat], [lon, *vlon]])
-            for lat, lon, vlat, vlon in zip(df["lat"], df["lon"], df["view_lat"], df["view_lon"])]
-
-
-def manifest(n: int = 400, seed: int = 0, views: bool = True) -> pd.DataFrame:
-    """Locations in clusters, each with 2 view centres 150 km away (like Blue Marble's panoramas)."""
-    rng = np.random.default_rng(seed)
-    centres = np.column_stack([rng.uniform(-50, 60, 30), rng.uniform(-170, 170, 30)])
-    k = rng.integers(0, 30, n)
-    lat = np.clip(centres[k, 0] + rng.normal(0, 4, n), -85, 85)
-    lon = (centres[k, 1] + rng.normal(0, 6, n) + 180) % 360 - 180
-    df = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "image": [[f"{i}_0.jpg", f"{i}_1.jpg"] for i in range(n)],
-                       "lat": lat, "lon": lon})
-    if views:
-        from pigeon.geo import destination_point
-
-        bearing = rng.uniform(0, 360, (n, 1)) + [0, 180]
-        vlat, vlon = destination_point(lat[:, None], lon[:, None], bearing, 150.0)
-        df["view_lat"], df["view_lon"] = list(vlat), list(vlon)
-    return df
-
+from tests.support import assert_clean_error
+from tests.support.geo import brute_force_km, manifest, points_of
 
 @pytest.mark.parametrize(("n", "fractions", "expected"), [
     (10, (0.8, 0.1, 0.1), (8, 1, 1)), (7, (0.8, 0.1, 0.1), (5, 1, 1)), (3, (1 / 3, 1 / 3, 1 / 3), (1, 1, 1)),
@@ -170,5 +135,5 @@ def test_cli_split_and_ingest_with_split_options(tmp_path, cli):
 
 def test_split_config_applies_its_fields():
     df = manifest(100)
-    assert SplitConfig(by="region", n_regions=5, seed=1).apply(df)["split"].tolist() == \
+    assert split_manifest(df, SplitConfig(by="region", n_regions=5, seed=1))["split"].tolist() == \
         split_manifest(df, by="region", n_regions=5, seed=1)["split"].tolist()

@@ -1,4 +1,5 @@
-"""Fixtures: the tiny CLIP folder (from tests/backbones) and a small manifest of generated photos."""
+"""Fixtures: the tiny CLIP backbone (its folder is a fixture of tests/conftest.py) and a small manifest of
+generated photos."""
 
 from __future__ import annotations
 
@@ -7,11 +8,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tests.backbones.conftest import tiny_clip_dir  # noqa: F401  (shared session fixture)
-
 
 @pytest.fixture(scope="session")
-def tiny_clip(tiny_clip_dir):  # noqa: F811
+def tiny_clip(tiny_clip_dir):
     from pigeon.backbones import load
 
     return load(f"clip:{tiny_clip_dir}", device="cpu")

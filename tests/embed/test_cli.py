@@ -8,7 +8,7 @@ from PIL import Image
 from pigeon import images
 from pigeon.data import write_manifest
 from pigeon.embed import Embeddings
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 
 def test_embed_default_backbone_with_bomb_guard_and_split(cli, photos, tmp_path, monkeypatch):

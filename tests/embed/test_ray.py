@@ -18,7 +18,7 @@ from pigeon.embed import Embeddings, embed_manifest, embed_manifest_ray
 from pigeon.embed import _ray
 from pigeon.embed._ray import ShardEmbedder
 from pigeon.errors import InputError, PigeonError
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -132,3 +132,22 @@ def test_cli_engine_ray(local_ray, cli, tiny_clip, photos, tmp_path):
                        "--num-workers only apply to --engine ray")
     assert_clean_error(cli("embed", tmp_path / "m.parquet", "-o", tmp_path / "e2", "--engine", "spark"),
                        "unknown engine 'spark'")
+
+
+def test_shards_on_ray_equal_one_process_and_resume_its_store(local_ray, tiny_clip, photos, tmp_path):
+    from pigeon.data.shards import write_shards
+    from pigeon.embed import embed_shards_from, embed_shards_ray
+
+    shards = write_shards(photos(7), tmp_path / "shards", size=3)
+    full = embed_shards_from(shards.pattern, tiny_clip, tmp_path / "full", batch_size=3, num_workers=0)
+    on_ray = embed_shards_ray(shards.pattern, tiny_clip.name, tmp_path / "ray", num_workers=2, batch_size=3)
+    _assert_same_store(on_ray, full)
+    assert on_ray.meta["config"]["ray_workers"] == 2
+    assert (tmp_path / "ray/manifest.parquet").read_bytes() == (tmp_path / "full/manifest.parquet").read_bytes()
+    part = tmp_path / "part"  # a single-process store missing one shard, finished by Ray
+    embed_shards_from(shards.pattern, tiny_clip, part, batch_size=3, num_workers=0)
+    (part / "shards/shard-00002.safetensors").unlink()
+    write_json(part / "meta.json", {**read_json(part / "meta.json"), "complete": False})
+    resumed = embed_shards_ray(shards.pattern, tiny_clip.name, part, num_workers=1, batch_size=3)
+    _assert_same_store(resumed, full)
+    assert resumed.meta["config"]["ray_workers"] == 1  # one shard left: one replica

@@ -11,8 +11,8 @@ import torch
 
 from pigeon.engine import Engine, LocationBatchSampler, OptimConfig, ShuffleSampler
 from pigeon.errors import InputError
-from tests.distributed import spawn
-from tests.engine.test_engine import Regression, _data
+from tests.support.distributed import spawn
+from tests.support.engine import Regression, regression_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CONFIG = dict(epochs=3, lr=0.05, device="cpu", grad_accum=2, seed=3, checkpoint_every=1)
@@ -25,7 +25,7 @@ class _Killed(Exception):
 def _run(out, dropout: float, kill_at: int | None = None, resume: bool = False, select: bool = True):
     """The toy regression on 64 rows, global batches of 16 (8 a process with 2), 2 micro-batches a step; the
     validation metric differs between processes, so only a shared decision keeps them in step."""
-    data, calls = _data(), [0]
+    data, calls = regression_data(), [0]
 
     def collate(idx):
         calls[0] += 1

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from pigeon.engine import (
     Engine, LocationBatchSampler, OptimConfig, ShuffleSampler, autocast_dtype, lr_factor, read_checkpoint_state,
 )
 from pigeon.errors import InputError
+from tests.support.engine import Regression, regression_data
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -77,29 +77,8 @@ def test_warmup_then_linear_and_cosine():
 
 
 # ------------------------------------------------------------------------------------------- a toy task
-class Regression(nn.Module):
-    """y = x @ w with dropout on the input: learnable, and random (so resume must restore the RNG)."""
-
-    def __init__(self, dropout: float = 0.0) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.linear = nn.Linear(8, 1)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, batch):
-        pred = self.linear(self.dropout(batch["x"])).squeeze(1)
-        loss = ((pred - batch["y"]) ** 2).mean()
-        return loss, {"mae": (pred - batch["y"]).abs().mean()}, len(pred)
-
-
-def _data(n: int = 64):
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(n, 8, generator=g)
-    return {"x": x, "y": x @ torch.arange(8.0) + 0.5}
-
-
 def _fit(config: OptimConfig, out_dir=None, model=None, batch_size=8, collate=None, **kw):
-    data = _data()
+    data = regression_data()
     model = model or Regression()
     collate = collate or (lambda idx: {k: v[torch.as_tensor(idx)] for k, v in data.items()})
     result = Engine(config, out_dir).fit(model, ShuffleSampler(64, batch_size, seed=config.seed), collate, **kw)
@@ -151,7 +130,7 @@ class _Killed(Exception):
 def test_resume_after_a_kill_inside_an_epoch_equals_an_uninterrupted_run(tmp_path, kill_at):
     cfg = OptimConfig(epochs=3, lr=0.05, device="cpu", checkpoint_every=2, seed=4)
     straight, r_straight = _fit(cfg, tmp_path / "a", model=Regression(dropout=0.3))
-    data, calls = _data(), [0]
+    data, calls = regression_data(), [0]
 
     def dying(idx):
         calls[0] += 1

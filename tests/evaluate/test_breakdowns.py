@@ -15,8 +15,8 @@ from pigeon.evaluate import (
     DISTANCE_BANDS_KM, band_labels, compute_metrics, distance_bands, match_predictions, metrics_by_band,
     metrics_by_group, write_comparison, write_report,
 )
-from tests.conftest import assert_clean_error
-from tests.data.test_split import brute_force_km
+from tests.support import assert_clean_error
+from tests.support.geo import brute_force_km
 
 
 @pytest.fixture

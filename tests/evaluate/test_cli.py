@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pigeon.data import write_manifest
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def test_evaluate_writes_the_report_and_prints_the_table(files, tmp_path, cli, e
     out = tmp_path / "report"
     result = cli("evaluate", "--predictions", pred_path, "--truth", truth_path, "-o", out)
     assert result.exit_code == 0, result
-    for text in ("region (200 km)", "50.0 %", "60.0 %", "300.0"):
+    for text in ("protocol", "pigeon", "region (200 km)", "50.0 %", "66.7 %", "300.0"):
         assert text in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["acc_750km"] == pytest.approx(expected["acc_750km"])

@@ -10,12 +10,12 @@ import pigeon.geography
 from pigeon.errors import InputError
 from pigeon.evaluate import METRIC_KEYS, compute_metrics, country_accuracy, match_predictions, mean_baseline
 from pigeon.evaluate._metrics import summarize
-from tests.evaluate.conftest import CASES
+from tests.support.evaluate import CASES
 
 
 def test_every_metric_on_the_hand_checked_fixture(pred, truth, expected):
     metrics = compute_metrics(pred, truth)
-    assert tuple(metrics) == METRIC_KEYS
+    assert tuple(metrics) == ("protocol", *METRIC_KEYS) and metrics["protocol"] == "pigeon"
     assert metrics["n"] == expected["n"] and isinstance(metrics["n"], int)
     for key in METRIC_KEYS[1:]:
         assert metrics[key] == pytest.approx(expected[key], abs=1e-6), key
@@ -42,7 +42,8 @@ def test_thresholds_are_strict():
 def test_a_perfect_guess(truth):
     m = compute_metrics(truth[["id", "lat", "lon"]], truth)
     assert m["acc_1km"] == 1.0 and m["median_km"] == 0.0 and m["geoscore_mean"] == 5000.0
-    assert m["country_acc"] == 1.0
+    # PIGEON's rule: a truth at sea takes the nearest country, which a guess at sea is not inside
+    assert m["country_acc"] == pytest.approx(5 / 6)
 
 
 def test_rank_one_rows_are_used_and_order_does_not_matter(pred, truth, expected):
@@ -64,12 +65,14 @@ def test_column_names_are_case_insensitive(pred, truth, expected):
 
 
 def test_country_accuracy_is_null_without_country_lookup(monkeypatch, pred, truth):
-    monkeypatch.delattr(pigeon.geography, "country_of")
+    monkeypatch.delattr(pigeon.geography, "countries")
     assert compute_metrics(pred, truth)["country_acc"] is None
 
 
-def test_country_accuracy_is_null_when_no_truth_is_in_a_country():
-    assert country_accuracy([0.0, -30.0], [-140.0, -20.0], [0.0, 0.0], [0.0, 0.0]) is None
+def test_country_accuracy_takes_the_nearest_country_for_a_truth_at_sea():
+    # 5 km off Brighton: nearest polygon GB; the guess in London is inside it, the one in Paris is not
+    assert country_accuracy([50.77, 50.77], [-0.14, -0.14], [51.5, 48.86], [-0.12, 2.35]) == 0.5
+    assert country_accuracy([], [], [], []) is None
 
 
 @pytest.mark.parametrize(("mutate", "match"), [

@@ -16,14 +16,14 @@ def test_write_report_folder(pred, truth, expected, tmp_path):
     out = tmp_path / "report"
     metrics = write_report(pred, truth, out, config={"predictions": "p.csv"})
     on_disk = json.loads((out / "metrics.json").read_text())
-    assert list(on_disk) == list(METRIC_KEYS) and on_disk == metrics
+    assert list(on_disk) == ["protocol", *METRIC_KEYS] and on_disk == metrics and on_disk["protocol"] == "pigeon"
     assert on_disk["acc_200km"] == pytest.approx(expected["acc_200km"])
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["kind"] == "evaluation" and meta["config"] == {"predictions": "p.csv"}
+    assert meta["kind"] == "evaluation" and meta["config"] == {"predictions": "p.csv", "protocol": "pigeon"}
 
     md = (out / "metrics.md").read_text()
     assert "| region (200 km) | 50.0 % |" in md
-    assert "| country accuracy | 60.0 % |" in md
+    assert "| country accuracy | 50.0 % |" in md and "Protocol `pigeon`: haversine, R = 6378.137 km" in md
     assert "| median error (km) | 300.0 |" in md
 
     errors = read_table(out / "errors.parquet")
@@ -39,7 +39,7 @@ def test_write_report_folder(pred, truth, expected, tmp_path):
 def test_null_country_accuracy_reads_as_na(pred, truth, tmp_path, monkeypatch):
     import pigeon.geography
 
-    monkeypatch.delattr(pigeon.geography, "country_of")
+    monkeypatch.delattr(pigeon.geography, "countries")
     write_report(pred, truth, tmp_path / "r")
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["country_acc"] is None
     assert "| country accuracy | n/a |" in (tmp_path / "r" / "metrics.md").read_text()
@@ -50,7 +50,7 @@ def test_compare_reports(tmp_path, pred, truth):
     write_report(pred.assign(lat=-pred["lat"]), truth, tmp_path / "flipped")
     table = compare([tmp_path / "good", tmp_path / "flipped"])
     assert table.index.tolist() == ["good", "flipped"]
-    assert table.columns.tolist() == list(METRIC_KEYS)
+    assert table.columns.tolist() == ["protocol", *METRIC_KEYS] and set(table["protocol"]) == {"pigeon"}
     assert table.loc["good", "median_km"] < table.loc["flipped", "median_km"]
     assert table.loc["good", "acc_1km"] == pytest.approx(1 / 6)
 

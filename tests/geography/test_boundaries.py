@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -10,16 +11,25 @@ from pigeon.errors import ArtifactNotFoundError, InputError
 from pigeon.geo import destination_point
 from pigeon.geography import admin_areas, countries, country_of, locate
 
-# (lat, lon, iso_a2, admin1) well inside each place
+# (lat, lon, iso_a2, admin1) well inside each place; admin-1 is the real Natural Earth unit (France: départements)
 KNOWN = [
-    (48.8566, 2.3522, "FR", "Ile-de-France"),
+    (48.8566, 2.3522, "FR", "Paris"),
     (59.9139, 10.7522, "NO", "Oslo"),
     (40.7128, -74.0060, "US", "New York"),
     (-33.8688, 151.2093, "AU", "New South Wales"),
     (35.6762, 139.6503, "JP", "Tokyo"),
-    (-1.2921, 36.8219, "KE", "Nairobi Area"),
+    (-1.2921, 36.8219, "KE", "Nairobi"),
     (-22.9068, -43.1729, "BR", "Rio de Janeiro"),
     (42.6629, 21.1655, "XK", None),
+]
+# a state or province capital per continent: (lat, lon, country, admin-1 name, ISO 3166-2)
+CAPITALS = [
+    (48.1374, 11.5755, "DE", "Bayern", "DE-BY"),               # Munich
+    (38.5816, -121.4944, "US", "California", "US-CA"),         # Sacramento
+    (-34.9205, -57.9536, "AR", "Buenos Aires", "AR-B"),        # La Plata
+    (-29.6006, 30.3794, "ZA", "KwaZulu-Natal", "ZA-KZN"),      # Pietermaritzburg
+    (30.5728, 104.0668, "CN", "Sichuan", "CN-SC"),             # Chengdu
+    (-27.4698, 153.0251, "AU", "Queensland", "AU-QLD"),        # Brisbane
 ]
 
 
@@ -71,7 +81,7 @@ def test_vectorised_equals_scalar():
 def test_locate_known_places():
     lat, lon, codes, admin1 = zip(*KNOWN)
     table = locate(lat, lon)
-    assert list(table.columns) == ["country", "country_name", "admin1", "admin2", "city"]
+    assert list(table.columns) == ["country", "country_name", "admin1", "admin1_code", "admin2", "city"]
     assert table["country"].tolist() == list(codes)
     for got, want in zip(table["admin1"], admin1):
         if want is not None:
@@ -95,12 +105,39 @@ def test_admin_level0_is_countries():
     assert areas["country"].tolist() == countries()["iso_a2"].tolist()
 
 
-def test_derived_admin1_agrees_with_places(admin_cache):
-    areas = admin_areas(1, cache=admin_cache)
-    assert areas["area_id"].is_unique and areas.geometry.is_valid.all()
-    assert areas["admin2"].isna().all()
-    assert any((admin_cache / "geography").glob("admin1_*.parquet"))
-    # each known place falls in the area named like its GeoNames admin-1, in its own country
+def test_real_admin1_at_state_capitals_of_every_continent():
+    lat, lon, codes, names, iso = map(list, zip(*CAPITALS))
+    table = locate(lat, lon)
+    assert table["country"].tolist() == codes
+    assert table["admin1"].tolist() == names and table["admin1_code"].tolist() == iso
+
+
+def test_real_admin1_either_side_of_a_state_line():
+    # Kansas City, Kansas and Kansas City, Missouri: 4 km apart across the state line
+    table = locate([39.1141, 39.0997], [-94.6275, -94.5786])
+    assert table["admin1"].tolist() == ["Kansas", "Missouri"]
+    assert table["admin1_code"].tolist() == ["US-KS", "US-MO"]
+    assert table["admin2"].tolist() == ["Wyandotte County", "Jackson County"]  # admin-2 nests in the admin-1
+
+
+def test_a_coastal_town_outside_the_simplified_outline_takes_the_nearest_unit():
+    from pigeon.geography._admin1 import admin1_index
+
+    lat, lon = np.array([6.45407]), np.array([3.39467])  # Lagos Island, on the lagoon
+    assert admin1_index(lat, lon, np.array(["NG"]), max_coast_km=0.0).tolist() == [-1]
+    row = locate(lat, lon).iloc[0]
+    assert (row["country"], row["admin1"], row["admin1_code"]) == ("NG", "Lagos", "NG-LA")
+    # the tolerance is the country's: open sea 60 km out gets no unit and no country
+    far = locate(*destination_point(6.45407, 3.39467, 180.0, 60.0)).iloc[0]
+    assert far.isna().all()
+
+
+def test_real_admin1_areas():
+    areas = admin_areas(1)
+    assert list(areas.columns) == ["area_id", "country", "admin1", "admin2", "admin1_code", "geometry"]
+    assert areas["area_id"].is_unique and areas.geometry.is_valid.all() and areas["admin2"].isna().all()
+    assert len(areas) > 4500 and areas["admin1_code"].notna().mean() > 0.8
+    assert shapely.coverage_is_valid(areas.geometry.to_numpy())  # no overlaps
     lat, lon, codes, admin1 = zip(*KNOWN)
     hit_pt, hit_area = areas.sindex.query(shapely.points(lon, lat), predicate="within")
     found = dict(zip(hit_pt, hit_area))
@@ -109,23 +146,35 @@ def test_derived_admin1_agrees_with_places(admin_cache):
         assert row["country"] == code
         if name is not None:
             assert row["admin1"] == name
-    # areas of one country tile it: their area sums to the country's
+    by_country = areas.groupby("country").size()
+    assert by_country["US"] == 51 and by_country["DE"] == 16 and by_country["FR"] == 102  # + Clipperton
+    # the units of a country cover it, up to the simplification of their coasts
     fr = areas[areas["country"] == "FR"]
     france = countries().set_index("iso_a2").geometry["FR"]
-    assert len(fr) > 10
-    assert shapely.area(fr.geometry.to_numpy()).sum() == pytest.approx(france.area, rel=1e-3)
-    # loading back from the cache gives the same table
-    again = admin_areas(1, cache=admin_cache)
-    assert again["area_id"].tolist() == areas["area_id"].tolist()
+    assert shapely.area(fr.geometry.to_numpy()).sum() == pytest.approx(france.area, rel=0.02)
+    assert areas["admin1"].isna().sum() <= 3  # a country without units (not inside another's) is one area
 
 
 def test_derived_admin2_nests_in_admin1(admin_cache):
     areas = admin_areas(2, cache=admin_cache)
+    assert any((admin_cache / "geography").glob("admin2_*.parquet"))
     assert areas["area_id"].is_unique and areas["admin1"].notna().mean() > 0.99
     paris = areas.iloc[areas.sindex.query(shapely.points(2.3522, 48.8566), predicate="within")[0]]
-    assert (paris["country"], paris["admin1"], paris["admin2"]) == ("FR", "Ile-de-France", "Paris")
-    assert paris["area_id"] == "FR/Ile-de-France/Paris"
-    assert len(areas) > 5 * len(admin_areas(1, cache=admin_cache))
+    assert (paris["country"], paris["admin1"], paris["admin2"], paris["admin1_code"]) == ("FR", "Paris", "Paris",
+                                                                                         "FR-75C")
+    assert paris["area_id"] == "FR/Paris/Paris"
+    level1 = admin_areas(1)
+    assert len(areas) > 4 * len(level1)
+    # every admin-2 area lies inside its own admin-1 unit: none crosses an admin-1 border
+    unit = level1.set_index("area_id").geometry
+    parent = (areas["country"] + "/" + areas["admin1"].fillna("?")).to_numpy()
+    outside = shapely.area(shapely.difference(areas.geometry.to_numpy(), unit.loc[parent].to_numpy()))
+    assert outside.max() < 1e-6
+    # the admin-2 areas of a unit tile it
+    sums = pd.Series(shapely.area(areas.geometry.to_numpy())).groupby(parent).sum()
+    np.testing.assert_allclose(sums.to_numpy(), shapely.area(unit.loc[sums.index].to_numpy()), rtol=1e-6)
+    again = admin_areas(2, cache=admin_cache)  # loading back from the cache gives the same table
+    assert again["area_id"].tolist() == areas["area_id"].tolist()
 
 
 def test_admin_level_must_be_valid():

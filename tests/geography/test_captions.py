@@ -10,7 +10,7 @@ import pytest
 
 from pigeon.errors import InputError, UnknownNameError
 from pigeon.geography import KOPPEN_NAMES, THE_COUNTRIES, captions, compass_direction, countries, country_phrase
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 SV_LOCATION = re.compile(
     r"A Street View photo (close to the town of (?P<town>[^.]+?) )?(in the region of (?P<region>[^.]+?) )?"

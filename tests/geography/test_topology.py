@@ -9,7 +9,7 @@ import shapely
 from pigeon.geography._topology import (
     border_graph, circular_span, contiguous_groups, regions, unwrap_geometry, wrap_geometry,
 )
-from tests.geography.conftest import INTERLEAVED_LAND, fragmented_areas, interleaved_places
+from tests.support.maps import INTERLEAVED_LAND, fragmented_areas, interleaved_places
 
 
 def box(x0, y0, x1, y1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 
 def test_predict_without_a_model_folder(cli, tmp_path):

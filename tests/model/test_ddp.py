@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import invoke, write_store
-from tests.distributed import spawn, torchrun
-from tests.model.conftest import make_synthetic
+from pigeon.cells import GeoCells
+from tests.support import invoke, write_store
+from tests.support.distributed import spawn, torchrun
+from tests.support.model import make_synthetic
 
-cells_module = pytest.importorskip("pigeon.cells")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -32,7 +32,7 @@ def dataset(tmp_path_factory):
     write_manifest(df, root / "manifest.parquet")
     write_store(root / "emb", ids, syn.X, shard_size=50)
     train = df[df["split"] == "train"]
-    cells_module.GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive",
+    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive",
                                 max_size=40).save(root / "cells")
     return root
 
@@ -90,7 +90,7 @@ def images(tmp_path_factory):
     df = read_manifest(root / "data" / "manifest.parquet")
     embed_manifest(df, "pigeontest:tiny", root / "emb", num_workers=0)
     train = df[df["split"] == "train"]
-    cells_module.GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive",
+    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive",
                                 min_size=4, max_size=8).save(root / "cells")
     result = invoke("train", root / "data" / "manifest.parquet", "--cells", root / "cells", "--embeddings",
                     root / "emb", "-o", root / "model", "--epochs", "2", "--batch-size", "16", "--dropout", "0",

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
+from pigeon.cells import GeoCells
+from pigeon.model import TrainConfig
+from pigeon.refine import RefineConfig
 from pigeon.errors import PigeonError
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
-cells_module = pytest.importorskip("pigeon.cells")
-if not hasattr(cells_module, "GeoCells"):
-    pytest.skip("pigeon.cells.GeoCells has not landed yet", allow_module_level=True)
 
 
 def _manifest(work):  # the manifest inside the dataset folder (image paths are relative to it)
@@ -25,7 +25,6 @@ def _manifest(work):  # the manifest inside the dataset folder (image paths are 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     """A 2-view Blue Marble dataset with auxiliary columns, its tiny-backbone embeddings and naive cells."""
-    from pigeon.cells import GeoCells
     from pigeon.data import read_manifest, write_manifest
     from pigeon.data.bluemarble import make_bluemarble_dataset
     from pigeon.embed import embed_manifest
@@ -47,7 +46,7 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(work, tmp_path_factory):
-    from tests.conftest import invoke
+    from tests.support import invoke
 
     out = work / "model"
     result = invoke("train", _manifest(work), "--cells", work / "cells", "--embeddings", work / "emb",
@@ -64,11 +63,11 @@ def test_model_folder_is_complete_and_unpickled(model):
     config = json.loads((model / "config.json").read_text())
     assert config["backbone"] == "pigeontest:tiny" and config["head"]["in_dim"] == 32
     assert config["head"]["n_climate"] == len(config["climate_classes"]) and config["head"]["n_months"] == 12
-    assert config["head"]["regression"] == ["elevation_m"] and config["train"]["tau_km"] == 75.0
+    assert config["head"]["regression"] == ["elevation_m"] and config["train"]["tau_km"] == TrainConfig().tau_km
     assert config["versions"]["python"] and config["stages"] == ["head", "refiner"]
     assert config["methods"] == ["cell", "refine", "knn"]
     refiner = json.loads((model / "refiner" / "meta.json").read_text())["config"]
-    assert refiner["refine"]["top_k"] == 5 and refiner["refine"]["temperature"] == 1.6  # the street-view preset
+    assert refiner["refine"] == RefineConfig().to_dict()  # the default (street-view) preset
     assert refiner["backbone"] == "pigeontest:tiny" and refiner["n_gallery"] == config["data"]["n_train"]
     assert json.loads((model / "meta.json").read_text())["kind"] == "model"
     assert len((model / "train_log.jsonl").read_text().splitlines()) == 4
@@ -186,7 +185,6 @@ def test_a_failed_streamed_prediction_leaves_no_file(model, work, tmp_path, monk
 
 
 def test_incomplete_or_inconsistent_model_folders(cli, model, tmp_path):
-    from pigeon.cells import GeoCells
 
     broken = tmp_path / "m1"
     shutil.copytree(model, broken)

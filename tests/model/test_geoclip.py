@@ -14,8 +14,8 @@ from pigeon.model.geoclip import (
     SF, ContrastiveTask, EncoderConfig, FourierFeatures, GeoClip, GeoClipConfig, GeoClipTowers, build_geoclip,
     equal_earth, fit_geoclip, read_gallery,
 )
-from tests.distributed import spawn
-from tests.model.conftest import make_synthetic
+from tests.support.distributed import spawn
+from tests.support.model import make_synthetic
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = EncoderConfig(sigmas=(1.0, 16.0, 128.0), n_frequencies=64, hidden_dim=128, depth=2, dim=64)

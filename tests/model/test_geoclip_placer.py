@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from pigeon.model import Geolocator, predict_manifest
-from tests.conftest import assert_clean_error, invoke, write_store
-from tests.distributed import torchrun
-from tests.model.conftest import make_synthetic
+from tests.support import assert_clean_error, invoke, write_store
+from tests.support.distributed import torchrun
+from tests.support.model import make_synthetic
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -139,7 +139,7 @@ def image_model(tmp_path_factory):
 
 def test_predict_and_the_service_place_images_with_it(image_model):
     from pigeon.images import load_image
-    from tests.serve.conftest import files, running
+    from tests.support.serve import files, running
 
     views = sorted((image_model / "data" / "images").glob("bm00003_*.jpg"))
     result = invoke("predict", image_model / "model", *views, "--views", "2", "--method", "geoclip", "--json")

@@ -8,7 +8,7 @@ from PIL import Image
 
 from pigeon.errors import InputError
 from pigeon.model import Geolocator, TrainConfig, aux_targets, fit_head
-from tests.model.conftest import TinyBackbone, ToyCells
+from tests.support.model import TinyBackbone, ToyCells
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from pigeon.model import Geolocator, build_artefacts, plan_artefacts, placers
 from pigeon.model.placers import METHODS, TrainingData, get_placer
 from pigeon.model.placers.knn import POOL
 from pigeon.refine import RefineConfig
-from tests.conftest import assert_clean_error
-from tests.model import dummy_placer
+from tests.support import assert_clean_error
+from tests.support import dummy_placer
 
 
 @pytest.fixture(scope="module")

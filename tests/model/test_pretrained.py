@@ -5,7 +5,7 @@ from __future__ import annotations
 from pigeon.data import make_bluemarble_dataset
 from pigeon.evaluate import compute_metrics, mean_baseline
 from pigeon.model import PRETRAINED, Geolocator, predict_manifest, pretrained_path
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 
 def test_bundled_demo_model_generalises_to_new_locations(tmp_path):

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 import pigeon.backbones  # noqa: F401  (before the fixtures import transformers: see pigeon._compat)
 from pigeon.data import write_manifest
-from tests.conftest import invoke
-from tests.distributed import torchrun
+from tests.support import invoke
+from tests.support.distributed import torchrun
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

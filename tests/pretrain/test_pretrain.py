@@ -12,7 +12,7 @@ from pigeon.backbones import load
 from pigeon.data import image_views
 from pigeon.errors import InputError
 from pigeon.pretrain import CaptionedViews, PretrainConfig, clip_loss, load_towers, pretrain
-from tests.conftest import assert_clean_error
+from tests.support import assert_clean_error
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 FAST = dict(epochs=1, lr=1e-3, head_lr=1e-2, batch_size=4, grad_accum=1, warmup_ratio=0.0, device="cpu")
@@ -169,6 +169,9 @@ def test_bad_input(captioned, vision_only_clip, tmp_path, cli):
     assert_clean_error(result, "batch size 41", "40 distinct locations", "--batch-size")
     result = cli("pretrain", manifest, "--backbone", "efficientnet:lite0", "-o", tmp_path / "e", "--preset", "drone")
     assert_clean_error(result, "preset", "streetview")
+    # without --backbone: the offline default, like pigeon embed (not "Missing option --backbone")
+    result = cli("pretrain", manifest, "-o", tmp_path / "f", "--batch-size", "41")
+    assert_clean_error(result, "batch size 41", "40 distinct locations")
 
 
 def test_cli_pretrains_and_resumes_with_more_epochs(captioned, tiny_clip_full, tmp_path, cli):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import faiss
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,9 +14,7 @@ from pigeon.errors import InputError
 from pigeon.refine import RefineConfig, Refiner, build_index, read_index, recall_at_1, write_index
 from pigeon.refine._index import is_lossy, is_memory_mapped, search
 from pigeon.refine._search import prepare
-from tests.conftest import write_store
-
-faiss = pytest.importorskip("faiss")
+from tests.support import write_store
 
 
 @pytest.fixture(autouse=True)

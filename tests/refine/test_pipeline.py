@@ -13,7 +13,7 @@ from pigeon.errors import InputError, PigeonError, UnknownNameError
 from pigeon.geo import haversine_km
 from pigeon.model import Geolocator, TrainConfig, fit_head
 from pigeon.refine import RefineConfig, Refiner
-from tests.model.conftest import ToyCells, make_synthetic
+from tests.support.model import ToyCells, make_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +120,10 @@ def test_model_folder_round_trip_with_refiner_card_and_stages(refined, syn, tmp_
     assert head_only.refiner is None and not head_only.predict_embeddings(X[:2])[0].refined
 
 
-def test_model_hub_ids_load_from_the_hub_cache(refined, tmp_path, monkeypatch):
+def test_model_hub_ids_load_from_the_hub_cache(tmp_path, monkeypatch):
     import huggingface_hub.constants as hub
 
-    root = refined.cells  # ToyCells cannot be saved; use the bundled demo model's folder as the repo content
-    from pigeon.model import pretrained_path
+    from pigeon.model import pretrained_path  # the bundled demo model's folder is the repo content
 
     snapshot = tmp_path / "hub" / "models--pigeon-org--demo" / "snapshots" / ("a" * 40)
     shutil.copytree(pretrained_path("demo"), snapshot)
@@ -133,13 +132,14 @@ def test_model_hub_ids_load_from_the_hub_cache(refined, tmp_path, monkeypatch):
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     geo = Geolocator.from_pretrained("pigeon-org/demo")
-    assert geo.n_cells == Geolocator.from_pretrained("demo").n_cells and root is not None
+    bundled = Geolocator.from_pretrained("demo")
+    assert geo.n_cells == bundled.n_cells and geo.config == bundled.config
     with pytest.raises(PigeonError, match="model hub could not provide it"):
         Geolocator.from_pretrained("pigeon-org/missing")
 
 
 def test_unreadable_images_are_returned_as_errors_when_asked(tmp_path, syn):
-    from tests.model.conftest import TinyBackbone
+    from tests.support.model import TinyBackbone
 
     result = fit_head(syn.X[syn.train], syn.coords[syn.train], syn.cells[syn.train], syn.centroids,
                       config=TrainConfig(epochs=1, device="cpu", aux=False))

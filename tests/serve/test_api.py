@@ -12,7 +12,7 @@ from PIL import Image
 
 from pigeon.geo import haversine_km
 from pigeon.images import load_image
-from tests.serve.conftest import assert_error, files, jpeg, png_bomb, running
+from tests.support.serve import assert_error, files, jpeg, png_bomb, running
 
 
 # ------------------------------------------------------------------ answers

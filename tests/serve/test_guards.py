@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import tempfile
 import threading
@@ -15,8 +16,8 @@ from pigeon.errors import InputError, PigeonError
 from pigeon.geo import haversine_km
 from pigeon.serve import PrecisionCap, ServeConfig, is_loopback, read_api_keys
 from pigeon.serve._guard import RateLimiter
-from tests.conftest import assert_clean_error
-from tests.serve.conftest import assert_error, files, jpeg, running
+from tests.support import assert_clean_error
+from tests.support.serve import assert_error, files, hold, jpeg, running
 
 KEY = "k" * 24
 
@@ -127,6 +128,57 @@ def test_a_capped_server_returns_only_box_centres(geo, place):
         assert c.get("/v1/info").json()["cell_polygons"] is False
 
 
+#: numbers an answer may hold that are not locations (anything else must be a box centre under a cap)
+_NOT_LOCATIONS = {"confidence", "probability", "prob", "precision_km", "distance_km", "views", "view",
+                  "batch_images", "decode_ms", "queue_ms", "model_ms", "total_ms", "month"}
+
+
+def _numbers(node, path=()):
+    """(path, number) of every number in a JSON document; a coordinate pair counts as one (lat, lon) item."""
+    if isinstance(node, dict):
+        if "lat" in node and "lon" in node:
+            yield path + ("lat/lon",), (node["lat"], node["lon"])
+        for key, value in node.items():
+            if key not in ("lat", "lon"):
+                yield from _numbers(value, path + (key,))
+    elif isinstance(node, list):
+        if path and path[-1] == "coordinates":
+            yield path, (node[1], node[0])  # GeoJSON: (lon, lat)
+        else:
+            for i, value in enumerate(node):
+                yield from _numbers(value, path + (i,))
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield path, node
+
+
+def test_no_number_in_a_capped_answer_is_finer_than_the_cap(geo, place):
+    """Every location in every answer (guess, head guess, top-k, map, the upload's own EXIF GPS) is a box centre."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 29.5), 3: "E", 4: (2.0, 17.0, 40.2)})  # Paris
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(place[0][0][0])).save(buf, "JPEG", exif=exif)
+    cap = PrecisionCap(300.0)
+    with running(geo, max_precision_km=cap.km) as c:
+        answers = [c.post("/v1/predict", files=files(buf.getvalue(), *place[0][0][1:]), params=params).json()
+                   for params in ({}, {"map": 1, "top_k": 10}, {"refine": "false", "map": 1})]
+    assert all(a["exif_gps"] is not None for a in answers)
+    pairs = 0
+    for answer in answers:
+        for path, value in _numbers(answer):
+            if isinstance(value, tuple):
+                assert cap.snap(*value) == pytest.approx(value, abs=1e-4), (path, value)
+                pairs += 1
+            else:
+                assert path[0] == "aux" or path[-1] in _NOT_LOCATIONS, (path, value)
+    assert pairs > 3 * 3 + geo.n_cells  # guesses, head guesses and EXIF positions of 3 answers, and the maps
+    truth = answers[0]["exif_gps"]
+    assert (truth["lat"], truth["lon"]) == pytest.approx(cap.snap(48.858, 2.2945), abs=1e-4)
+
+
 # -------------------------------------------------------------- under load
 def _slow(service, seconds: float):
     """Make the model calls of ``service`` take ``seconds`` longer; returns the undo."""
@@ -182,21 +234,16 @@ def test_a_request_over_its_time_limit_gets_503(geo):
         assert "retry-after" in r.headers
         time.sleep(1.2)  # the abandoned batch finishes; the server goes on answering
         undo()
+        svc = c.app.state.service
+        svc.cfg = dataclasses.replace(svc.cfg, request_timeout_s=30)  # not a speed test: the shared CPU is noisy
         assert c.post("/v1/predict", files=files(jpeg())).status_code == 200
 
 
 def test_decoding_does_not_block_the_event_loop(geo, monkeypatch):
-    from pigeon.serve import _uploads
-
-    decode = _uploads.decode_view
-    release = threading.Event()
-
-    def stuck(upload, cfg):
-        release.wait(10)
-        return decode(upload, cfg)
+    from pigeon.serve import _service
 
     with running(geo) as c:
-        monkeypatch.setattr("pigeon.serve._app.decode_view", stuck)
+        release = hold(monkeypatch, _service, "decode_view")
         worker = threading.Thread(target=lambda: c.post("/v1/predict", files=files(jpeg())))
         worker.start()
         time.sleep(0.2)

@@ -7,8 +7,8 @@ import pytest
 from pigeon.images import load_image
 from pigeon.model import Geolocator, build_artefacts, plan_artefacts
 from pigeon.model.placers import TrainingData
-from tests.model import dummy_placer
-from tests.serve.conftest import assert_error, files, running
+from tests.support import dummy_placer
+from tests.support.serve import assert_error, files, running
 
 
 def test_each_method_of_the_model_answers_as_in_process(client, geo, place):

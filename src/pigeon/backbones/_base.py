@@ -13,6 +13,7 @@ from torch import nn
 from pigeon.backbones._config import BackboneCfg
 from pigeon.backbones._transforms import ImageTransform
 from pigeon.errors import InputError
+from pigeon.images import DecodeConfig
 
 ImageLike = str | os.PathLike | Image.Image
 
@@ -27,6 +28,9 @@ class Backbone(nn.Module):
         name: the registry name it was loaded under.
         cfg: its :class:`BackboneCfg`.
         transform: the picklable preprocessing callable (safe to send to DataLoader workers).
+        decode: how :meth:`preprocess` decodes images (:class:`~pigeon.images.DecodeConfig`; setting it, e.g. to
+            ``DecodeConfig(exact=True)`` to decode every pixel instead of JPEG draft mode / reduce, remakes
+            ``transform``).
     """
 
     #: put conv nets in channels-last memory format (faster on CPU and tensor cores).
@@ -36,12 +40,22 @@ class Backbone(nn.Module):
         super().__init__()
         self.name = name
         self.cfg = cfg
-        self.transform = ImageTransform(cfg)
+        self._decode = DecodeConfig()
+        self.transform = ImageTransform(cfg, self._decode)
 
     @property
     def embed_dim(self) -> int:
         """Size D of an embedding."""
         return self.cfg.embed_dim
+
+    @property
+    def decode(self) -> DecodeConfig:
+        return self._decode
+
+    @decode.setter
+    def decode(self, value: DecodeConfig) -> None:
+        self._decode = value
+        self.transform = ImageTransform(self.cfg, value)
 
     @property
     def device(self) -> torch.device:
@@ -67,7 +81,8 @@ class Backbone(nn.Module):
         return list(block.parameters())
 
     def preprocess(self, img: ImageLike) -> torch.Tensor:
-        """Load (if a path) and preprocess one image to a float32 ``(3, S, S)`` tensor."""
+        """Decode (if a path) and preprocess one image to a float32 ``(3, S, S)`` tensor (bounded: see
+        :mod:`pigeon.images`)."""
         return self.transform(img)
 
     def prepare(self, pixels: torch.Tensor) -> torch.Tensor:

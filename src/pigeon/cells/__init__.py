@@ -4,11 +4,13 @@ Semantic cells follow admin boundaries (one cell per populated admin area, small
 country, large cells split with OPTICS + Voronoi); naive cells are the reference's adaptive rectangles.
 """
 
-from pigeon.cells._config import OPTICS_PARAMS_PHOTO, OPTICS_PARAMS_STREETVIEW, PRESETS, CellPreset
-from pigeon.cells._geocells import METHODS, TABLE_COLUMNS, GeoCells, read_areas
-from pigeon.cells._report import cell_stats, export_geojson, plot_cells
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = [
-    "METHODS", "OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "PRESETS", "TABLE_COLUMNS", "CellPreset",
-    "GeoCells", "cell_stats", "export_geojson", "plot_cells", "read_areas",
-]
+_EXPORTS = exports_of({
+    "pigeon.cells._config": ("METHODS", "OPTICS_PARAMS_PHOTO", "OPTICS_PARAMS_STREETVIEW", "RULES", "CellConfig"),
+    "pigeon.cells._geocells": ("TABLE_COLUMNS", "GeoCells", "read_areas"),
+    "pigeon.cells._report": ("cell_stats", "export_geojson", "plot_cells"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: CellConfig (help texts) and loading a model's cells must not import the builders (geopandas, scipy)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

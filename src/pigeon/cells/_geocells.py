@@ -4,34 +4,29 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from pigeon._io import atomic_path, provenance, read_json, write_json
-from pigeon.cells._config import PRESETS
-from pigeon.cells._naive import naive_boxes
-from pigeon.cells._parallel import CellMapper
-from pigeon.cells._semantic import (
-    check_areas, contiguous_cells, contiguous_split_cells, fuse_small, initial_cells,
-)
-from pigeon.cells._spatial import locate_points
-from pigeon.cells._split import split_oversized, warm_up
-from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
-from pigeon.geo import check_coords, latlon_to_xyz, pairwise_haversine_km, xyz_to_latlon
-from pigeon.geography._topology import polygon_parts, wrap_geometry
+from pigeon._config import drop_unset
+from pigeon.cells._config import CellConfig
+from pigeon.errors import ArtifactNotFoundError, InputError
+from pigeon.geo import check_coords, pairwise_haversine_km, spherical_means
+from pigeon.presets import preset_name, resolve
+
+# The builders (shapely, scipy, the geography stage) are imported where cells are built or points assigned, so
+# that loading a model's cells for a prediction reads only their names and centroids (start-up time).
 
 if TYPE_CHECKING:
     import geopandas as gpd
 
-METHODS = ("semantic", "naive")
 TABLE_COLUMNS = ("cell_id", "country", "admin1", "admin2", "centroid_lat", "centroid_lon", "n_train", "geometry")
 CELLS_FILE, META_FILE = "cells.parquet", "meta.json"
-#: With ``balance``, rounds of median cuts and contiguity cleanup after the first, while a cell is above max_size.
+#: With the bounded rules, rounds of median cuts and contiguity cleanup after the first, while a cell is above
+#: max_size.
 _REBALANCE_ROUNDS = 3
 _BUILD_HINT = "build it with 'pigeon cells build MANIFEST -o DIR'"
 
@@ -55,39 +50,26 @@ class GeoCells:
         self._table = table.reset_index(drop=True)
         self.meta = meta or {}
         self.train_labels = train_labels
+        self._shapes_file: Path | None = None  # after load: the GeoParquet whose shapes are read on first use
 
     # construction -------------------------------------------------------------------------------------------
     @classmethod
-    def build(cls, lat, lon, method: str = "semantic", min_size: int | None = None, max_size: int | None = None, *,
-              preset: str = "streetview", optics_params: Sequence[tuple[int, float]] | None = None,
-              areas: gpd.GeoDataFrame | None = None, boundaries: str | os.PathLike | None = None,
-              seed: int = 0, balance: bool = False, n_jobs: int | None = None,
-              ray_address: str | None = None) -> GeoCells:
+    def build(cls, lat, lon, config: CellConfig | None = None, *, preset: str | None = None,
+              areas: gpd.GeoDataFrame | None = None, **options: Any) -> GeoCells:
         """Build geocells from training coordinates.
+
+        >>> GeoCells.build(lat, lon, preset="photo", n_jobs=-1)        # or GeoCells.build(lat, lon, CellConfig(...))
 
         Args:
             lat, lon: (n,) training coordinates, degrees.
-            method: ``"semantic"`` (admin areas, fused and split with OPTICS + Voronoi by the paper's rules;
-                each cell one connected region plus islands) or ``"naive"`` (rectangles split at the midpoint
-                of their longer side; uses only ``max_size``).
-            min_size, max_size: training points per cell; default from ``preset``.
-            preset: ``"streetview"`` (30/60 and the street-view OPTICS rounds, PIGEON) or ``"photo"``
-                (1000/2000 and the photo rounds, PIGEOTTO); see :data:`pigeon.cells.PRESETS`.
-            optics_params: OPTICS ``(min_samples, xi)`` rounds overriding the preset's.
-            areas: finest admin areas (GeoDataFrame with country, admin1, admin2, geometry in EPSG:4326).
-                Default: read from ``boundaries``, else the offline ``pigeon.geography.admin_areas(2)``.
-                Semantic cells use them as shapes; naive cells only for names.
-            boundaries: a GADM 4.1 GeoPackage, or a GeoParquet / GeoJSON of areas with the columns above.
-            seed: seeds the fusion order and the samples of very large cells; the result is deterministic.
-            balance: after the OPTICS rounds, cut cells still above ``max_size`` at their median until none is
-                (not in the paper, whose rules leave a cell above ``max_size`` when OPTICS finds no split).
-            n_jobs: worker processes that split oversized cells (semantic cells): None or 1 (the default) splits
-                them in this process, -1 uses one process per CPU. The cells are the same for any ``n_jobs``.
-                Splitting is most of a build of a million points (62 of 76 s at 900k, 5 of 12 s at 90k); a
-                worker costs about a second of CPU to start, and gets only the shapes and points of its cells.
-            ray_address: split the cells on this Ray cluster instead of local processes (``"auto"``,
-                ``"ray://host:10001"``); ``n_jobs`` then caps the tasks in flight (default: the cluster's CPUs).
-                Needs ``pigeon-geo[scale]``.
+            config: a :class:`~pigeon.cells.CellConfig`; by default the preset's, with ``options`` over it.
+            preset: ``"streetview"`` (30/60 and the street-view OPTICS rounds, PIGEON, the default) or ``"photo"``
+                (1000/2000 and the photo rounds, PIGEOTTO); see :mod:`pigeon.presets`.
+            areas: finest admin areas (GeoDataFrame with country, admin1, admin2, geometry in EPSG:4326), instead
+                of reading ``config.boundaries``. Semantic cells use them as shapes; naive cells only for names.
+            options: fields of :class:`~pigeon.cells.CellConfig` (``method``, ``min_size``, ``max_size``,
+                ``optics_params``, ``boundaries``, ``seed``, ``rules``, ``n_jobs``, ``ray_address``); None keeps
+                the preset's value.
 
         Returns:
             The cells, with :attr:`train_labels` set.
@@ -95,62 +77,73 @@ class GeoCells:
         Raises:
             InputError: bad coordinates, too few points, inconsistent sizes, unreadable boundaries.
         """
-        if method not in METHODS:
-            raise UnknownNameError("geocell method", method, METHODS)
-        if preset not in PRESETS:
-            raise UnknownNameError("geocell preset", preset, PRESETS)
-        cfg = PRESETS[preset]
-        min_size = cfg.min_size if min_size is None else int(min_size)
-        max_size = cfg.max_size if max_size is None else int(max_size)
-        optics = [(int(m), float(x)) for m, x in (cfg.optics_params if optics_params is None else optics_params)]
+        if config is not None and (preset is not None or drop_unset(options)):
+            raise InputError("pass either a CellConfig or a preset and options, not both")
+        cfg = (config or resolve(CellConfig, "cells", preset, **options)).validate()
+        from pigeon.cells._parallel import CellMapper
+        from pigeon.cells._semantic import check_areas
+
         lat, lon = check_coords(lat, lon, "training points")
-        _check_sizes(len(lat), min_size, max_size)
-        mapper = CellMapper(n_jobs, ray_address)
+        _check_sizes(len(lat), cfg.min_size, cfg.max_size)
+        mapper = CellMapper(cfg.n_jobs, cfg.ray_address)
         start = time.perf_counter()
-        source = "areas argument" if areas is not None else (str(boundaries) if boundaries is not None else None)
-        if method == "semantic" or source is not None:
-            areas = check_areas(areas if areas is not None else read_areas(boundaries))
-            source = source or "pigeon.geography.admin_areas(2), derived from GeoNames"
-        if method == "naive":
-            geoms, labels = _naive(lat, lon, max_size)
+        source = "areas argument" if areas is not None else cfg.boundaries
+        if cfg.method == "semantic" or source is not None:
+            areas = check_areas(areas if areas is not None else read_areas(cfg.boundaries))
+            source = source or "pigeon.geography.admin_areas(2): GeoNames-derived, inside Natural Earth admin-1"
+        merges: dict = {}
+        if cfg.method == "naive":
+            geoms, labels = _naive(lat, lon, cfg.max_size)
             names = None
         else:
             with mapper:
-                geoms, labels, names = _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance, mapper)
+                geoms, labels, names, merges = _semantic(lat, lon, areas, cfg, mapper)
         table, labels = _table(geoms, labels, lat, lon, names, areas)
         sizes = table["n_train"].to_numpy()
-        config = {
-            "method": method, "preset": preset, "min_size": min_size, "max_size": max_size,
-            "optics_params": optics if method == "semantic" else None, "balance": balance, "seed": seed,
-            "boundaries": source, "n_jobs": n_jobs, "ray_address": ray_address, "n_train": int(len(lat)),
-            "n_cells": int(len(table)),
-            "undersized_cells": np.flatnonzero(sizes < min_size).tolist(),
-            "oversized_cells": np.flatnonzero(sizes > max_size).tolist(),
+        semantic = cfg.method == "semantic"
+        config_record = {
+            **cfg.to_dict(), "preset": preset_name(preset),
+            "optics_params": cfg.to_dict()["optics_params"] if semantic else None,
+            "rules": cfg.rules if semantic else None,
+            "boundaries": source, "n_train": int(len(lat)), "n_cells": int(len(table)),
+            "undersized_cells": np.flatnonzero(sizes < cfg.min_size).tolist(),
+            "oversized_cells": np.flatnonzero(sizes > cfg.max_size).tolist(),
+            **merges,
             "build_seconds": round(time.perf_counter() - start, 3),
         }
-        return cls(table, provenance("geocells", config), labels)
+        return cls(table, provenance("geocells", config_record), labels)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GeoCells:
-        """Load cells saved by :meth:`save` from a folder."""
-        import geopandas as gpd
+        """Load cells saved by :meth:`save` from a folder.
+
+        Names and centroids are read now; the shapes (geopandas, shapely) when first used (:attr:`table`,
+        :meth:`assign`), so a prediction that needs only names and centroids does not pay for them.
+        """
+        import pyarrow.parquet as pq
 
         path = Path(path)
         file = path / CELLS_FILE
         if not file.is_file():
             raise ArtifactNotFoundError(file, _BUILD_HINT)
         try:
-            table = gpd.read_parquet(file)
-        except Exception as exc:  # pyarrow/geopandas raise several types for a corrupt or non-geo file
+            schema = pq.read_schema(file)
+            if b"geo" not in (schema.metadata or {}):
+                raise ValueError("no GeoParquet metadata")
+            attributes = pd.read_parquet(file, columns=[c for c in schema.names if c != "geometry"])
+        except Exception as exc:  # pyarrow raises several types for a corrupt or non-geo file
             raise InputError(f"cannot read {file} as GeoParquet ({type(exc).__name__}); {_BUILD_HINT}") from None
-        return cls(table, read_json(path / META_FILE, _BUILD_HINT))
+        cells = cls(attributes.assign(geometry=None), read_json(path / META_FILE, _BUILD_HINT))
+        cells._shapes_file = file
+        return cells
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``cells.parquet`` (GeoParquet) and ``meta.json`` into folder ``path``, atomically."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        table = self.table
         with atomic_path(path / CELLS_FILE) as tmp:
-            self._table.to_parquet(tmp, index=False)
+            table.to_parquet(tmp, index=False)
         write_json(path / META_FILE, self.meta)
         return path
 
@@ -166,7 +159,21 @@ class GeoCells:
     def table(self) -> gpd.GeoDataFrame:
         """GeoDataFrame (EPSG:4326), one row per cell: cell_id, country, admin1, admin2, centroid_lat,
         centroid_lon, n_train, geometry."""
+        if self._shapes_file is not None:
+            import geopandas as gpd
+
+            try:
+                self._table = gpd.read_parquet(self._shapes_file)
+            except Exception as exc:
+                raise InputError(f"cannot read {self._shapes_file} as GeoParquet ({type(exc).__name__}); "
+                                 f"{_BUILD_HINT}") from None
+            self._shapes_file = None
         return self._table
+
+    @property
+    def attributes(self) -> pd.DataFrame:
+        """The table without the shapes (names, centroids, sizes): cheap, read without geopandas."""
+        return pd.DataFrame(self._table[[c for c in self._table.columns if c != "geometry"]])
 
     @property
     def centroids(self) -> np.ndarray:
@@ -182,8 +189,10 @@ class GeoCells:
         Returns:
             (n,) int64 cell indices.
         """
+        from pigeon.cells._spatial import locate_points
+
         lat, lon = check_coords(lat, lon, "points to assign")
-        return locate_points(lat, lon, self._table.geometry.to_numpy())
+        return locate_points(lat, lon, self.table.geometry.to_numpy())
 
     def distances_km(self, lat, lon) -> np.ndarray:
         """(n_points, n_cells) great-circle km from each point to each cell centroid (label smoothing input)."""
@@ -232,20 +241,65 @@ def _check_sizes(n: int, min_size: int, max_size: int) -> None:
 
 
 def _naive(lat: np.ndarray, lon: np.ndarray, max_size: int) -> tuple[np.ndarray, np.ndarray]:
+    import shapely
+
+    from pigeon.cells._naive import naive_boxes
+    from pigeon.geography._topology import wrap_geometry
+
     boxes, labels = naive_boxes(lat, lon, max_size)
     geoms = shapely.box(boxes[:, 1], boxes[:, 0], boxes[:, 3], boxes[:, 2])
     return np.asarray([wrap_geometry(g) for g in geoms], dtype=object), labels
 
 
-def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance, mapper):
-    """Shapes, point labels and (country, admin1, admin2) of semantic cells."""
+def _semantic(lat, lon, areas, cfg: CellConfig, mapper):
+    """Shapes, point labels, (country, admin1, admin2) of semantic cells and how they crossed admin-1 borders."""
+    from pigeon.cells._semantic import contiguous_split_cells
+    from pigeon.cells._split import split_oversized, warm_up
+
+    min_size, max_size, optics, seed = cfg.min_size, cfg.max_size, cfg.optics_params, cfg.seed
+    bounded = cfg.rules == "bounded"
     mapper.start(warm_up)  # workers start while the areas are located and fused
+    geoms, members, cell_area, point_area, merges = _fused_cells(lat, lon, areas, min_size, seed)
+    country = areas["country"].fillna("").to_numpy(dtype=object)
+    geoms, members, origin = split_oversized(list(geoms), members, lat, lon, min_size=min_size, max_size=max_size,
+                                             optics_params=optics, seed=seed, balance=bounded, mapper=mapper)
+    geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
+    for _ in range(_REBALANCE_ROUNDS if bounded else 0):  # the cleanup can push a cell back above max_size
+        if max(len(m) for m in members) <= max_size:
+            break
+        geoms, members, again = split_oversized(geoms, members, lat, lon, min_size=min_size, max_size=max_size,
+                                                optics_params=[], seed=seed, balance=True, mapper=mapper)
+        origin = list(np.asarray(origin)[again])
+        geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
+    labels = np.empty(len(lat), dtype=np.int64)
+    for i, idx in enumerate(members):
+        labels[idx] = i
+    names = areas[["country", "admin1", "admin2"]].iloc[cell_area[origin]].reset_index(drop=True)
+    unit = (areas["country"].fillna("") + "/" + areas["admin1"].fillna("")).to_numpy(dtype=object)[point_area]
+    spans = pd.Series(unit).groupby(labels).nunique()
+    return np.asarray(geoms, dtype=object), labels, names, {
+        "cells_across_admin1": int((spans > 1).sum()), "admin1_merges": merges}
+
+
+def _fused_cells(lat, lon, areas, min_size, seed):
+    """Cells before splitting: areas located, empty ones attached, small cells fused, each cell made contiguous.
+
+    Returns:
+        ``geoms``, ``members`` (point indices per cell), ``cell_area`` (the area each cell is named after: the one
+        holding most of its points), ``point_area`` and the admin-1 crossings of the attachment and fusion rules.
+    """
+    import shapely
+
+    from pigeon.cells._semantic import contiguous_cells, fuse_small, initial_cells
+    from pigeon.cells._spatial import locate_points
+    from pigeon.geography._topology import polygon_parts
+
     pieces, piece_area = polygon_parts(areas.geometry.to_numpy())
     point_piece = locate_points(lat, lon, pieces)
     point_area = piece_area[point_piece]
-    area_cell = initial_cells(point_area, areas)
+    area_cell, attached = initial_cells(point_area, areas)
     sizes = np.bincount(area_cell[point_area], minlength=len(areas))
-    area_cell, _ = fuse_small(area_cell, sizes, areas, min_size, seed)
+    area_cell, _, fused = fuse_small(area_cell, sizes, areas, min_size, seed)
     country = areas["country"].fillna("").to_numpy(dtype=object)
     piece_cell = contiguous_cells(area_cell[piece_area], pieces, country[piece_area],
                                   np.bincount(point_piece, minlength=len(pieces)))
@@ -259,21 +313,10 @@ def _semantic(lat, lon, areas, min_size, max_size, optics, seed, balance, mapper
     cell_area = named.set_index("cell")["area"].reindex(np.arange(len(cells))).to_numpy()
     by_point = pd.Series(np.arange(len(lat))).groupby(point_cell).indices
     members = [by_point[i] for i in range(len(cells))]
-    geoms, members, origin = split_oversized(list(geoms), members, lat, lon, min_size=min_size, max_size=max_size,
-                                             optics_params=optics, seed=seed, balance=balance, mapper=mapper)
-    geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
-    for _ in range(_REBALANCE_ROUNDS if balance else 0):  # the cleanup can push a cell back above max_size
-        if max(len(m) for m in members) <= max_size:
-            break
-        geoms, members, again = split_oversized(geoms, members, lat, lon, min_size=min_size, max_size=max_size,
-                                                optics_params=[], seed=seed, balance=True, mapper=mapper)
-        origin = list(np.asarray(origin)[again])
-        geoms, members = contiguous_split_cells(geoms, members, lat, lon, country[cell_area[origin]])
-    labels = np.empty(len(lat), dtype=np.int64)
-    for i, idx in enumerate(members):
-        labels[idx] = i
-    names = areas[["country", "admin1", "admin2"]].iloc[cell_area[origin]].reset_index(drop=True)
-    return np.asarray(geoms, dtype=object), labels, names
+    merges = {"empty areas attached to a cell of another admin-1 (their admin-1 holds no training point)": attached,
+              **{f"small cells fused into {tier} in another admin-1 (none of their admin-1 borders them)": n
+                 for tier, n in fused.items()}}
+    return geoms, members, cell_area, point_area, merges
 
 
 def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarray,
@@ -282,9 +325,7 @@ def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarr
     import geopandas as gpd
 
     k = len(geoms)
-    xyz = latlon_to_xyz(lat, lon)
-    sums = np.stack([np.bincount(labels, weights=xyz[:, j], minlength=k) for j in range(3)], axis=1)
-    clat, clon = xyz_to_latlon(sums)
+    clat, clon = spherical_means(lat, lon, labels, k)
     if names is None:
         names = _names_at(clat, clon, areas)
     table = pd.DataFrame({
@@ -305,6 +346,8 @@ def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarr
 def _names_at(lat: np.ndarray, lon: np.ndarray, areas: gpd.GeoDataFrame | None) -> pd.DataFrame:
     """Country, admin-1, admin-2 at the centroids: from ``areas`` when given, else reverse geocoding."""
     if areas is not None:
+        from pigeon.cells._spatial import locate_points
+
         idx = locate_points(lat, lon, areas.geometry.to_numpy())
         return areas[["country", "admin1", "admin2"]].iloc[idx].reset_index(drop=True)
     from pigeon.geography import locate

@@ -1,11 +1,12 @@
 """Semantic geocells from admin areas: one cell per populated area, fused up to ``min_size`` within a country.
 
 Follows the reference (``geocell_creation.py``, ``cell_collection.py``): points take the id of the finest admin
-area that covers them (the nearest area when none does); empty areas join the cell whose area centroid is
-nearest within the same country, so cells tile the land of every country that has training points; small cells
-are fused with neighbours of the same country until they reach ``min_size`` (see :func:`fuse_small`). Then each
-cell is made one connected region plus islands (:func:`contiguous_cells`): an empty area attached to a cell it
-does not touch, or a fragment of an area, goes to the cell it borders most.
+area that covers them (the nearest area when none does); empty areas join the cell whose area centroid is nearest
+in the same admin-1 unit (in the country when the unit holds no point), so cells tile the land of every country that
+has training points; small cells are fused with neighbours of the same country until they reach ``min_size``,
+neighbours of the same admin-1 first (see :func:`fuse_small`). Then each cell is made one connected region plus
+islands (:func:`contiguous_cells`): an empty area attached to a cell it does not touch, or a fragment of an area,
+goes to the cell it borders most.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     import geopandas as gpd
 
 AREA_COLUMNS = ("country", "admin1", "admin2", "geometry")
+#: Where a cell below ``min_size`` looks for a neighbour to fuse into, in order (the reference's tiers a-d).
+FUSION_TIERS = ("(a) a small cell of its admin-1", "(b) a cell of its admin-1", "(c) a small cell of its country",
+                "(d) a cell of its country")
 #: Areas closer than this (degrees, ~1 km) are neighbours: it bridges slivers between GADM polygons.
 TOUCH_DEG = 0.01
 
@@ -49,8 +53,9 @@ def check_areas(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out.reset_index(drop=True)
 
 
-def initial_cells(point_area: np.ndarray, areas: gpd.GeoDataFrame) -> np.ndarray:
-    """One cell per area that holds training points; empty areas attached to the nearest one (same country).
+def initial_cells(point_area: np.ndarray, areas: gpd.GeoDataFrame) -> tuple[np.ndarray, int]:
+    """One cell per area that holds training points; empty areas attached to the nearest one of the same admin-1
+    unit, or of the same country when their admin-1 unit holds no training point.
 
     Args:
         point_area: (n,) area of each training point (see :func:`locate_points`).
@@ -58,25 +63,31 @@ def initial_cells(point_area: np.ndarray, areas: gpd.GeoDataFrame) -> np.ndarray
 
     Returns:
         ``area_cell`` (m,) int64: the cell (= index of its populated area) each area belongs to, -1 for
-        areas of countries without training points.
+        areas of countries without training points; and how many empty areas went to another admin-1 unit.
     """
     geoms = areas.geometry.to_numpy()
     counts = np.bincount(point_area, minlength=len(areas))
     centre = shapely.point_on_surface(geoms)
     xyz = unit_xyz_km(shapely.get_y(centre), shapely.get_x(centre))
+    admin1 = areas["admin1"].fillna("").to_numpy(dtype=object)
     area_cell = np.full(len(areas), -1, dtype=np.int64)
+    across = 0
     for rows in _country_groups(areas).values():
         full, empty = rows[counts[rows] > 0], rows[counts[rows] == 0]
         if len(full) == 0:
             continue
         area_cell[full] = full
-        if len(empty):
-            area_cell[empty] = full[cKDTree(xyz[full]).query(xyz[empty])[1]]
-    return area_cell
+        for name in np.unique(admin1[empty]):
+            lost = empty[admin1[empty] == name]
+            home = full[admin1[full] == name]
+            across += 0 if len(home) else len(lost)
+            home = home if len(home) else full
+            area_cell[lost] = home[cKDTree(xyz[home]).query(xyz[lost])[1]]
+    return area_cell, across
 
 
 def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame, min_size: int,
-               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Fuse cells below ``min_size`` with neighbours of the same country (reference ``CellCollection.__fuse``).
 
     A random small cell (seeded) merges into the **largest** neighbour of the first non-empty tier:
@@ -94,69 +105,89 @@ def fuse_small(area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame
         seed: random order of the fusions.
 
     Returns:
-        ``area_cell`` after fusion and the ids of the cells left below ``min_size``.
+        ``area_cell`` after fusion, the ids of the cells left below ``min_size``, and how many fusions crossed an
+        admin-1 border, by tier (:data:`FUSION_TIERS`; only the country-wide tiers (c) and (d) can cross one).
     """
-    geoms = areas.geometry.to_numpy()
-    country = areas["country"].fillna("").to_numpy(dtype=object)
-    admin1 = areas["admin1"].fillna("").to_numpy(dtype=object)
-    sizes = sizes.astype(np.int64).copy()
-    owner = np.arange(len(areas))  # owner[c] == c for live cells
-    members = {c: list(np.flatnonzero(area_cell == c)) for c in np.unique(area_cell[area_cell >= 0])}
-    adj = _touching(area_cell, geoms, country)
-    occupied = np.flatnonzero(area_cell >= 0)  # only areas holding points can be fusion targets
-    tree = shapely.STRtree(geoms[occupied])
+    state = _Fusion(area_cell, sizes, areas, min_size)
+    rng = np.random.default_rng(seed)
+    pool = sorted(c for c in state.members if state.sizes[c] < min_size)
+    stuck, crossed = [], dict.fromkeys(FUSION_TIERS[2:], 0)
+    while pool:
+        c = pool.pop(int(rng.integers(len(pool))))
+        if state.find(c) != c or state.sizes[c] >= min_size:
+            continue
+        target, tier = state.pick(c, state.adj[c] or state.nearby(c))
+        if target is None:
+            stuck.append(c)
+            continue
+        if state.admin1[target] != state.admin1[c]:
+            crossed[tier] += 1
+        state.merge(c, target)
+        if state.sizes[target] < min_size and target not in pool:
+            pool.append(target)
+    find, small = state.find, state.sizes < min_size
+    fused = np.where(area_cell >= 0, [find(int(c)) if c >= 0 else -1 for c in area_cell], -1)
+    return fused.astype(np.int64), np.asarray(sorted(find(c) for c in stuck if small[find(c)])), crossed
 
-    def find(c: int) -> int:
+
+class _Fusion:
+    """The cells being fused: their owners (union-find), sizes, member areas and neighbours."""
+
+    def __init__(self, area_cell: np.ndarray, sizes: np.ndarray, areas: gpd.GeoDataFrame, min_size: int) -> None:
+        self.area_cell, self.min_size = area_cell, min_size
+        self.geoms = areas.geometry.to_numpy()
+        self.country = areas["country"].fillna("").to_numpy(dtype=object)
+        self.admin1 = areas["admin1"].fillna("").to_numpy(dtype=object)
+        self.sizes = sizes.astype(np.int64).copy()
+        self.owner = np.arange(len(areas))  # owner[c] == c for live cells
+        self.members = {c: list(np.flatnonzero(area_cell == c)) for c in np.unique(area_cell[area_cell >= 0])}
+        self.adj = _touching(area_cell, self.geoms, self.country)
+        self.occupied = np.flatnonzero(area_cell >= 0)  # only areas holding points can be fusion targets
+        self.tree = shapely.STRtree(self.geoms[self.occupied])
+
+    def find(self, c: int) -> int:
+        owner = self.owner
         while owner[c] != c:
             owner[c] = owner[owner[c]]
             c = owner[c]
         return c
 
-    def pick(c: int, candidates: set) -> int | None:
-        tiers = (lambda d: sizes[d] < min_size and admin1[d] == admin1[c], lambda d: admin1[d] == admin1[c],
-                 lambda d: sizes[d] < min_size, lambda d: True)
-        for tier in tiers:
+    def pick(self, c: int, candidates: set) -> tuple[int | None, str]:
+        """The largest candidate of the first tier that has one, and the tier."""
+        sizes, admin1, small = self.sizes, self.admin1, self.min_size
+        tiers = (lambda d: sizes[d] < small and admin1[d] == admin1[c], lambda d: admin1[d] == admin1[c],
+                 lambda d: sizes[d] < small, lambda d: True)
+        for name, tier in zip(FUSION_TIERS, tiers):
             found = [d for d in candidates if tier(d)]
             if found:
-                return max(found, key=lambda d: (sizes[d], -d))
-        return None
+                return max(found, key=lambda d: (sizes[d], -d)), name
+        return None, ""
 
-    def nearby(c: int) -> set:
-        bounds = shapely.bounds(geoms[members[c]])
+    def nearby(self, c: int) -> set:
+        """Cells of the same country within the cell's bounding-box diagonal (none touches it)."""
+        geoms, members = self.geoms, self.members[c]
+        bounds = shapely.bounds(geoms[members])
         xmin, xmax = circular_span(bounds[:, [0, 2]].ravel())  # the cell may straddle the antimeridian
         ymin, ymax = bounds[:, 1].min(), bounds[:, 3].max()
         reach = float(np.hypot(xmax - xmin, ymax - ymin))
         # envelope query first, then the exact (costly) distance test only for areas of the same country
-        hits = np.unique(np.concatenate([tree.query(shapely.box(xmin - reach + dx, ymin - reach, xmax + reach + dx,
-                                                                 ymax + reach)) for dx in (0.0, -360.0, 360.0)]))
-        hits = occupied[hits]
-        hits = hits[country[hits] == country[c]]
-        hits = hits[np.unique(pairs_within(geoms[members[c]], reach, other=geoms[hits])[1])]
-        return {find(int(area_cell[h])) for h in hits} - {c}
+        hits = np.unique(np.concatenate([self.tree.query(shapely.box(
+            xmin - reach + dx, ymin - reach, xmax + reach + dx, ymax + reach)) for dx in (0.0, -360.0, 360.0)]))
+        hits = self.occupied[hits]
+        hits = hits[self.country[hits] == self.country[c]]
+        hits = hits[np.unique(pairs_within(geoms[members], reach, other=geoms[hits])[1])]
+        return {self.find(int(self.area_cell[h])) for h in hits} - {c}
 
-    rng = np.random.default_rng(seed)
-    pool = sorted(c for c in members if sizes[c] < min_size)
-    stuck = []
-    while pool:
-        c = pool.pop(int(rng.integers(len(pool))))
-        if find(c) != c or sizes[c] >= min_size:
-            continue
-        target = pick(c, adj[c]) if adj[c] else pick(c, nearby(c))
-        if target is None:
-            stuck.append(c)
-            continue
-        owner[c] = target
-        sizes[target] += sizes[c]
-        members[target].extend(members.pop(c))
-        for d in adj.pop(c):
-            adj[d].discard(c)
+    def merge(self, c: int, target: int) -> None:
+        """Cell ``c`` joins ``target``: its size, areas and neighbours."""
+        self.owner[c] = target
+        self.sizes[target] += self.sizes[c]
+        self.members[target].extend(self.members.pop(c))
+        for d in self.adj.pop(c):
+            self.adj[d].discard(c)
             if d != target:
-                adj[d].add(target)
-                adj[target].add(d)
-        if sizes[target] < min_size and target not in pool:
-            pool.append(target)
-    fused = np.where(area_cell >= 0, [find(int(c)) if c >= 0 else -1 for c in area_cell], -1)
-    return fused.astype(np.int64), np.asarray(sorted(find(c) for c in stuck if sizes[find(c)] < min_size))
+                self.adj[d].add(target)
+                self.adj[target].add(d)
 
 
 def _country_groups(areas: gpd.GeoDataFrame) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from pigeon.errors import PigeonError
 
 # importing the command modules registers their commands on the apps
 from pigeon.cli import (  # noqa: E402,F401  isort: skip
-    data_manifest, data_split, data_geography, data_bluemarble, cells, backbones, pretrain, embed, train, refine,
+    data_manifest, data_shards, data_split, data_geography, data_bluemarble, cells, backbones, pretrain, embed, train, refine,
     predict, serve, evaluate, demo,
 )
 

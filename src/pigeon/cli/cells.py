@@ -6,8 +6,15 @@ from pathlib import Path
 
 import typer
 
+from pigeon.cells._config import CellConfig
 from pigeon.cli._app import cells_app
+from pigeon.cli._options import described
+from pigeon.presets import preset_help
 from pigeon.errors import InputError
+
+
+def _cells(text: str, name: str) -> str:
+    return described(text, CellConfig, name, stage="cells")
 
 
 def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
@@ -26,18 +33,19 @@ def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
 def build_command(
     manifest: Path = typer.Argument(..., help="Manifest (.parquet or .csv) with lat/lon."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (cells.parquet + meta.json)."),
-    method: str = typer.Option("semantic", help="semantic (admin areas + OPTICS/Voronoi) or naive (rectangles)."),
-    preset: str = typer.Option(None, help="Sizes and OPTICS rounds: streetview (30/60, the default) or photo "
-                               "(1000/2000)."),
-    min_size: int = typer.Option(None, "--min-size", help="Fewest training points per cell (default: from --preset)."),
-    max_size: int = typer.Option(None, "--max-size", help="Most training points per cell (default: from --preset)."),
+    method: str = typer.Option(None, help=_cells("semantic (admin areas + OPTICS/Voronoi) or naive (rectangles).",
+                                                 "method")),
+    preset: str = typer.Option(None, help=preset_help()),
+    min_size: int = typer.Option(None, "--min-size", help=_cells("Fewest training points per cell.", "min_size")),
+    max_size: int = typer.Option(None, "--max-size", help=_cells("Most training points per cell.", "max_size")),
     boundaries: Path = typer.Option(
         None, help="GADM 4.1 GeoPackage, or GeoParquet/GeoJSON areas (default: offline GeoNames-derived admin-2)."),
     split: str = typer.Option(None, help="Rows to use (default: train if the manifest has a split column, else all)."),
-    seed: int = typer.Option(0, help="Random seed (fusion order, samples of large cells)."),
-    balance: bool = typer.Option(
-        None, "--balance/--no-balance",
-        help="After the paper's OPTICS splits, cut cells still above --max-size at their median (default: off)."),
+    seed: int = typer.Option(None, help=_cells("Random seed (fusion order, samples of large cells).", "seed")),
+    rules: str = typer.Option(
+        None, "--rules",
+        help=_cells("Splitting of cells above --max-size: bounded (the paper's OPTICS rounds, then median cuts until "
+                    "every cell keeps its bounds) or paper (the OPTICS rounds alone, exactly as the paper).", "rules")),
     jobs: int = typer.Option(
         None, "--jobs",
         help="Processes that split oversized cells, -1 for one per CPU (default: this process only). The cells are "
@@ -49,20 +57,20 @@ def build_command(
 ) -> None:
     """Build geocells from the training points of a manifest (only its lat, lon and split columns are read)."""
     from pigeon.cells import GeoCells
-    from pigeon.data import read_points, select_split
+    from pigeon.data import read_points, training_rows
 
     points = read_points(manifest, split=split)
-    if split is None and "split" in points.columns:
-        points = select_split(points, "train")
-    unset_or_given = {"preset": preset, "balance": balance, "n_jobs": jobs, "ray_address": address}  # unset: library
-    cells = GeoCells.build(points["lat"].to_numpy(), points["lon"].to_numpy(), method=method, min_size=min_size,
-                           max_size=max_size, boundaries=boundaries, seed=seed,
-                           **{k: v for k, v in unset_or_given.items() if v is not None})
+    if split is None:
+        points = training_rows(points)
+    cells = GeoCells.build(points["lat"].to_numpy(), points["lon"].to_numpy(), preset=preset, method=method,
+                           min_size=min_size, max_size=max_size, boundaries=boundaries, seed=seed, rules=rules,
+                           n_jobs=jobs, ray_address=address)
     cells.save(out)
     cfg = cells.meta["config"]
-    typer.echo(f"{len(cells)} {method} cells from {len(points)} points in {cfg['build_seconds']:.1f} s "
+    across = f", {cfg['cells_across_admin1']} across admin-1 borders" if "cells_across_admin1" in cfg else ""
+    typer.echo(f"{len(cells)} {cfg['method']} cells from {len(points)} points in {cfg['build_seconds']:.1f} s "
                f"({len(cfg['undersized_cells'])} below {cfg['min_size']}, {len(cfg['oversized_cells'])} above "
-               f"{cfg['max_size']}) -> {out}")
+               f"{cfg['max_size']}{across}) -> {out}")
 
 
 @cells_app.command("plot")

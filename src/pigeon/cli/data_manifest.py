@@ -45,20 +45,36 @@ def ingest_command(
 
 @data_app.command("import")
 def import_command(
-    file: Path = typer.Argument(..., help="The benchmark's metadata CSV."),
-    fmt: str = typer.Option(..., "--format", "-f", help="im2gps3k, yfcc4k or osv5m."),
+    file: str = typer.Argument(..., help="The benchmark's metadata CSV; for osv5m-wds, its shards (a pattern such "
+                               "as 'osv5m-wds/train/{0000..0489}.tar', any fsspec URL, or a folder)."),
+    fmt: str = typer.Option(..., "--format", "-f", help="im2gps3k, yfcc4k, osv5m, or osv5m-wds (OSV-5M's "
+                            "WebDataset copy: rows from the shards' json)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output manifest (.parquet or .csv)."),
     images: Path = typer.Option(None, "--images", help="Image folder (default: the benchmark's usual folder "
                                 "next to FILE)."),
     split: str = typer.Option(None, "--split", help="Split label (default: FILE's name if train/val/test, "
                               "else test)."),
 ) -> None:
-    """Import IM2GPS3k / YFCC4k / OSV-5M metadata as a manifest.
+    """Import IM2GPS3k / YFCC4k / OSV-5M metadata (or OSV-5M's WebDataset shards) as a manifest.
 
     Example: pigeon data import im2gps3k_places365.csv --format im2gps3k -o im2gps3k.parquet
     """
+    import warnings
+
     from pigeon.data import import_benchmark, write_manifest
 
-    df = import_benchmark(file, fmt, image_dir=images, split=split, out_dir=out.resolve().parent)
+    if fmt == "osv5m-wds":
+        from pigeon.data.shards import import_shards
+
+        df = import_shards(file, "osv5m-wds", split=split)
+        write_manifest(df, out)
+        typer.echo(f"imported {len(df)} osv5m-wds rows from their shards' json -> {out}; embed the shards "
+                   "themselves with 'pigeon embed'")
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = import_benchmark(Path(file), fmt, image_dir=images, split=split, out_dir=out.resolve().parent)
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
     write_manifest(df, out)
     typer.echo(f"imported {len(df)} {fmt} rows (split {df['split'].iat[0]}) -> {out}")

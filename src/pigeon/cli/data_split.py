@@ -6,30 +6,36 @@ from pathlib import Path
 
 import typer
 
+from pigeon._config import drop_unset
 from pigeon.cli._app import data_app
+from pigeon.cli._options import described
+from pigeon.data._config import DEFAULT_REGIONS, SplitConfig, parse_split
+
+
+def _split(text: str, name: str) -> str:
+    return described(text, SplitConfig, name)
+
 
 # The split options of 'data split', 'data ingest' and 'data bluemarble' (unset = the library's default).
-BY = typer.Option(None, "--by", help="random (per row), region (whole areas) or cell (whole geocells).")
-FRACTIONS = typer.Option(None, "--fractions", "--split", help="train,val,test fractions (default 0.8,0.1,0.1).")
-BUFFER_KM = typer.Option(None, "--buffer-km", help="Leave out training rows closer than this to a val/test row "
-                         "(km, measured between locations and view centres; default 0).")
-REGIONS = typer.Option(None, "--regions", help="Regions for --by region, or about the number of on-the-fly cells "
-                       "for --by cell (default 50).")
-SEED = typer.Option(None, "--seed", help="Random seed of the split (default 0).")
+BY = typer.Option(None, "--by", help=_split("random (per row), region (whole areas) or cell (whole geocells).", "by"))
+FRACTIONS = typer.Option(None, "--fractions", "--split", help=_split("train,val,test fractions.", "fractions"))
+BUFFER_KM = typer.Option(None, "--buffer-km", help=_split("Leave out training rows closer than this to a val/test "
+                         "row (km, measured between locations and view centres).", "buffer_km"))
+REGIONS = typer.Option(None, "--regions", help=described(
+    "Regions for --by region, or about the number of on-the-fly cells for --by cell.", SplitConfig, "n_regions",
+    shown=lambda v: str(DEFAULT_REGIONS if v is None else v)))
+SEED = typer.Option(None, "--seed", help=_split("Random seed of the split.", "seed"))
 CELLS = typer.Option(None, "--cells", help="With --by cell: a geocells folder (default: naive cells made on the fly).")
 
 
 def split_config(by: str | None, fractions: str | None, buffer_km: float | None, seed: int | None,
                  regions: int | None, cells: Path | None, always: bool = False):
-    """The :class:`~pigeon.data.split.SplitConfig` the options ask for; None when none is set (unless ``always``)."""
-    from pigeon.data.split import SplitConfig, parse_split
-
-    fields = {"by": by, "fractions": parse_split(fractions) if fractions is not None else None,
-              "buffer_km": buffer_km, "n_regions": regions, "cells": str(cells) if cells is not None else None}
-    fields = {k: v for k, v in fields.items() if v is not None}
-    if not fields and not always:
+    """The :class:`~pigeon.data.SplitConfig` the options ask for; None when none is set (unless ``always``)."""
+    options = {"by": by, "fractions": parse_split(fractions) if fractions is not None else None,
+               "buffer_km": buffer_km, "n_regions": regions, "cells": str(cells) if cells is not None else None}
+    if not drop_unset(options) and not always:  # --seed alone is the data's seed, not a split
         return None
-    return SplitConfig(**fields, **({"seed": seed} if seed is not None else {}))
+    return SplitConfig().with_options(**options, seed=seed)
 
 
 def split_summary(df) -> str:
@@ -61,10 +67,10 @@ def split_command(
 
     Example: pigeon data split photos.parquet -o split.parquet --by region --buffer-km 100 --seed 0
     """
-    from pigeon.data import read_manifest, write_manifest
+    from pigeon.data import read_manifest, split_manifest, write_manifest
 
     config = split_config(by, fractions, buffer_km, seed, regions, cells, always=True)
-    df = config.apply(read_manifest(manifest))
+    df = split_manifest(read_manifest(manifest), config)
     write_manifest(df, out)
     typer.echo(f"{split_summary(df)} -> {out}")
 

@@ -7,17 +7,26 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import app
+from pigeon.cli._options import described
+from pigeon.demo import DemoConfig
+
+
+def _demo(text: str, name: str) -> str:
+    return described(text, DemoConfig, name)
 
 
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("pigeon-demo"), "--out", "-o", help="Demo folder to write."),
-    n: int = typer.Option(None, "--n", help="Blue Marble locations (80/10/10 % train/val/test) (1000)."),
-    views: int = typer.Option(None, "--views", help="Views per location (1, 2 or 4), averaged like panoramas (4)."),
-    epochs: int = typer.Option(None, "--epochs", help="Maximum training epochs (40)."),
-    min_size: int = typer.Option(None, "--min-size", help="Semantic geocells: min training locations per cell (8)."),
-    max_size: int = typer.Option(None, "--max-size", help="Semantic geocells: max training locations per cell (25)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed of data, cells and training (0)."),
+    n: int = typer.Option(None, "--n", help=_demo("Blue Marble locations (80/10/10 % train/val/test).", "n")),
+    views: int = typer.Option(None, "--views", help=_demo("Views per location (1, 2 or 4), averaged like panoramas.",
+                                                          "views")),
+    epochs: int = typer.Option(None, "--epochs", help=_demo("Maximum training epochs.", "epochs")),
+    min_size: int = typer.Option(None, "--min-size", help=_demo("Semantic geocells: min training locations per "
+                                                                "cell.", "min_size")),
+    max_size: int = typer.Option(None, "--max-size", help=_demo("Semantic geocells: max training locations per "
+                                                                "cell.", "max_size")),
+    seed: int = typer.Option(None, "--seed", help=_demo("Random seed of data, cells and training.", "seed")),
     pretrain: bool = typer.Option(None, "--pretrain", help="Pretrain the backbone contrastively on synthetic "
                                   "captions first (one epoch of its last block; adds several minutes on a CPU)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Remake every stage of an existing demo folder."),
@@ -26,13 +35,10 @@ def demo_command(
 
     Example: pigeon demo -o pigeon-demo; then pigeon predict pigeon-demo/model IMAGE
     """
-    import dataclasses
+    from pigeon.demo import run_demo
 
-    from pigeon.demo import DemoConfig, run_demo
-
-    options = dict(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size, epochs=epochs,
-                   pretrain=pretrain)
-    config = dataclasses.replace(DemoConfig(), **{k: v for k, v in options.items() if v is not None})
+    config = DemoConfig().with_options(n=n, views=views, seed=seed, min_size=min_size, max_size=max_size,
+                                       epochs=epochs, pretrain=pretrain)
     result = run_demo(out, config, overwrite=overwrite, log=typer.echo)
     m, h, b = result["model"], result["cell"], result["baseline"]
     r = result["region"]

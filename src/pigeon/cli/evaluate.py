@@ -36,6 +36,9 @@ def evaluate_command(
                                "adds the metrics by distance to the nearest training location."),
     cells: Path = typer.Option(None, "--cells", help="Geocells folder (e.g. MODEL/cells): adds maps by cell."),
     name: str = typer.Option(None, "--name", help="Run name in the figure titles (default: the OUT folder's name)."),
+    protocol: str = typer.Option(None, "--protocol", help="Whose definitions to score by (distance, < or <=, GeoScore "
+                                 "rounding, country rule): pigeon (the default), osv5m, plonk, geoclip or georanker; "
+                                 "docs/protocols.md has them side by side."),
     compare_dirs: list[Path] = typer.Option(
         [], "--compare", help="Another report folder to compare with (repeatable): writes OUT/comparison.md "
         "and OUT/comparison_cdf.png."),
@@ -46,24 +49,22 @@ def evaluate_command(
     --compare baseline/
     """
     from pigeon.cells import GeoCells
-    from pigeon.data import read_manifest, select_split
+    from pigeon.data import read_manifest, select_split, training_rows
     from pigeon.evaluate import (
-        compare, metrics_table, read_predictions, read_truth, write_comparison, write_report,
+        compare, get_protocol, metrics_table, read_predictions, read_truth, write_comparison, write_report,
     )
 
+    rules = get_protocol(protocol)  # an unknown name fails before any work
     if compare_dirs:
         compare(compare_dirs)  # fail on a bad folder before writing anything
     pred_df = read_predictions(predictions, columns)
     truth_df = select_split(read_truth(truth, truth_columns), split)
-    train_df = None
-    if train is not None:
-        train_df = read_manifest(train)
-        train_df = select_split(train_df, "train") if "split" in train_df.columns else train_df
+    train_df = training_rows(read_manifest(train)) if train is not None else None
     geocells = GeoCells.load(cells) if cells is not None else None
     config = {"predictions": str(predictions), "truth": str(truth), "split": split, "columns": columns,
               "truth_columns": truth_columns, "train": None if train is None else str(train),
               "cells": None if cells is None else str(cells)}
-    write_report(pred_df, truth_df, out, config=config, name=name, train_df=train_df, cells=geocells)
+    write_report(pred_df, truth_df, out, config=config, name=name, train_df=train_df, cells=geocells, protocol=rules)
     dirs = [out, *(d for d in compare_dirs if Path(d).resolve() != out.resolve())]
     table = compare(dirs)
     if name:

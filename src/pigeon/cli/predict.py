@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import app, live_help
+from pigeon.model._config import DEFAULT_TOP_K
 from pigeon.errors import InputError
 
 
@@ -46,7 +47,7 @@ def predict_command(
                                  "(demo, geoclip) or a hub id."),
     images: list[Path] = typer.Argument(None, help="Image files; see --views for multi-view locations."),
     views: int = typer.Option(1, "--views", help="Consecutive IMAGEs that are the views of one location (e.g. 4)."),
-    top_k: int = typer.Option(5, "--top-k", help="Candidate cells to list per location."),
+    top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", help="Candidate cells to list per location."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     probability_map: Path = typer.Option(None, "--probability-map", help="Write every cell's probability as "
                                          "GeoJSON (one location only)."),
@@ -62,6 +63,9 @@ def predict_command(
     backbone: str = typer.Option(None, "--backbone", help=BACKBONE_HELP),
     gallery: Path = typer.Option(None, "--gallery", help=GALLERY_HELP),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
+    exact_decode: bool = typer.Option(False, "--exact-decode", help="Decode every pixel and resize the whole image "
+                                      "(as the transformers processors do) instead of JPEG draft mode / reduce to "
+                                      "the backbone's input; slower on large photos."),
 ) -> None:
     """Predict where photos were taken: the guess, top-k cells with places, confidence and climate/geodata.
 
@@ -71,8 +75,6 @@ def predict_command(
       pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv --method knn
       pigeon predict geoclip photo.jpg --backbone clip:clip-vit-large-patch14/   (GeoCLIP's published model)
     """
-    from pigeon.model import Geolocator
-
     method = resolve_method_option(method, no_refine)
     if manifest is None and not images:
         raise InputError("nothing to predict; pass IMAGE paths or --manifest MANIFEST")
@@ -83,7 +85,7 @@ def predict_command(
     if manifest is not None:
         if out is None:
             raise InputError("--manifest needs an output file: add -o predictions.csv")
-        geo = Geolocator.from_pretrained(model, device=device, backbone=backbone, gallery=gallery)
+        geo = _load(model, device, exact_decode, backbone, gallery)
         _predict_manifest(geo, manifest, split, embeddings, out, top_k, geo.resolve_method(method), strict)
         return
     if views < 1 or len(images) % views:
@@ -93,7 +95,7 @@ def predict_command(
     if probability_map is not None and len(locations) != 1:
         raise InputError(f"--probability-map needs exactly one location, got {len(locations)}; "
                          "predict the images one location at a time")
-    geo = Geolocator.from_pretrained(model, device=device, backbone=backbone, gallery=gallery)
+    geo = _load(model, device, exact_decode, backbone, gallery)
     preds = geo.predict(locations, top_k=top_k, method=geo.resolve_method(method))
     if probability_map is not None:
         from pigeon._io import write_json
@@ -105,6 +107,18 @@ def predict_command(
         _print_table(locations, preds)
     if probability_map is not None:
         typer.echo(f"probability map of {geo.n_cells} cells -> {probability_map}", err=True)
+
+
+def _load(model: Path, device: str | None, exact_decode: bool, backbone: str | None, gallery: Path | None):
+    """The model (with its backbone or gallery from elsewhere when given), whose backbone decodes every pixel when
+    ``exact_decode``."""
+    from pigeon.images import DecodeConfig
+    from pigeon.model import Geolocator
+
+    geo = Geolocator.from_pretrained(model, device=device, backbone=backbone, gallery=gallery)
+    if exact_decode:
+        geo.backbone.decode = DecodeConfig(exact=True)
+    return geo
 
 
 def _predict_manifest(geo, manifest: Path, split: str | None, embeddings: Path | None, out: Path, top_k: int,

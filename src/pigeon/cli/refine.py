@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import refine_app
+from pigeon.cli._options import described
 from pigeon.errors import InputError
+from pigeon.presets import preset_help
+from pigeon.refine._config import RefineConfig
+
+
+def _refine(text: str, name: str) -> str:
+    return described(text, RefineConfig, name, stage="refine")
 
 
 @refine_app.command("build")
@@ -16,24 +23,30 @@ def build_command(
     manifest: Path = typer.Option(..., "--manifest", help="Training manifest: its train rows are the gallery."),
     embeddings: Path = typer.Option(None, "--embeddings", help="Embeddings folder made with the model's backbone "
                                     "(default: embed the images with the model, needed after fine-tuning)."),
-    preset: str = typer.Option(None, "--preset", help="streetview (default) or photo: the paper's settings."),
-    top_k: int = typer.Option(None, "--top-k", help="Candidate cells to choose among (preset: 5 / 40)."),
-    temperature: float = typer.Option(None, "--temperature", help="T of p_cell * softmax(score / T) (1.6 / 0.6)."),
-    max_move_km: float = typer.Option(None, "--max-move-km", help="Fall back to the top cell when the refined "
-                                      "guess moves farther (1000 km / no limit)."),
+    preset: str = typer.Option(None, "--preset", help=preset_help()),
+    top_k: int = typer.Option(None, "--top-k", help=_refine("Candidate cells to choose among.", "top_k")),
+    temperature: float = typer.Option(None, "--temperature", help=_refine("T of p_cell * softmax(score / T).",
+                                                                          "temperature")),
+    max_move_km: float = typer.Option(None, "--max-move-km", help=_refine(
+        "Fall back to the top cell when the refined guess moves farther (km; none: no limit).", "max_move_km")),
     no_max_move: bool = typer.Option(False, "--no-max-move", help="No limit on the move."),
-    min_samples: int = typer.Option(None, "--min-samples", help="OPTICS min_samples of the clusters (3 / 100)."),
-    xi: float = typer.Option(None, "--xi", help="OPTICS xi of the clusters (0.15 / 0.1)."),
-    noise: str = typer.Option(None, "--noise", help="OPTICS noise points: singletons (kept) or drop."),
-    metric: str = typer.Option(None, "--metric", help="Embedding similarity: cosine or euclidean."),
-    search: str = typer.Option(None, "--search", help="auto, exact (matrix products) or index (FAISS)."),
-    index: str = typer.Option(None, "--index", help="FAISS index of the clusters and the kNN gallery: auto (Flat, "
-                              "then IVF, then IVF-PQ above 1M vectors) or a factory string such as IVF4096,PQ64, "
-                              "IVF4096,Flat or HNSW32."),
-    nprobe: int = typer.Option(None, "--nprobe", help="Inverted lists searched per query (IVF); HNSW searches "
-                               "4 x nprobe deep (32)."),
-    rerank: int = typer.Option(None, "--rerank", help="Candidates of a PQ index re-scored exactly against the "
-                               "memory-mapped embeddings (64; 0: none)."),
+    min_samples: int = typer.Option(None, "--min-samples", help=_refine("OPTICS min_samples of the clusters.",
+                                                                        "min_samples")),
+    xi: float = typer.Option(None, "--xi", help=_refine("OPTICS xi of the clusters.", "xi")),
+    noise: str = typer.Option(None, "--noise", help=_refine("OPTICS noise points: singletons (kept) or drop.",
+                                                            "noise")),
+    metric: str = typer.Option(None, "--metric", help=_refine("Embedding similarity: cosine or euclidean.",
+                                                              "metric")),
+    search: str = typer.Option(None, "--search", help=_refine("auto, exact (matrix products) or index (FAISS).",
+                                                              "search")),
+    index: str = typer.Option(None, "--index", help=_refine(
+        "FAISS index of the clusters and the kNN gallery: auto (Flat, then IVF, then IVF-PQ above "
+        f"{RefineConfig.pq_min_vectors:,} vectors) or a factory string such as IVF4096,PQ64, IVF4096,Flat or "
+        "HNSW32.", "index")),
+    nprobe: int = typer.Option(None, "--nprobe", help=_refine("Inverted lists searched per query (IVF); HNSW "
+                                                              "searches 4 x nprobe deep.", "nprobe")),
+    rerank: int = typer.Option(None, "--rerank", help=_refine("Candidates of a PQ index re-scored exactly against "
+                                                              "the memory-mapped embeddings (0: none).", "rerank")),
     split: str = typer.Option("train", "--split", help="Manifest rows that form the gallery."),
 ) -> None:
     """Cluster the training locations inside each cell and store them with their embeddings in MODEL/refiner/.
@@ -42,7 +55,6 @@ def build_command(
     """
     from pigeon.model import PRETRAINED, Geolocator, build_refiner
     from pigeon.presets import resolve
-    from pigeon.refine import RefineConfig
 
     if not model.is_dir():
         hint = " (a bundled model is read-only: copy its folder first)" if str(model) in PRETRAINED else ""

@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import app, echo, live_help
+from pigeon.cli._options import described
 from pigeon.errors import InputError
+from pigeon.model._config import FinetuneConfig, TrainConfig
+from pigeon.presets import preset_help
+
+
+def _train(text: str, name: str) -> str:
+    return described(text, TrainConfig, name, stage="train")
 
 
 def methods_help() -> str:
@@ -61,27 +68,30 @@ def train_command(
     cells: Path = typer.Option(..., "--cells", help="Geocells folder (from 'pigeon cells build')."),
     embeddings: Path = typer.Option(..., "--embeddings", help="Embeddings folder (from 'pigeon embed')."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write."),
-    preset: str = typer.Option(None, "--preset", help="streetview (default: PIGEON) or photo (PIGEOTTO); the "
-                               "options below override it."),
-    tau: float = typer.Option(None, "--tau", help="Label-smoothing temperature in km (preset: 75 / 65)."),
-    smoothing: bool = typer.Option(None, "--smoothing/--no-smoothing", help="Haversine label smoothing, or one-hot "
-                                   "cross-entropy (ablation) (on)."),
-    mlp: int = typer.Option(None, "--mlp", help="Hidden width of an MLP geocell head (default: linear, the paper's)."),
-    dropout: float = typer.Option(None, "--dropout", help="Dropout on the embedding (0.1)."),
-    aux: bool = typer.Option(None, "--aux/--no-aux", help="Train the auxiliary heads the data has (on)."),
-    views: str = typer.Option(None, "--views", help="mean: average the views of a location; first: one view "
-                              "(preset: mean / first)."),
-    epochs: int = typer.Option(None, "--epochs", help="Maximum epochs (40)."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Locations per step (256)."),
-    lr: float = typer.Option(None, "--lr", help="Peak AdamW learning rate (1e-3)."),
-    weight_decay: float = typer.Option(None, "--weight-decay", help="AdamW weight decay (0.01)."),
-    warmup_epochs: float = typer.Option(None, "--warmup-epochs", help="Linear warm-up before the cosine decay (1)."),
-    patience: int = typer.Option(None, "--patience", help="Stop after this many epochs without a better val "
-                                 "median km (8)."),
-    regression_weight: float = typer.Option(None, "--regression-weight", help="Weight of the geodata regression "
-                                            "loss (8)."),
-    climate_weight: float = typer.Option(None, "--climate-weight", help="Weight of the Köppen climate loss (2)."),
-    month_weight: float = typer.Option(None, "--month-weight", help="Weight of the month loss (1)."),
+    preset: str = typer.Option(None, "--preset", help=preset_help()),
+    tau: float = typer.Option(None, "--tau", help=_train("Label-smoothing temperature in km.", "tau_km")),
+    smoothing: bool = typer.Option(None, "--smoothing/--no-smoothing", help=_train(
+        "Haversine label smoothing, or one-hot cross-entropy (ablation).", "smoothing")),
+    mlp: int = typer.Option(None, "--mlp", help=_train("Hidden width of an MLP geocell head (none: linear, the "
+                                                       "paper's).", "hidden_dim")),
+    dropout: float = typer.Option(None, "--dropout", help=_train("Dropout on the embedding.", "dropout")),
+    aux: bool = typer.Option(None, "--aux/--no-aux", help=_train("Train the auxiliary heads the data has.", "aux")),
+    views: str = typer.Option(None, "--views", help=_train("mean: average the views of a location; first: one "
+                                                           "view.", "views")),
+    epochs: int = typer.Option(None, "--epochs", help=_train("Maximum epochs.", "epochs")),
+    batch_size: int = typer.Option(None, "--batch-size", help=_train("Locations per step.", "batch_size")),
+    lr: float = typer.Option(None, "--lr", help=_train("Peak AdamW learning rate.", "lr")),
+    weight_decay: float = typer.Option(None, "--weight-decay", help=_train("AdamW weight decay.", "weight_decay")),
+    warmup_epochs: float = typer.Option(None, "--warmup-epochs", help=_train("Linear warm-up before the cosine "
+                                                                             "decay, epochs.", "warmup_epochs")),
+    patience: int = typer.Option(None, "--patience", help=_train("Stop after this many epochs without a better val "
+                                                                 "median km.", "patience")),
+    regression_weight: float = typer.Option(None, "--regression-weight", help=_train(
+        "Weight of the geodata regression loss.", "regression_weight")),
+    climate_weight: float = typer.Option(None, "--climate-weight", help=_train("Weight of the Köppen climate loss.",
+                                                                               "climate_weight")),
+    month_weight: float = typer.Option(None, "--month-weight", help=_train("Weight of the month loss.",
+                                                                           "month_weight")),
     methods: str = typer.Option(None, "--methods", help="Placing methods to build (see pigeon.model.placers)."),
     geoclip_epochs: int = typer.Option(None, "--geoclip-epochs", help="With --methods ...,geoclip: maximum epochs "
                                        "of its location encoder (60; early stopping on the val median km)."),
@@ -95,11 +105,12 @@ def train_command(
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Then fine-tune the backbone's last block "
                                         "and the heads (every loss, unless --no-aux) on the training images for this "
                                         "many epochs (slow)."),
-    finetune_lr: float = typer.Option(None, "--finetune-lr", help="Peak learning rate of the fine-tuning (1e-4)."),
-    finetune_batch_size: int = typer.Option(None, "--finetune-batch-size", help="Locations per fine-tuning step "
-                                            "(16)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (0)."),
-    device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N or auto (auto)."),
+    finetune_lr: float = typer.Option(None, "--finetune-lr", help=described(
+        "Peak learning rate of the fine-tuning.", FinetuneConfig, "lr")),
+    finetune_batch_size: int = typer.Option(None, "--finetune-batch-size", help=described(
+        "Locations per fine-tuning step.", FinetuneConfig, "batch_size")),
+    seed: int = typer.Option(None, "--seed", help=_train("Random seed.", "seed")),
+    device: str = typer.Option(None, "--device", help=_train("cpu, cuda, cuda:N or auto.", "device")),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from OUT/checkpoint."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model folder."),
 ) -> None:
@@ -113,14 +124,15 @@ def train_command(
     """
     from pigeon._io import read_json
     from pigeon.data import read_manifest
-    from pigeon.model import TrainConfig, finetune, train
+    from pigeon.model import finetune, train
     from pigeon.presets import resolve
 
     names = parse_methods(methods, no_refine)
     config = resolve(
         TrainConfig, "train", preset,
         tau_km=tau, smoothing=smoothing, hidden_dim=mlp, dropout=dropout, aux=aux, views=views, epochs=epochs,
-        batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, patience=patience, seed=seed,
+        batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup_epochs=warmup_epochs, patience=patience,
+        seed=seed,
         regression_weight=regression_weight, climate_weight=climate_weight, month_weight=month_weight,
         device=device,
     )
@@ -136,7 +148,6 @@ def train_command(
                f"best epoch {best['epoch']}: val median {best['val_median_km']:.1f} km (head alone), "
                f"cell accuracy {best['val_acc']:.3f}{built}; methods: {', '.join(geo.methods)} -> {out}")
     if finetune_epochs:
-        options = {"lr": finetune_lr, "batch_size": finetune_batch_size}
         finetune(geo, read_manifest(manifest), out, epochs=finetune_epochs, seed=config.seed, aux=config.aux,
-                 device=config.device, **{k: v for k, v in options.items() if v is not None})
+                 device=config.device, lr=finetune_lr, batch_size=finetune_batch_size)
         echo(f"fine-tuned the last backbone block for {finetune_epochs} epoch(s) -> {out}")

@@ -1,21 +1,20 @@
 """Data stage: manifests of geotagged images, ingestion, benchmark import, splits, decontamination."""
 
-from pigeon._io import read_table, write_table
-from pigeon.data.benchmarks import FORMATS, import_benchmark
-from pigeon.data.bluemarble import make_bluemarble_dataset
-from pigeon.data.decontaminate import decontaminate
-from pigeon.data.ingest import IngestResult, PhotoInfo, ingest_photos, read_photo_info
-from pigeon.data.manifest import (
-    REQUIRED_COLUMNS, SPLITS, VIEW_COLUMNS, distance_to_rows_km, image_views, location_points, read_manifest,
-    select_split, validate_manifest, write_manifest,
-)
-from pigeon.data.split import SPLIT_METHODS, SplitConfig, split_manifest
-from pigeon.data.stream import iter_manifest, manifest_rows, read_points
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = [
-    "FORMATS", "REQUIRED_COLUMNS", "SPLITS", "SPLIT_METHODS", "VIEW_COLUMNS", "IngestResult", "PhotoInfo",
-    "SplitConfig", "decontaminate", "distance_to_rows_km", "image_views", "import_benchmark", "ingest_photos",
-    "iter_manifest", "location_points", "make_bluemarble_dataset", "manifest_rows", "read_manifest",
-    "read_photo_info", "read_points", "read_table", "select_split", "split_manifest", "validate_manifest",
-    "write_manifest", "write_table",
-]
+_EXPORTS = exports_of({
+    "pigeon._io": ("read_table", "write_table"),
+    "pigeon.data._config": ("SPLITS", "SPLIT_METHODS", "VIEW_COUNTS", "BlueMarbleConfig", "SplitConfig"),
+    "pigeon.data.benchmarks": ("FORMATS", "MissingImagesWarning", "import_benchmark"),
+    "pigeon.data.bluemarble": ("make_bluemarble_dataset",),
+    "pigeon.data.decontaminate": ("decontaminate",),
+    "pigeon.data.ingest": ("IngestResult", "PhotoInfo", "ingest_photos", "read_photo_info"),
+    "pigeon.data.manifest": ("REQUIRED_COLUMNS", "VIEW_COLUMNS", "distance_to_rows_km", "image_views",
+                             "location_points", "read_manifest", "select_split", "training_rows",
+                             "validate_manifest", "write_manifest"),
+    "pigeon.data.split": ("split_manifest",),
+    "pigeon.data.stream": ("iter_manifest", "manifest_rows", "read_points"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: SplitConfig and BlueMarbleConfig (help texts) import without pandas; the readers when they are used
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

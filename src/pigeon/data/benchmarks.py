@@ -18,6 +18,7 @@ benchmarks are distributed in, relative to the CSV's folder.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pandas as pd
 
 from pigeon._io import read_table
 from pigeon.data.manifest import SPLITS, validate_manifest
-from pigeon.errors import ArtifactNotFoundError, InputError, UnknownNameError
+from pigeon.errors import InputError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ FORMATS: dict[str, BenchmarkFormat] = {
                                    ("captured_at", "taken_at"))),
 }
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+class MissingImagesWarning(UserWarning):
+    """A benchmark's image folder is absent: its manifest holds metadata only."""
 
 
 def _image_name(value: str) -> str:
@@ -93,7 +98,10 @@ def import_benchmark(
     Raises:
         UnknownNameError: ``fmt`` is not a known format.
         InputError: a required column is missing, or rows are invalid (all listed).
-        ArtifactNotFoundError: the image folder does not exist.
+
+    Warns:
+        MissingImagesWarning: the image folder does not exist. The manifest is still made (it can serve as the
+            truth of ``pigeon evaluate``); commands that read the images then fail with "image file not found".
     """
     if fmt not in FORMATS:
         raise UnknownNameError("benchmark format", fmt, FORMATS, hint="use --format " + "|".join(FORMATS))
@@ -124,7 +132,8 @@ def import_benchmark(
             df[target] = _timestamps(values) if target == "taken_at" else values
     df = validate_manifest(df, where=str(path))
     if not folder.is_dir():
-        where = "the image folder" if image_dir is not None else f"the default image folder of --format {fmt}"
-        raise ArtifactNotFoundError(folder, f"{where} must hold the images ({df['image'].iat[0]}, ...); "
-                                    "pass --images DIR where they are")
+        where = "image folder" if image_dir is not None else f"default image folder of --format {fmt}"
+        warnings.warn(f"{folder} not found (the {where}): the manifest lists {df['image'].iat[0]}, ... without "
+                      "images; fine for evaluating published predictions, pass --images DIR to embed or predict",
+                      MissingImagesWarning, stacklevel=2)
     return df

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import os
-from dataclasses import asdict
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -30,7 +28,8 @@ from PIL import Image
 from pigeon._io import atomic_path, provenance, write_json
 from pigeon._progress import track
 from pigeon.data.manifest import write_manifest
-from pigeon.data.split import SplitConfig
+from pigeon.data._config import VIEW_COUNTS, BlueMarbleConfig, SplitConfig  # noqa: F401
+from pigeon.data.split import split_manifest
 from pigeon.errors import InputError
 from pigeon.geo import destination_point
 
@@ -41,8 +40,6 @@ __all__ = [
 
 #: The vendored source images, by role.
 SOURCE_FILES = {"day": "earth-blue-marble.jpg", "night": "earth-night.jpg", "water": "earth-water.png"}
-#: Allowed numbers of views per location.
-VIEW_COUNTS = (1, 2, 4, 8)
 #: File name of the manifest written into the dataset folder.
 MANIFEST_NAME = "manifest.parquet"
 _LIGHTS_FLOOR = 20  # red channel of earth-night.jpg: unlit (moonlit) ground stays below this
@@ -251,36 +248,6 @@ def extract_patch(
     return out if image.ndim == 3 else out[..., 0]
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_params(n, views, size_px, patch_km, jitter_km, view_offset_km, populated_fraction, lat_range,
-                  quality) -> None:
-    """Raise one-line :class:`InputError` for the first bad parameter."""
-    def bad(name: str, value, rule: str) -> InputError:
-        return InputError(f"bluemarble {name}={value!r}: {rule}")
-
-    if not _is_int(n) or n < 1:
-        raise bad("n", n, "give a positive number of locations, e.g. 1000")
-    if views not in VIEW_COUNTS:
-        raise bad("views", views, f"the number of views must be one of {', '.join(map(str, VIEW_COUNTS))}")
-    if not _is_int(size_px) or not 8 <= size_px <= 2048:
-        raise bad("size_px", size_px, "give a patch side between 8 and 2048 pixels")
-    if not (math.isfinite(patch_km) and 0 < patch_km <= 5000):
-        raise bad("patch_km", patch_km, "give a patch side in km in (0, 5000]")
-    if not (math.isfinite(jitter_km) and 0 <= jitter_km <= patch_km):
-        raise bad("jitter_km", jitter_km, "give a jitter in km between 0 and patch_km")
-    if view_offset_km is not None and not (math.isfinite(view_offset_km) and 0 <= view_offset_km <= 5000):
-        raise bad("view_offset_km", view_offset_km, "give an offset in km between 0 and 5000 (or leave it unset)")
-    if not (math.isfinite(populated_fraction) and 0 <= populated_fraction <= 1):
-        raise bad("populated_fraction", populated_fraction, "give a fraction between 0 and 1")
-    if len(lat_range) != 2 or not (-90 <= lat_range[0] < lat_range[1] <= 90):
-        raise bad("lat_range", tuple(lat_range), "give (south, north) with -90 <= south < north <= 90")
-    if not _is_int(quality) or not 1 <= quality <= 95:
-        raise bad("quality", quality, "give a JPEG quality between 1 and 95")
-
-
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -290,45 +257,23 @@ def _write_jpeg(array: np.ndarray, path: Path, quality: int) -> None:
         Image.fromarray(array).save(tmp, format="JPEG", quality=quality)
 
 
-def make_bluemarble_dataset(
-    out_dir: str | os.PathLike,
-    n: int = 1000,
-    views: int = 4,
-    seed: int = 0,
-    *,
-    size_px: int = 128,
-    patch_km: float = 640.0,
-    jitter_km: float = 20.0,
-    view_offset_km: float | None = None,
-    rotate: bool = True,
-    populated_fraction: float = 0.5,
-    lat_range: Sequence[float] = (-60.0, 80.0),
-    split: Sequence[float] | SplitConfig = (0.8, 0.1, 0.1),
-    quality: int = 90,
-    overwrite: bool = False,
-) -> pd.DataFrame:
+def make_bluemarble_dataset(out_dir: str | os.PathLike, config: BlueMarbleConfig | None = None, *,
+                            split: SplitConfig | Sequence[float] | None = None, overwrite: bool = False,
+                            **options) -> pd.DataFrame:
     """Generate the Blue Marble geolocation dataset: JPEG views and a manifest with splits.
 
     Writes ``out_dir/images/<id>_<k>.jpg`` (view ``k``), ``out_dir/manifest.parquet`` and ``out_dir/meta.json``.
     The same arguments give byte-identical images and manifest.
 
+    >>> make_bluemarble_dataset("bm/", n=1000, views=4, seed=0)      # or make_bluemarble_dataset("bm/", config)
+
     Args:
         out_dir: output folder (created).
-        n: number of locations.
-        views: views per location, one of :data:`VIEW_COUNTS`; several views form the ``image`` list.
-        seed: random seed of locations, headings, jitter and splits.
-        size_px: side of each view in pixels.
-        patch_km: ground extent of each view's side in km.
-        jitter_km: each view centre is moved a random distance up to this (km) in a random direction.
-        view_offset_km: distance from the location to each view centre, toward the view's heading;
-            default 0 for one view and ``patch_km / 2`` for several.
-        rotate: draw a random heading per location; if False every location has heading 0 (north up).
-        populated_fraction: share of locations weighted by city lights; the rest are uniform over land.
-        lat_range: (south, north) latitude limits in degrees; the default leaves out Antarctica.
-        split: (train, val, test) fractions of a random split seeded with ``seed``, or a
-            :class:`~pigeon.data.split.SplitConfig` (e.g. ``SplitConfig(by="region", buffer_km=905)``).
-        quality: JPEG quality.
+        config: a :class:`~pigeon.data.BlueMarbleConfig` (locations, views, their size and ground extent...).
+        split: a :class:`~pigeon.data.SplitConfig` (e.g. ``SplitConfig(by="region", buffer_km=905)``), or
+            (train, val, test) fractions of a random split seeded with the config's seed; default its defaults.
         overwrite: replace a dataset already in ``out_dir``.
+        options: fields of :class:`~pigeon.data.BlueMarbleConfig` over ``config`` (None keeps its value).
 
     Returns:
         The manifest: ``id``, ``image`` (str, or list of str for several views, relative to ``out_dir``),
@@ -337,30 +282,39 @@ def make_bluemarble_dataset(
         ``sampling`` (``"populated"`` or ``"land"``); ``attrs["root"]`` is ``out_dir``, ``attrs["meta"]`` the
         split configuration.
     """
-    lat_range = tuple(float(v) for v in lat_range)
-    if not isinstance(split, SplitConfig):
-        split = SplitConfig(fractions=tuple(float(v) for v in split), seed=seed)
-    _check_params(n, views, size_px, float(patch_km), float(jitter_km), view_offset_km, float(populated_fraction),
-                  lat_range, quality)
-    split.validate()
+    cfg = (config or BlueMarbleConfig()).with_options(**options).validate()
+    split = SplitConfig.of(split if split is not None else SplitConfig(seed=cfg.seed), cfg.seed).validate()
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir} is a file; pass a folder for the dataset")
     if (out_dir / MANIFEST_NAME).exists() and not overwrite:
         raise InputError(f"{out_dir} already holds a dataset; pass overwrite=True (--overwrite) or another folder")
-    if view_offset_km is None:
-        view_offset_km = 0.0 if views == 1 else patch_km / 2
+    manifest, headings, centres = _locations(cfg)
+    manifest = split_manifest(manifest, split)  # before the images: a split that cannot be made fails fast
+    _write_views(out_dir, manifest, headings, centres, cfg, overwrite)
+    write_manifest(manifest, out_dir / MANIFEST_NAME)
+    record = {**cfg.to_dict(), "view_offset_km": cfg.offset_km, "split": split.to_dict(),
+              "sources": {name: _sha256(_resource(name)) for name in SOURCE_FILES.values()}}
+    meta = provenance("bluemarble", record)
+    meta["counts"] = manifest.attrs["meta"]["split"]["counts"]
+    write_json(out_dir / "meta.json", meta)
+    manifest.attrs["root"] = str(out_dir.resolve())
+    return manifest
 
-    rng = np.random.default_rng(seed)
-    df = sample_locations(n, rng, populated_fraction=populated_fraction, lat_range=lat_range)
-    heading = rng.uniform(0.0, 360.0, n) if rotate else np.zeros(n)
+
+def _locations(cfg: BlueMarbleConfig) -> tuple[pd.DataFrame, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The manifest of ``cfg.n`` random land locations (no split yet), each view's heading ``(n, views)`` and
+    centre (lat, lon), all drawn from one seeded stream."""
+    n, views = cfg.n, cfg.views
+    rng = np.random.default_rng(cfg.seed)
+    df = sample_locations(n, rng, populated_fraction=cfg.populated_fraction, lat_range=cfg.lat_range)
+    heading = rng.uniform(0.0, 360.0, n) if cfg.rotate else np.zeros(n)
     view_heading = (heading[:, None] + np.arange(views) * 360.0 / views) % 360.0
     jitter_bearing = rng.uniform(0.0, 360.0, (n, views))
-    jitter_dist = jitter_km * np.sqrt(rng.random((n, views)))  # uniform over a disc
+    jitter_dist = cfg.jitter_km * np.sqrt(rng.random((n, views)))  # uniform over a disc
     centre_lat, centre_lon = destination_point(df["lat"].to_numpy()[:, None], df["lon"].to_numpy()[:, None],
-                                               view_heading, view_offset_km)
+                                               view_heading, cfg.offset_km)
     centre_lat, centre_lon = destination_point(centre_lat, centre_lon, jitter_bearing, jitter_dist)
-
     width = max(5, len(str(n - 1)))
     ids = [f"bm{i:0{width}d}" for i in range(n)]
     images = [[f"images/{id_}_{k}.jpg" for k in range(views)] for id_ in ids]
@@ -375,25 +329,22 @@ def make_bluemarble_dataset(
         "split": None,
         "sampling": df["sampling"].to_numpy(),
     })
-    manifest = split.apply(manifest)  # before the images: a split that cannot be made fails fast
+    return manifest, view_heading, (centre_lat, centre_lon)
+
+
+def _write_views(out_dir: Path, manifest: pd.DataFrame, headings: np.ndarray,
+                 centres: tuple[np.ndarray, np.ndarray], cfg: BlueMarbleConfig, overwrite: bool) -> None:
+    """Cut and write every view (JPEG, atomically); with ``overwrite``, delete the views of an earlier dataset."""
+    centre_lat, centre_lon = centres
+    images = [v if isinstance(v, list) else [v] for v in manifest["image"]]
     source = blue_marble()
-    for i in track(range(n), "bluemarble views"):
-        for k in range(views):
-            patch = extract_patch(centre_lat[i, k], centre_lon[i, k], view_heading[i, k], size_px=size_px,
-                                  patch_km=patch_km, image=source)
-            _write_jpeg(patch, out_dir / images[i][k], quality)
+    for i in track(range(cfg.n), "bluemarble views"):
+        for k in range(cfg.views):
+            patch = extract_patch(centre_lat[i, k], centre_lon[i, k], headings[i, k], size_px=cfg.size_px,
+                                  patch_km=cfg.patch_km, image=source)
+            _write_jpeg(patch, out_dir / images[i][k], cfg.quality)
     if overwrite:
         keep = {name for row in images for name in row}
         for old in (out_dir / "images").glob("bm*.jpg"):
             if f"images/{old.name}" not in keep:
                 old.unlink()
-    write_manifest(manifest, out_dir / MANIFEST_NAME)
-    config = dict(n=n, views=views, seed=seed, size_px=size_px, patch_km=patch_km, jitter_km=jitter_km,
-                  view_offset_km=view_offset_km, rotate=rotate, populated_fraction=populated_fraction,
-                  lat_range=list(lat_range), split=asdict(split), quality=quality,
-                  sources={name: _sha256(_resource(name)) for name in SOURCE_FILES.values()})
-    meta = provenance("bluemarble", config)
-    meta["counts"] = manifest.attrs["meta"]["split"]["counts"]
-    write_json(out_dir / "meta.json", meta)
-    manifest.attrs["root"] = str(out_dir.resolve())
-    return manifest

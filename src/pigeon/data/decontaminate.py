@@ -88,19 +88,7 @@ def decontaminate(
         and one row per removed training row with :data:`REPORT_COLUMNS` (``reason``: ``"within D km"``,
         ``"near-duplicate image"`` or both, joined by ``"; "``).
     """
-    if km is None and max_similarity is None:
-        raise InputError("nothing to check: give a distance (--km) and/or --embeddings with --max-similarity")
-    if km is not None and not (math.isfinite(km) and km > 0):
-        raise InputError(f"km={km!r}: give a distance in km > 0")
-    if max_similarity is not None:
-        if not (math.isfinite(max_similarity) and -1 <= max_similarity <= 1):
-            raise InputError(f"max_similarity={max_similarity!r}: give a cosine similarity in [-1, 1], e.g. 0.95")
-        if embeddings is None:
-            raise InputError("--max-similarity needs --embeddings (the training rows' embeddings)")
-    against_embeddings = against_embeddings if against_embeddings is not None else embeddings
-    if embeddings is not None and against_embeddings.backbone != embeddings.backbone:
-        raise InputError(f"the embeddings were made with different backbones ({embeddings.backbone!r} and "
-                         f"{against_embeddings.backbone!r}); compare embeddings of one backbone")
+    against_embeddings = _check_rules(km, max_similarity, embeddings, against_embeddings)
     attrs = dict(train.attrs)
     train = validate_manifest(train, where="training manifest")
     against = validate_manifest(against, where="test manifest")
@@ -116,16 +104,8 @@ def decontaminate(
             nearest_id[row] = against["id"].iat[nearest[row]]
         summary["removed_within_km"] = int((distance < km).sum())
     if max_similarity is not None:
-        similarity, sim_nearest, checked = nearest_similarity(embeddings, train["id"].tolist(),
-                                                              against_embeddings, against["id"].tolist())
-        dup = checked & (np.nan_to_num(similarity, nan=-np.inf) > max_similarity)
-        for row in np.flatnonzero(dup):
-            reasons[row].append("near-duplicate image")
-            if nearest_id[row] is None:
-                nearest_id[row] = against["id"].iat[sim_nearest[row]]
-        summary.update(removed_near_duplicates=int(dup.sum()), unchecked_without_embeddings=int((~checked).sum()))
-        if not checked.any():
-            raise InputError("none of the training ids has an embedding; pass the embeddings of this manifest")
+        similarity = _near_duplicates(train, against, embeddings, against_embeddings, max_similarity, reasons,
+                                      nearest_id, summary)
     drop = np.array([bool(r) for r in reasons], dtype=bool)
     if drop.all():
         raise InputError(f"all {len(train)} training rows would be removed; check --against and the thresholds")
@@ -136,3 +116,38 @@ def decontaminate(
     summary["removed"] = int(drop.sum())
     clean.attrs = {**attrs, "meta": {**attrs.get("meta", {}), "decontamination": summary}}
     return clean, removed
+
+
+def _check_rules(km, max_similarity, embeddings, against_embeddings):
+    """Check the rules before any work; the test rows' embeddings (default: the training rows' store)."""
+    if km is None and max_similarity is None:
+        raise InputError("nothing to check: give a distance (--km) and/or --embeddings with --max-similarity")
+    if km is not None and not (math.isfinite(km) and km > 0):
+        raise InputError(f"km={km!r}: give a distance in km > 0")
+    if max_similarity is not None:
+        if not (math.isfinite(max_similarity) and -1 <= max_similarity <= 1):
+            raise InputError(f"max_similarity={max_similarity!r}: give a cosine similarity in [-1, 1], e.g. 0.95")
+        if embeddings is None:
+            raise InputError("--max-similarity needs --embeddings (the training rows' embeddings)")
+    against_embeddings = against_embeddings if against_embeddings is not None else embeddings
+    if embeddings is not None and against_embeddings.backbone != embeddings.backbone:
+        raise InputError(f"the embeddings were made with different backbones ({embeddings.backbone!r} and "
+                         f"{against_embeddings.backbone!r}); compare embeddings of one backbone")
+    return against_embeddings
+
+
+def _near_duplicates(train, against, embeddings, against_embeddings, max_similarity, reasons, nearest_id,
+                     summary) -> np.ndarray:
+    """Mark the training rows with a view more similar than ``max_similarity`` to a test view (in ``reasons``,
+    ``nearest_id`` and ``summary``); each row's highest similarity (NaN: no embedding)."""
+    similarity, sim_nearest, checked = nearest_similarity(embeddings, train["id"].tolist(),
+                                                          against_embeddings, against["id"].tolist())
+    dup = checked & (np.nan_to_num(similarity, nan=-np.inf) > max_similarity)
+    for row in np.flatnonzero(dup):
+        reasons[row].append("near-duplicate image")
+        if nearest_id[row] is None:
+            nearest_id[row] = against["id"].iat[sim_nearest[row]]
+    summary.update(removed_near_duplicates=int(dup.sum()), unchecked_without_embeddings=int((~checked).sum()))
+    if not checked.any():
+        raise InputError("none of the training ids has an embedding; pass the embeddings of this manifest")
+    return similarity

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image
 
 from pigeon._progress import track
 from pigeon.data.manifest import write_manifest
-from pigeon.data.split import SplitConfig
+from pigeon.data._config import SplitConfig
+from pigeon.data.split import split_manifest
 from pigeon.errors import ArtifactNotFoundError, InputError
+from pigeon.images import open_image
 
 #: File suffixes (lower case) that ingest treats as photos.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
 _EXIF_TIME_FORMAT = "%Y:%m:%d %H:%M:%S"
-_DECODE_SIZE = (64, 64)  # JPEG draft size: decoding at 1/8 scale still reads every compressed block
+_DECODE_SHORT_SIDE = 32  # the decode check's target: JPEG draft at 1/8 scale still reads every compressed block
 
 
 @dataclass(frozen=True)
@@ -125,22 +126,12 @@ def read_photo_info(path: str | os.PathLike) -> PhotoInfo:
         :class:`PhotoInfo`; fields the file does not record are None.
 
     Raises:
-        InputError: the file is not an image, or is truncated or corrupt.
+        InputError: the file is not an image, is truncated or corrupt, or is over the pixel or aspect-ratio limit
+            of :mod:`pigeon.images`.
     """
-    path = Path(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                info = _photo_info(img.getexif())
-                img.draft("RGB", _DECODE_SIZE)
-                img.load()
-    except UnidentifiedImageError:
-        raise InputError(f"{path}: not a readable image") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path}: corrupt image ({reason})") from None
-    return info
+    pending = open_image(path, target=_DECODE_SHORT_SIDE)
+    pending.load()  # draft mode for JPEG: every compressed block is still read
+    return _photo_info(pending.exif)
 
 
 def find_photos(root: str | os.PathLike) -> list[Path]:
@@ -169,6 +160,28 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.resolve())
 
 
+def _read_photos(paths: list[Path], photos_dir: Path, root: Path) -> tuple[list[dict], list[dict], list]:
+    """Rows of the photos with GPS, rows of those without (and why), and the unreadable files (path, error)."""
+    located, unlocated, skipped = [], [], []
+    for path in track(paths, "ingest"):
+        photo_id = path.relative_to(photos_dir).as_posix()
+        try:
+            info = read_photo_info(path)
+        except InputError as exc:
+            skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
+            continue
+        row = {"id": photo_id, "image": _relative(path, root)}
+        if info.lat is None:
+            unlocated.append({**row, "taken_at": info.taken_at, "reason": info.gps_problem or "no GPS in EXIF"})
+        else:
+            located.append({**row, "lat": info.lat, "lon": info.lon, "heading": info.heading,
+                            "taken_at": info.taken_at})
+    if not located and not unlocated:
+        raise InputError(f"{photos_dir}: none of the {len(paths)} image files could be read "
+                         f"(first: {skipped[0][0]}: {skipped[0][1]})")
+    return located, unlocated, skipped
+
+
 def ingest_photos(
     photos_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -194,30 +207,14 @@ def ingest_photos(
     """
     photos_dir, out = Path(photos_dir), Path(out)
     if split is not None:
-        split = (split if isinstance(split, SplitConfig) else SplitConfig(fractions=tuple(split), seed=seed)).validate()
+        split = SplitConfig.of(split, seed).validate()
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
         raise InputError(f"{out}: unsupported output format {out.suffix!r}; use .parquet or .csv")
     paths = find_photos(photos_dir)
     if not paths:
         raise InputError(f"{photos_dir}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})")
     root = out.resolve().parent
-    located, unlocated, skipped = [], [], []
-    for path in track(paths, "ingest"):
-        photo_id = path.relative_to(photos_dir).as_posix()
-        try:
-            info = read_photo_info(path)
-        except InputError as exc:
-            skipped.append((str(path), str(exc).removeprefix(f"{path}: ")))
-            continue
-        row = {"id": photo_id, "image": _relative(path, root)}
-        if info.lat is None:
-            unlocated.append({**row, "taken_at": info.taken_at, "reason": info.gps_problem or "no GPS in EXIF"})
-        else:
-            located.append({**row, "lat": info.lat, "lon": info.lon, "heading": info.heading,
-                            "taken_at": info.taken_at})
-    if not located and not unlocated:
-        raise InputError(f"{photos_dir}: none of the {len(paths)} image files could be read "
-                         f"(first: {skipped[0][0]}: {skipped[0][1]})")
+    located, unlocated, skipped = _read_photos(paths, photos_dir, root)
     result = IngestResult(
         located=pd.DataFrame(located, columns=["id", "image", "lat", "lon", "heading", "taken_at"]),
         unlocated=pd.DataFrame(unlocated, columns=["id", "image", "taken_at", "reason"]),
@@ -226,7 +223,7 @@ def ingest_photos(
     result.located["heading"] = result.located["heading"].astype("float64")
     if split is not None and located:
         result.located.attrs["root"] = str(root)
-        result.located = split.apply(result.located)
+        result.located = split_manifest(result.located, split)
     if located:
         result.manifest_path = write_manifest(result.located, out)
     if unlocated:

@@ -24,6 +24,7 @@ in ``df.attrs["meta"]``: in the Parquet file, or in ``<name>.csv.meta.json`` bes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -32,12 +33,12 @@ import numpy as np
 import pandas as pd
 
 from pigeon._io import read_table, write_table
+from pigeon.data._config import SPLITS
 from pigeon.errors import InputError
 from pigeon.geo import nearest_km
 from pigeon.validation import coordinate_problems, find_columns, row_context
 
 REQUIRED_COLUMNS = ("id", "image", "lat", "lon")
-SPLITS = ("train", "val", "test")
 #: Optional per-view centre columns (lists, one value per view).
 VIEW_COLUMNS = ("view_lat", "view_lon")
 _MAX_LISTED = 10
@@ -149,6 +150,12 @@ def _rebase(value, root: Path, out_dir: Path):
     return value if Path(value).is_absolute() else os.path.relpath(root / value, out_dir)
 
 
+def manifest_sha256(df: pd.DataFrame) -> str:
+    """Hash of the (id, image) pairs: identifies the manifest rows a store or a set of shards was made from."""
+    pairs = [[str(i), v if isinstance(v, str) else list(v)] for i, v in zip(df["id"], df["image"])]
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
+
+
 def image_views(df: pd.DataFrame, root: str | os.PathLike | None = None) -> list[list[Path]]:
     """Absolute image paths per row: a list of views (length 1 for single images)."""
     root = Path(root if root is not None else df.attrs.get("root", "."))
@@ -195,15 +202,41 @@ def distance_to_rows_km(df: pd.DataFrame, reference: pd.DataFrame, views: bool =
     return dist[first], r_row[index[first]]
 
 
-def select_split(df: pd.DataFrame, split: str | None) -> pd.DataFrame:
-    """Rows of one split (all rows when ``split`` is None), with a clear error if none."""
+def select_split(df: pd.DataFrame, split: str | None, *, where: str = "the manifest",
+                 empty_ok: bool = False) -> pd.DataFrame:
+    """Rows of one split (all rows when ``split`` is None), with a clear error if none.
+
+    Args:
+        df: a manifest (or a batch of one).
+        split: ``"train"``, ``"val"``, ``"test"`` or None.
+        where: names the table in the errors (e.g. a file and its rows).
+        empty_ok: return an empty table instead of raising when no row has ``split`` (a batch of a stream).
+    """
     if split is None:
         return df
+    if split not in SPLITS:
+        raise InputError(f"split must be one of {'/'.join(SPLITS)}, got {split!r}")
     if "split" not in df.columns:
-        raise InputError(f"the manifest has no 'split' column, so split={split!r} cannot be selected; "
+        raise InputError(f"{where} has no 'split' column, so split={split!r} cannot be selected; "
                          "use 'pigeon data split' or add a split column")
     out = df[df["split"] == split]
-    if len(out) == 0:
-        raise InputError(f"the manifest has no rows with split={split!r}")
+    if len(out) == 0 and not empty_ok:
+        raise InputError(f"{where} has no rows with split={split!r}")
     out.attrs = dict(df.attrs)
     return out
+
+
+def training_rows(df: pd.DataFrame, split: str = "train") -> pd.DataFrame:
+    """The rows a stage learns from: those of ``split`` (``"train"``) when the manifest has a split column, else all.
+
+    The one home of this rule: head training, fine-tuning, pretraining, the refiner's gallery, geocells, the
+    evaluation's distance-to-training breakdown and the demo call it.
+    """
+    if "split" not in df.columns:
+        if df.empty:
+            raise InputError("the manifest has no rows to train on; add some")
+        return df
+    if not (df["split"] == split).any():
+        raise InputError(f"the manifest has no rows with split {split!r}; give some rows split {split} "
+                         "('pigeon data split') or drop the split column to use every row")
+    return select_split(df, split)

@@ -29,68 +29,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
-from pigeon.data.manifest import SPLITS, distance_to_rows_km, validate_manifest
-from pigeon.errors import InputError, UnknownNameError
+from pigeon.data._config import DEFAULT_REGIONS, SPLIT_METHODS, SPLITS, SplitConfig, parse_split  # noqa: F401
+from pigeon.data.manifest import distance_to_rows_km, validate_manifest
+from pigeon.errors import InputError
 from pigeon.geo import latlon_to_xyz
-
-#: The ``by`` choices of :func:`split_manifest`.
-SPLIT_METHODS = ("random", "region", "cell")
-#: Regions (or on-the-fly cells) when ``n_regions`` is not given.
-DEFAULT_REGIONS = 50
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """How to split a manifest; see :func:`split_manifest` for the meaning of each field."""
-
-    by: str = "random"
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    buffer_km: float = 0.0
-    seed: int = 0
-    n_regions: int | None = None
-    cells: str | None = None  # a geocells folder, for by="cell"
-
-    def validate(self) -> SplitConfig:
-        """Check the fields before any work starts; raise an error naming the option to fix."""
-        if self.by not in SPLIT_METHODS:
-            raise UnknownNameError("split method", self.by, SPLIT_METHODS, hint="use --by random|region|cell")
-        if not _valid_fractions(self.fractions):
-            raise InputError(f"split fractions {tuple(self.fractions)}: give three non-negative train,val,test "
-                             "fractions that sum to 1 (--fractions 0.8,0.1,0.1)")
-        if not (math.isfinite(self.buffer_km) and self.buffer_km >= 0):
-            raise InputError(f"buffer_km={self.buffer_km!r}: give a distance in km >= 0 (--buffer-km)")
-        if self.n_regions is not None and self.n_regions < 1:
-            raise InputError(f"n_regions={self.n_regions!r}: give at least 1 region (--regions)")
-        if self.cells is not None and self.by != "cell":
-            raise InputError(f"cells are only used by the cell split, not by={self.by!r}; pass --by cell")
-        return self
-
-    def apply(self, df: pd.DataFrame) -> pd.DataFrame:
-        """``split_manifest(df, **fields)``."""
-        return split_manifest(df, **asdict(self))
-
-
-def parse_split(text: str, option: str = "--fractions") -> tuple[float, float, float]:
-    """Parse ``"0.8,0.1,0.1"`` into (train, val, test) fractions that sum to 1."""
-    try:
-        parts = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        parts = ()
-    if not _valid_fractions(parts):
-        raise InputError(f"{option} {text!r}: give three non-negative train,val,test fractions that sum to 1, "
-                         "e.g. 0.8,0.1,0.1")
-    return parts  # type: ignore[return-value]
-
-
-def _valid_fractions(parts: Sequence[float]) -> bool:
-    return (len(parts) == len(SPLITS) and all(math.isfinite(p) and p >= 0 for p in parts)
-            and abs(sum(parts) - 1.0) <= 1e-6)
-
 
 def assign_splits(n: int, fractions: Sequence[float], seed: int = 0) -> np.ndarray:
     """A random train/val/test label per row with exactly proportional counts (largest remainder).
@@ -169,11 +115,11 @@ def _cell_labels(df: pd.DataFrame, cells, n_regions: int, seed: int) -> tuple[np
 
 def split_manifest(
     df: pd.DataFrame,
-    by: str = "random",
+    by: str | SplitConfig = SplitConfig.by,
     *,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    buffer_km: float = 0.0,
-    seed: int = 0,
+    fractions: Sequence[float] = SplitConfig.fractions,
+    buffer_km: float = SplitConfig.buffer_km,
+    seed: int = SplitConfig.seed,
     n_regions: int | None = None,
     cells=None,
 ) -> pd.DataFrame:
@@ -181,7 +127,8 @@ def split_manifest(
 
     Args:
         df: a manifest with ``lat``/``lon`` (and optionally ``view_lat``/``view_lon``).
-        by: ``"random"``, ``"region"`` or ``"cell"`` (see the module docstring).
+        by: ``"random"``, ``"region"`` or ``"cell"`` (see the module docstring), or a :class:`SplitConfig` that
+            gives every setting.
         fractions: (train, val, test) shares before the buffer; they sum to 1.
         buffer_km: training rows closer than this to any val/test row are left out of every split.
         seed: random seed (regions, the order groups are handed out, the random split).
@@ -197,31 +144,19 @@ def split_manifest(
     Raises:
         InputError: bad arguments, or a buffer that leaves no training row.
     """
+    if isinstance(by, SplitConfig):
+        return split_manifest(df, by.by, fractions=by.fractions, buffer_km=by.buffer_km, seed=by.seed,
+                              n_regions=by.n_regions, cells=by.cells if cells is None else cells)
     fractions = tuple(float(f) for f in fractions)
     SplitConfig(by, fractions, float(buffer_km), seed, n_regions, None if cells is None else "given").validate()
     attrs = dict(df.attrs)
     df = validate_manifest(df, where="manifest to split")
     n_regions = n_regions or DEFAULT_REGIONS
     config: dict = {"by": by, "fractions": list(fractions), "buffer_km": float(buffer_km), "seed": seed}
-    if by == "random":
-        split = assign_splits(len(df), fractions, seed)
-    elif by == "region":
-        split = assign_groups(region_labels(df["lat"], df["lon"], n_regions, seed), fractions, seed)
-        config["n_regions"] = n_regions
-    else:
-        labels, config["cells"] = _cell_labels(df, cells, n_regions, seed)
-        split = assign_groups(labels, fractions, seed)
-    split = pd.Series(split, index=df.index, dtype=object)
-
+    split = pd.Series(_assign(df, config, n_regions, cells), index=df.index, dtype=object)
     held_out = split.isin(["val", "test"]).to_numpy()
     config["views"] = all(c in df.columns for c in ("view_lat", "view_lon"))
-    excluded = 0
-    if buffer_km > 0 and held_out.any():
-        train = np.flatnonzero(~held_out)
-        near, _ = distance_to_rows_km(df.iloc[train], df.iloc[np.flatnonzero(held_out)])
-        drop = train[near < buffer_km]
-        split.iloc[drop] = None
-        excluded = len(drop)
+    excluded = _buffer(df, split, held_out, float(buffer_km))
     if not (split == "train").any():
         raise InputError(f"the {by} split with a {buffer_km:g} km buffer leaves no training row; lower "
                          "--buffer-km" + (" or raise --regions" if by != "random" else ""))
@@ -232,3 +167,27 @@ def split_manifest(
         config["min_heldout_to_train_km"] = round(float(gap.min()), 3)
     df.attrs = {**attrs, "meta": {**attrs.get("meta", {}), "split": config}}
     return df
+
+
+def _assign(df: pd.DataFrame, config: dict, n_regions: int, cells) -> np.ndarray:
+    """A split label per row by ``config["by"]`` (random rows, whole regions or whole cells); records the
+    regions or cells used in ``config``."""
+    by, fractions, seed = config["by"], config["fractions"], config["seed"]
+    if by == "random":
+        return assign_splits(len(df), fractions, seed)
+    if by == "region":
+        config["n_regions"] = n_regions
+        return assign_groups(region_labels(df["lat"], df["lon"], n_regions, seed), fractions, seed)
+    labels, config["cells"] = _cell_labels(df, cells, n_regions, seed)
+    return assign_groups(labels, fractions, seed)
+
+
+def _buffer(df: pd.DataFrame, split: pd.Series, held_out: np.ndarray, buffer_km: float) -> int:
+    """Leave out (split None) the training rows closer than ``buffer_km`` to a val/test row; how many."""
+    if not (buffer_km > 0 and held_out.any()):
+        return 0
+    train = np.flatnonzero(~held_out)
+    near, _ = distance_to_rows_km(df.iloc[train], df.iloc[np.flatnonzero(held_out)])
+    drop = train[near < buffer_km]
+    split.iloc[drop] = None
+    return len(drop)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pigeon.data.manifest import REQUIRED_COLUMNS, SPLITS, validate_manifest
+from pigeon.data.manifest import REQUIRED_COLUMNS, SPLITS, select_split, validate_manifest
 from pigeon.errors import ArtifactNotFoundError, InputError
 from pigeon.geo import check_coords
 
@@ -63,8 +63,6 @@ def iter_manifest(path: str | os.PathLike, batch_rows: int = DEFAULT_BATCH_ROWS,
         if unknown:
             raise InputError(f"{path}: no column(s) {', '.join(unknown)}; it has {', '.join(present.values())}")
         wanted = list(dict.fromkeys(present[c.lower()] for c in (*base, *columns)))
-    if split is not None and split not in SPLITS:
-        raise InputError(f"split must be one of {'/'.join(SPLITS)}, got {split!r}")
     root, start, seen = str(path.resolve().parent), 0, False
     for raw in _raw_batches(path, batch_rows, wanted):
         stop = start + len(raw)
@@ -72,10 +70,7 @@ def iter_manifest(path: str | os.PathLike, batch_rows: int = DEFAULT_BATCH_ROWS,
         batch = validate_manifest(raw, where=f"{path} rows {start}-{stop - 1} ('row N' counts from row {start})",
                                   require_coords=require_coords)
         start = stop
-        if split is not None:
-            if "split" not in batch.columns:
-                raise InputError(f"{path} has no 'split' column, so split={split!r} cannot be selected")
-            batch = batch[batch["split"] == split]
+        batch = select_split(batch, split, where=str(path), empty_ok=True)
         if len(batch):
             seen = True
             batch.attrs["root"] = root

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+import contextlib
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,18 @@ from torch.utils.data import DataLoader, Dataset
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon._progress import progress
 from pigeon.backbones import Backbone, BackboneCfg, load
-from pigeon.data.manifest import image_views, validate_manifest
+from pigeon.data.manifest import image_views, manifest_sha256, validate_manifest
+from pigeon.embed._config import BATCH_SIZE, SHARD_SIZE
 from pigeon.embed._store import (
-    FAILED, FAILED_COLUMNS, INDEX, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
+    FAILED, FAILED_COLUMNS, INDEX, MANIFEST, META, SHARDS, Embeddings, read_shard_metadata, shard_path, write_shard,
 )
 from pigeon.errors import InputError, PigeonError
-from pigeon.images import get_max_pixels, set_max_pixels
+from pigeon.images import DecodeConfig, get_max_pixels, set_max_pixels
 
 #: settings whose change makes existing shards unusable for a resumed run
-_RESUME_KEYS = ("backbone", "manifest_sha256", "shard_size", "dim")
+_RESUME_KEYS = ("backbone", "manifest_sha256", "shard_size", "dim", "exact_decode")
+#: what stores written before a resume key existed were made with (every pixel was decoded then)
+_BEFORE = {"exact_decode": True}
 
 
 def default_workers() -> int:
@@ -70,22 +72,17 @@ def _collate(batch: list[tuple[int, torch.Tensor | None, str]]
     return [i for i, _ in ok], pixels, [(i, err) for i, x, err in batch if x is None]
 
 
-def manifest_sha256(df: pd.DataFrame) -> str:
-    """Hash of the (id, image) pairs: identifies the manifest rows a store was made from."""
-    pairs = [[str(i), v if isinstance(v, str) else list(v)] for i, v in zip(df["id"], df["image"])]
-    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()
-
-
 def embed_manifest(
     df: pd.DataFrame,
     backbone: Backbone | str,
     out_dir: str | os.PathLike,
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     num_workers: int | None = None,
-    shard_size: int = 4096,
+    shard_size: int = SHARD_SIZE,
     overwrite: bool = False,
     device: str | None = None,
     dtype: str | None = None,
+    decode: DecodeConfig | None = None,
 ) -> Embeddings:
     """Embed every view of every manifest row and store per-view and view-averaged float16 vectors.
 
@@ -103,21 +100,23 @@ def embed_manifest(
         overwrite: delete an existing store made with other settings instead of refusing.
         device: where to load ``backbone`` when given by name (None: CUDA if available).
         dtype: parameter dtype when ``backbone`` is given by name.
+        decode: how images are decoded (:class:`~pigeon.images.DecodeConfig`: draft / reduce by default,
+            ``exact=True`` for every pixel); sets ``backbone.decode``. None keeps the backbone's. Recorded in
+            ``meta.json``; a store is only resumed with the same ``exact`` setting.
 
     Returns:
         The finished store, opened with :meth:`Embeddings.load`.
     """
-    if batch_size < 1 or shard_size < 1:
-        raise InputError(f"batch_size and shard_size must be >= 1, got {batch_size} and {shard_size}")
-    num_workers = default_workers() if num_workers is None else num_workers
-    if num_workers < 0:
-        raise InputError(f"num_workers must be >= 0, got {num_workers}")
+    if shard_size < 1:
+        raise InputError(f"shard_size must be >= 1, got {shard_size}")
+    num_workers = check_local_options(batch_size, num_workers)
     root = df.attrs.get("root", ".")
     df = validate_manifest(df, require_coords=False)
-    if isinstance(backbone, str):
-        backbone = load(backbone, device=device, dtype=dtype)
+    backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
+    if decode is not None:
+        backbone.decode = decode
     out = Path(out_dir)
-    config = embed_config(backbone.name, backbone.cfg, df, shard_size, batch_size)
+    config = embed_config(backbone.name, backbone.cfg, df, shard_size, batch_size, backbone.decode)
     if _prepare(out, config, overwrite):
         return Embeddings.load(out)
 
@@ -125,25 +124,42 @@ def embed_manifest(
     views = image_views(df, root)
     shards = shard_ranges(len(ids), shard_size)
     todo = {k: rows for k, rows in enumerate(shards) if not shard_path(out, k).is_file()}
+    with image_progress(f"embed ({backbone.name})", sum(len(views[r]) for s in todo.values() for r in s)) as advance:
+        embed_shards(backbone, out, ids, views, todo, batch_size, num_workers, advance)
+    return _finish(out, config, len(shards))
+
+
+def check_local_options(batch_size: int, num_workers: int | None) -> int:
+    """Validate the single-process options; returns the number of decoding workers (default filled in)."""
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}")
+    num_workers = default_workers() if num_workers is None else num_workers
+    if num_workers < 0:
+        raise InputError(f"num_workers must be >= 0, got {num_workers}")
+    return num_workers
+
+
+@contextlib.contextmanager
+def image_progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar of images with the rate so far; yields ``advance(n_images)``."""
     with progress() as bar:
-        task = bar.add_task(f"embed ({backbone.name})", total=sum(len(views[r]) for s in todo.values() for r in s),
-                            info="")
+        task = bar.add_task(description, total=total, info="")
         t0 = time.perf_counter()
 
         def advance(n_images: int) -> None:
             bar.advance(task, n_images)
             bar.update(task, info=f"{bar.tasks[task].completed / (time.perf_counter() - t0):.1f} img/s")
 
-        embed_shards(backbone, out, ids, views, todo, batch_size, num_workers, advance)
-    return _finish(out, config, len(shards))
+        yield advance
 
 
-def embed_config(backbone: str, cfg: BackboneCfg, df: pd.DataFrame, shard_size: int, batch_size: int
-                 ) -> dict[str, Any]:
+def embed_config(backbone: str, cfg: BackboneCfg, df: pd.DataFrame, shard_size: int, batch_size: int,
+                 decode: DecodeConfig | None = None) -> dict[str, Any]:
     """The ``meta.json`` config of a store (the same for every engine, so either can resume the other's)."""
+    decode = decode or DecodeConfig()
     return {"backbone": backbone, "backbone_cfg": cfg.to_dict(), "dim": cfg.embed_dim,
             "manifest_sha256": manifest_sha256(df), "shard_size": shard_size, "n_rows": len(df),
-            "dtype": "float16", "batch_size": batch_size}
+            "dtype": "float16", "batch_size": batch_size, "exact_decode": decode.exact, "decode": decode.to_dict()}
 
 
 def shard_ranges(n_rows: int, shard_size: int) -> list[range]:
@@ -204,12 +220,12 @@ def _prepare(out: Path, config: dict[str, Any], overwrite: bool) -> bool:
     if (out / META).is_file():
         meta = read_json(out / META)
         old = meta.get("config", {})
-        changed = [k for k in _RESUME_KEYS if old.get(k) != config[k]]
+        changed = [k for k in _RESUME_KEYS if old.get(k, _BEFORE.get(k)) != config[k]]
         if changed and not overwrite:
             raise InputError(f"{out} holds embeddings made with a different {', '.join(changed)}; "
                              "pass another output folder or --overwrite")
         if changed:
-            for name in (META, INDEX, FAILED):
+            for name in (META, INDEX, FAILED, MANIFEST):
                 (out / name).unlink(missing_ok=True)
             shutil.rmtree(out / SHARDS, ignore_errors=True)
         elif meta.get("complete"):
@@ -223,19 +239,35 @@ def _prepare(out: Path, config: dict[str, Any], overwrite: bool) -> bool:
 
 
 def _finish(out: Path, config: dict[str, Any], n_shards: int) -> Embeddings:
-    """Build the index and failure report from the shards, then mark the store complete."""
-    index, failed = [], []
+    """Build the index and failure report from the shards, then mark the store complete.
+
+    Stores embedded from tar shards also get ``manifest.parquet``, the rows' fields read from the shards.
+    """
+    index, failed, rows = [], [], []
     for k in range(n_shards):
         meta = read_shard_metadata(shard_path(out, k))
         n = np.asarray(meta["n_views"], dtype=np.int64)
         index.append(pd.DataFrame({"id": meta["ids"], "shard": k, "offset": np.arange(len(n)),
                                    "view_offset": np.cumsum(n) - n, "n_views": n}))
         failed += meta["failed"]
+        rows += meta.get("rows", [])
     index = pd.concat(index, ignore_index=True)
+    repeated = index["id"].duplicated()
+    if repeated.any():  # tar shards name their own ids: keep the first copy, list the others
+        first = index.drop_duplicates("id").set_index("id")["shard"]
+        failed += [[i, -1, f"store shard {k}", f"repeated id (first in store shard {first[i]}); this copy is left "
+                    "out: give every sample its own id"] for i, k in zip(index["id"][repeated], index["shard"][repeated])]
+        index = index[~repeated].reset_index(drop=True)
+        rows = list({str(r["id"]): r for r in reversed(rows)}.values())[::-1]
     with atomic_path(out / INDEX) as tmp:
         index.to_parquet(tmp, index=False)
     with atomic_path(out / FAILED) as tmp:
         pd.DataFrame(failed, columns=FAILED_COLUMNS).to_csv(tmp, index=False)
+    if rows:
+        with atomic_path(out / MANIFEST) as tmp:
+            pd.DataFrame(rows).to_parquet(tmp, index=False)
+    if config["n_rows"] is None:  # tar shards: rows are counted as they are read
+        config = {**config, "n_rows": len(index) + len({f[0] for f in failed} - set(index["id"]))}
     n_failed_rows = config["n_rows"] - len(index)
     write_json(out / META, {**provenance("embeddings", config), "complete": True, "dim": config["dim"],
                             "n_embedded": len(index), "n_views": int(index["n_views"].sum()),

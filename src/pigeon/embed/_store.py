@@ -5,6 +5,7 @@ Layout of an embeddings folder::
     meta.json             provenance, backbone name + cfg, dim, manifest hash, "complete"
     index.parquet         id, shard, offset, view_offset, n_views   (one row per embedded manifest row)
     failed.csv            id, view, image, error                    (images that could not be read)
+    manifest.parquet      from tar shards only: id, lat, lon, image ("<shard url>#<member>"), the samples' fields
     shards/shard-00000.safetensors
                           "mean"  (n_rows, D) float16: view-averaged embedding per row
                           "views" (n_views, D) float16: one embedding per readable view
@@ -30,10 +31,27 @@ from pigeon._io import atomic_path, read_json
 from pigeon.backbones import BackboneCfg
 from pigeon.errors import ArtifactNotFoundError, InputError
 
-META, INDEX, FAILED, SHARDS = "meta.json", "index.parquet", "failed.csv", "shards"
+META, INDEX, FAILED, SHARDS, MANIFEST = "meta.json", "index.parquet", "failed.csv", "shards", "manifest.parquet"
 FAILED_COLUMNS = ["id", "view", "image", "error"]
 _SHOWN = 5
 
+
+
+def pool_views(embeddings, owner=None, n: int | None = None):
+    """The multi-view rule's pooling, written once: a location's embedding is the mean of its views' embeddings.
+
+    Args:
+        embeddings: (V, D) view embeddings, NumPy or torch (a torch mean is differentiable).
+        owner: None when all V rows are one location's; else (V,) int64 tensor, the location of each row.
+        n: with ``owner``, the number of locations.
+
+    Returns:
+        (D,) for one location, (n, D) with ``owner``.
+    """
+    if owner is None:
+        return embeddings.mean(0)
+    sums = embeddings.new_zeros(n, embeddings.shape[1]).index_add_(0, owner, embeddings)
+    return sums / owner.bincount(minlength=n).clamp_min(1)[:, None]
 
 def shard_path(root: str | os.PathLike, k: int) -> Path:
     """Path of shard number ``k``."""
@@ -41,7 +59,7 @@ def shard_path(root: str | os.PathLike, k: int) -> Path:
 
 
 def write_shard(path: Path, ids: Sequence[str], views: Sequence[np.ndarray], failed: list[list[Any]],
-                dim: int) -> None:
+                dim: int, rows: list[dict[str, Any]] | None = None) -> None:
     """Write one shard atomically.
 
     Args:
@@ -50,12 +68,15 @@ def write_shard(path: Path, ids: Sequence[str], views: Sequence[np.ndarray], fai
         views: per id, the float32 embeddings of its readable views ``(V_i, D)`` (``V_i`` may be 0).
         failed: ``[id, view, image, error]`` rows for unreadable images.
         dim: embedding size D (for empty shards).
+        rows: per id, its manifest fields (embedding from tar shards: the store then writes ``manifest.parquet``).
     """
     kept = [i for i, v in enumerate(views) if len(v)]
-    mean = np.stack([views[i].mean(axis=0) for i in kept]) if kept else np.zeros((0, dim), np.float32)
+    mean = np.stack([pool_views(views[i]) for i in kept]) if kept else np.zeros((0, dim), np.float32)
     flat = np.concatenate([views[i] for i in kept]) if kept else np.zeros((0, dim), np.float32)
     metadata = {"ids": json.dumps([ids[i] for i in kept]), "n_views": json.dumps([len(views[i]) for i in kept]),
                 "failed": json.dumps(failed)}
+    if rows is not None:
+        metadata["rows"] = json.dumps([rows[i] for i in kept], default=str)
     with atomic_path(path) as tmp:
         save_file({"mean": mean.astype(np.float16), "views": flat.astype(np.float16)}, str(tmp), metadata=metadata)
 

@@ -7,14 +7,16 @@
 ``model(batch)`` returns ``(loss, stats, n)``; see :class:`Engine` for checkpoints, resume, logs and curves.
 """
 
-from pigeon._device import autocast_dtype, distributed_info, resolve_device
-from pigeon.engine._config import SCHEDULES, OptimConfig, lr_factor
-from pigeon.engine._curves import Panel, plot_curves
-from pigeon.engine._engine import CHECKPOINT_DIR, CURVES, Engine, Sampler, TrainResult, read_checkpoint_state
-from pigeon.engine._samplers import LocationBatchSampler, ShuffleSampler
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = [
-    "CHECKPOINT_DIR", "CURVES", "SCHEDULES", "Engine", "LocationBatchSampler", "OptimConfig", "Panel", "Sampler",
-    "ShuffleSampler", "TrainResult", "autocast_dtype", "distributed_info", "lr_factor", "plot_curves",
-    "read_checkpoint_state", "resolve_device",
-]
+_EXPORTS = exports_of({
+    "pigeon._device": ("autocast_dtype", "distributed_info", "resolve_device"),
+    "pigeon.engine._config": ("SCHEDULES", "OptimConfig", "lr_factor"),
+    "pigeon.engine._curves": ("Panel", "plot_curves"),
+    "pigeon.engine._engine": ("CHECKPOINT_DIR", "CURVES", "Engine", "Sampler", "TrainResult",
+                              "read_checkpoint_state", "refuse_existing"),
+    "pigeon.engine._samplers": ("LocationBatchSampler", "ShuffleSampler"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: OptimConfig (help texts, configs) imports without torch; the engine itself when it is used
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

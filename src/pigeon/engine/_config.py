@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pigeon._config import JsonConfig
-from pigeon._device import PRECISIONS
+from pigeon._config import PRECISIONS, JsonConfig
 from pigeon.errors import InputError
 
 SCHEDULES = ("cosine", "linear", "constant")

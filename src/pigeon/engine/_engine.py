@@ -73,6 +73,29 @@ class TrainResult:
     stopped_early: bool = False
 
 
+@dataclass
+class _Run:
+    """What one :meth:`Engine.fit` call carries from phase to phase."""
+
+    model: nn.Module
+    wrapped: nn.Module  # the model as trained: DistributedDataParallel under torchrun
+    opt: torch.optim.Optimizer
+    scaler: Any
+    params: list[torch.Tensor]
+    keys: list[str]
+    fingerprint: dict[str, Any]
+    n_batches: int
+    total: int  # optimiser steps of the whole run
+    warmup: int
+    state: dict[str, Any] = field(default_factory=lambda: {
+        "epoch": 0, "batches_done": 0, "step": 0, "best_key": None, "best_epoch": None, "bad_epochs": 0,
+        "history": [], "sums": {}, "stopped_early": False})
+    rng_state: dict[str, torch.Tensor] | None = None
+    best_weights: dict[str, torch.Tensor] | None = None
+    bar: Any = None
+    task: Any = None
+
+
 class Engine:
     """Runs AdamW with warm-up and a schedule over a sampler, with accumulation, clipping, mixed precision,
     checkpoints that survive a kill, a JSONL log, curves and early stopping.
@@ -146,6 +169,24 @@ class Engine:
             fingerprint: what must match for a resume (data sizes, task settings), besides the config.
             resume: continue from ``out_dir``'s checkpoint (also one written mid-epoch or before a kill).
         """
+        run = self._start(model, sampler, param_groups, fingerprint, resume)
+        cfg = self.config
+        bar = progress() if self.is_main else contextlib.nullcontext()
+        with bar:
+            run.bar = bar
+            run.task = bar.add_task(self.description, total=(cfg.epochs - run.state["epoch"]) * run.n_batches,
+                                    completed=run.state["batches_done"], info="") if self.is_main else None
+            for epoch in range(run.state["epoch"], cfg.epochs):
+                if cfg.patience is not None and run.state["bad_epochs"] >= cfg.patience:
+                    run.state["stopped_early"] = True
+                    break
+                record = self._train_epoch(run, epoch, sampler, collate)
+                self._end_epoch(run, record, evaluate, select)
+        return self._finish(run, select)
+
+    def _start(self, model: nn.Module, sampler: Sampler, param_groups: Iterable[dict[str, Any]] | None,
+               fingerprint: dict[str, Any] | None, resume: bool) -> _Run:
+        """Set-up: the optimiser and scaler, the schedule's length, the fingerprint, and the state (restored)."""
         cfg = self.config
         model.to(self.device)
         groups = list(param_groups) if param_groups is not None else [
@@ -167,88 +208,93 @@ class Engine:
         if n_batches == 0:
             raise InputError("the sampler gives no batch; use a smaller batch size or more data")
         steps_per_epoch = -(-n_batches // cfg.grad_accum)
-        total = cfg.epochs * steps_per_epoch
-        warmup = round(cfg.warmup_epochs * steps_per_epoch)
-
-        state: dict[str, Any] = {"epoch": 0, "batches_done": 0, "step": 0, "best_key": None, "best_epoch": None,
-                                 "bad_epochs": 0, "history": [], "sums": {}, "stopped_early": False}
-        rng_state = None
+        run = _Run(model=model, wrapped=model, opt=opt, scaler=scaler, params=params, keys=keys,
+                   fingerprint=fingerprint, n_batches=n_batches, total=cfg.epochs * steps_per_epoch,
+                   warmup=round(cfg.warmup_epochs * steps_per_epoch))
         if resume:
-            state, rng_state = self._restore(model, opt, scaler, keys, fingerprint)
-        history: list[dict[str, Any]] = state["history"]
-        best_weights: dict[str, torch.Tensor] | None = None
-        wrapped = self.wrap(model)
+            run.state, run.rng_state = self._restore(model, opt, scaler, keys, fingerprint)
+        run.wrapped = self.wrap(model)
+        return run
 
-        bar = progress() if self.is_main else contextlib.nullcontext()
-        with bar:
-            task = bar.add_task(self.description, total=(cfg.epochs - state["epoch"]) * n_batches,
-                                completed=state["batches_done"], info="") if self.is_main else None
-            for epoch in range(state["epoch"], cfg.epochs):
-                if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
-                    state["stopped_early"] = True
-                    break
-                model.train()
-                _seed(cfg.seed, epoch, self.device, self.rank)
-                if rng_state is not None:  # resuming inside this epoch: continue its random stream
-                    _set_rng(rng_state, self.device)
-                    rng_state = None
-                sampler.set_epoch(epoch)
-                sums = state["sums"] or {"n": 0}
-                skip, lr = state["batches_done"], opt.param_groups[0]["lr"]
-                t0 = time.perf_counter()
-                for i, idx in enumerate(sampler):
-                    if i < skip:
-                        continue
-                    start = i - i % cfg.grad_accum
-                    group_len = min(cfg.grad_accum, n_batches - start)
-                    last = i == start + group_len - 1
-                    # gradients are averaged over processes once per optimiser step, not per micro-batch
-                    sync = wrapped.no_sync() if self.world_size > 1 and not last else contextlib.nullcontext()
-                    with sync:
-                        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                            enabled=self.amp_dtype is not None):
-                            loss, stats, n = wrapped(collate(idx))
-                        scaler.scale(loss.float() / group_len).backward()
-                    _accumulate(sums, {"loss": loss, **stats}, n)
-                    if last:
-                        lr = self._step(opt, scaler, params, state["step"], total, warmup)
-                        state["step"] += 1
-                        if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and i < n_batches - 1:
-                            state.update(batches_done=i + 1, sums=self._reduce(sums))
-                            self._save(model, opt, scaler, keys, state, fingerprint, rng=True)
-                    if task is not None:
-                        bar.update(task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs}  "
+    def _train_epoch(self, run: _Run, epoch: int, sampler: Sampler, collate: Callable[[Any], Any]) -> dict[str, Any]:
+        """One epoch of steps (from where a resumed run stopped); its record: ``epoch``, ``lr``, ``train_*`` means
+        over every process, ``seconds``."""
+        cfg, state = self.config, run.state
+        run.model.train()
+        _seed(cfg.seed, epoch, self.device, self.rank)
+        if run.rng_state is not None:  # resuming inside this epoch: continue its random stream
+            _set_rng(run.rng_state, self.device)
+            run.rng_state = None
+        sampler.set_epoch(epoch)
+        sums = state["sums"] or {"n": 0}
+        skip, lr = state["batches_done"], run.opt.param_groups[0]["lr"]
+        t0 = time.perf_counter()
+        for i, idx in enumerate(sampler):
+            if i < skip:
+                continue
+            start = i - i % cfg.grad_accum
+            group_len = min(cfg.grad_accum, run.n_batches - start)
+            last = i == start + group_len - 1
+            # gradients are averaged over processes once per optimiser step, not per micro-batch
+            sync = run.wrapped.no_sync() if self.world_size > 1 and not last else contextlib.nullcontext()
+            with sync:
+                with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                    enabled=self.amp_dtype is not None):
+                    loss, stats, n = run.wrapped(collate(idx))
+                run.scaler.scale(loss.float() / group_len).backward()
+            _accumulate(sums, {"loss": loss, **stats}, n)
+            if last:
+                lr = self._step(run.opt, run.scaler, run.params, state["step"], run.total, run.warmup)
+                state["step"] += 1
+                if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and i < run.n_batches - 1:
+                    state.update(batches_done=i + 1, sums=self._reduce(sums))
+                    self._save(run.model, run.opt, run.scaler, run.keys, state, run.fingerprint, rng=True)
+            if run.task is not None:
+                run.bar.update(run.task, advance=1, info=f"epoch {epoch + 1}/{cfg.epochs}  "
                                                          f"loss {sums['loss'] / max(sums['n'], 1):.4f}")
-                record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
-                sums = self._reduce(sums)
-                record.update({f"train_{k}": v / max(sums["n"], 1) for k, v in sums.items() if k != "n"})
-                record["seconds"] = round(time.perf_counter() - t0, 3)
-                if evaluate is not None:
-                    t1 = time.perf_counter()
-                    model.eval()
-                    with torch.no_grad():
-                        metrics = evaluate(model)
-                    record.update(broadcast_object(metrics))  # one decision for every process
-                    record["val_seconds"] = round(time.perf_counter() - t1, 3)
-                history.append(record)
-                key = _as_key(select(record)) if select is not None else None
-                improved = select is None or state["best_key"] is None or key < state["best_key"]
-                state.update(epoch=epoch + 1, batches_done=0, sums={}, history=history,
-                             bad_epochs=0 if improved else state["bad_epochs"] + 1)
-                if improved:
-                    state.update(best_key=key, best_epoch=epoch + 1)
-                    best_weights = _weights(model, keys) if select is not None else None
-                self._save(model, opt, scaler, keys, state, fingerprint, best=best_weights if improved else None)
-                self._write_log(history)
-                for callback in self.callbacks:
-                    callback(record)
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+        sums = self._reduce(sums)
+        record.update({f"train_{k}": v / max(sums["n"], 1) for k, v in sums.items() if k != "n"})
+        record["seconds"] = round(time.perf_counter() - t0, 3)
+        return record
 
+    def _end_epoch(self, run: _Run, record: dict[str, Any], evaluate: Callable[[nn.Module], dict[str, float]] | None,
+                   select: Callable[[dict[str, Any]], Any] | None) -> None:
+        """End of an epoch: validation, the choice of the best epoch, the checkpoint, the log and the callbacks."""
+        state, model = run.state, run.model
+        if evaluate is not None:
+            t1 = time.perf_counter()
+            model.eval()
+            with torch.no_grad():
+                metrics = evaluate(model)
+            record.update(broadcast_object(metrics))  # one decision for every process
+            record["val_seconds"] = round(time.perf_counter() - t1, 3)
+        history = state["history"]
+        history.append(record)
+        key = _as_key(select(record)) if select is not None else None
+        improved = select is None or state["best_key"] is None or key < state["best_key"]
+        state.update(epoch=record["epoch"], batches_done=0, sums={}, history=history,
+                     bad_epochs=0 if improved else state["bad_epochs"] + 1)
+        if improved:
+            state.update(best_key=key, best_epoch=record["epoch"])
+            run.best_weights = _weights(model, run.keys) if select is not None else None
+        self._save(model, run.opt, run.scaler, run.keys, state, run.fingerprint,
+                   best=run.best_weights if improved else None)
+        self._write_log(history)
+        for callback in self.callbacks:
+            callback(record)
+
+    def _finish(self, run: _Run, select: Callable[[dict[str, Any]], Any] | None) -> TrainResult:
+        """The selected epoch's weights back in the model (eval mode), the curves, the result."""
+        model, state = run.model, run.state
         if select is not None:
+            best_weights = run.best_weights
             if best_weights is None and self._ckpt(BEST).is_file():
                 best_weights = load_file(str(self._ckpt(BEST)))
             if best_weights is not None:
                 model.load_state_dict(best_weights, strict=False)
         model.eval()
+        history = state["history"]
         best = next(r for r in history if r["epoch"] == state["best_epoch"])
         if self.out_dir is not None and self.is_main:
             plot_curves(history, self.out_dir / CURVES, self.panels, mark_epoch=state["best_epoch"])
@@ -342,6 +388,15 @@ class Engine:
             return
         with atomic_path(self.out_dir / self.log_name) as tmp:
             tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
+
+
+def refuse_existing(out_dir: str | os.PathLike, marker: str, what: str, *, resume: bool, overwrite: bool) -> Path:
+    """The one overwrite guard of the trainers: an error when ``out_dir`` already holds ``what`` (its ``marker`` file)
+    or a checkpoint, unless the run resumes or overwrites it on purpose."""
+    out = Path(out_dir)
+    if not resume and not overwrite and ((out / marker).exists() or (out / CHECKPOINT_DIR).exists()):
+        raise InputError(f"{out} already holds {what}; pass --overwrite to replace it or --resume to continue")
+    return out
 
 
 def read_checkpoint_state(out_dir: str | os.PathLike) -> dict[str, Any]:

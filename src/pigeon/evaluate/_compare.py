@@ -11,6 +11,7 @@ import pandas as pd
 from pigeon._io import atomic_path, read_json, read_table
 from pigeon.errors import InputError
 from pigeon.evaluate._metrics import METRIC_KEYS
+from pigeon.evaluate._protocols import ADMIN_LEVEL_KEYS
 
 
 def read_metrics(report_dir: str | os.PathLike) -> dict:
@@ -30,7 +31,8 @@ def compare(report_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
         report_dirs: report folders; rows are named by folder name (by full path where names repeat).
 
     Returns:
-        DataFrame indexed by run name with the :data:`METRIC_KEYS` columns.
+        DataFrame indexed by run name: ``protocol`` (None for reports made before protocols), the
+        :data:`METRIC_KEYS` and the admin-level accuracies any report has.
     """
     if not report_dirs:
         raise InputError("compare needs at least one report folder")
@@ -39,8 +41,8 @@ def compare(report_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
     if len(set(names)) < len(names):
         names = [str(d) for d in dirs]
     rows = [read_metrics(d) for d in dirs]
-    return pd.DataFrame([[m[k] for k in METRIC_KEYS] for m in rows], index=pd.Index(names, name="run"),
-                        columns=list(METRIC_KEYS))
+    keys = ["protocol", *METRIC_KEYS, *(k for k in ADMIN_LEVEL_KEYS if any(k in m for m in rows))]
+    return pd.DataFrame([[m.get(k) for k in keys] for m in rows], index=pd.Index(names, name="run"), columns=keys)
 
 
 def write_comparison(report_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike,

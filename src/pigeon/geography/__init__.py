@@ -1,8 +1,9 @@
 """Geography layer: what is where, offline.
 
-Countries (Natural Earth 1:10m), admin areas (derived from GeoNames or read from GADM 4.1), reverse
-geocoding, auxiliary geodata for the multi-task heads (Köppen-Geiger, elevation, climate, population,
-driving side, land) and the paper's synthetic captions. Sources and licences: ``DATA.md``.
+Countries (Natural Earth 1:10m), admin-1 units (Natural Earth 1:10m states and provinces, vendored), admin-2 areas
+(derived from GeoNames inside each unit) or GADM 4.1 levels, reverse geocoding, auxiliary geodata for the
+multi-task heads (Köppen-Geiger, elevation, climate, population, driving side, land) and the paper's synthetic
+captions. Sources and licences: ``DATA.md``.
 """
 
 from pigeon.geography._admin import ADMIN_COLUMNS, admin_areas

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pigeon.geo import check_coords, haversine_km
+from pigeon.geo import check_coords
+from pigeon.geography._lookup import polygon_index
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -25,7 +26,6 @@ _RENAME = {
 _NO_ISO_FALLBACK = {"USG": "CU", "ESB": "CY", "WSB": "CY"}
 #: Common alpha-3 for codes that ISO 3166 has not assigned (Kosovo).
 _ALPHA3_FALLBACK = {"XK": "XKX"}
-KM_PER_DEG = 111.32
 
 #: Left-hand traffic, ISO 3166 alpha-2; every other country drives on the right.
 LEFT_HAND_TRAFFIC = frozenset(
@@ -90,44 +90,8 @@ def country_index(lat, lon, max_coast_km: float = 25.0) -> np.ndarray:
     Returns:
         int64 array (n,).
     """
-    import shapely
-
     lat, lon = check_coords(lat, lon)
-    points = shapely.points(lon, lat)
-    tree = _country_tree()
-    out = np.full(lat.shape, -1, dtype=np.int64)
-    # bounding-box candidates, then an exact test per country against its prepared polygon
-    pt_idx, geom_idx = tree.query(points)
-    geoms = tree.geometries
-    for g in np.unique(geom_idx):
-        cand = pt_idx[geom_idx == g]
-        out[cand[shapely.contains_xy(geoms[g], lon[cand], lat[cand])]] = g
-    missing = np.flatnonzero(out < 0)
-    if max_coast_km <= 0 or missing.size == 0:
-        return out
-    # search radius in degrees of longitude, generous enough at the point's latitude
-    radius_deg = max_coast_km / (KM_PER_DEG * np.maximum(np.cos(np.radians(lat[missing])), 0.01))
-    near_pt, near_geom, near_dx = [], [], []
-    for dx in (0.0, 360.0, -360.0):  # and across the antimeridian, where land is cut at lon = ±180
-        shifted = lon[missing] + dx
-        close = np.flatnonzero(np.abs(shifted) <= 180.0 + radius_deg)
-        pt, geom = tree.query(shapely.points(shifted[close], lat[missing][close]), predicate="dwithin",
-                              distance=radius_deg[close])
-        near_pt.append(close[pt])
-        near_geom.append(geom)
-        near_dx.append(np.full(len(pt), dx))
-    near_pt, near_geom, near_dx = np.concatenate(near_pt), np.concatenate(near_geom), np.concatenate(near_dx)
-    if near_pt.size == 0:
-        return out
-    start = shapely.points(lon[missing][near_pt] + near_dx, lat[missing][near_pt])
-    lines = shapely.shortest_line(start, tree.geometries.take(near_geom))
-    ends = shapely.get_coordinates(shapely.get_point(lines, 1))
-    dist = haversine_km(lat[missing][near_pt], lon[missing][near_pt], ends[:, 1], ends[:, 0])
-    order = np.lexsort((dist, near_pt))
-    first = order[np.r_[True, near_pt[order][1:] != near_pt[order][:-1]]]
-    ok = dist[first] <= max_coast_km
-    out[missing[near_pt[first][ok]]] = near_geom[first][ok]
-    return out
+    return polygon_index(_country_tree(), lat, lon, max_coast_km)
 
 
 def country_of(lat, lon, max_coast_km: float = 25.0) -> np.ndarray:

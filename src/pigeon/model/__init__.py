@@ -6,29 +6,25 @@
 >>> pred.lat, pred.lon, pred.confidence, pred.refined, pred.top_k[0].country
 """
 
-from pigeon.model import placers
-from pigeon.model._aux import REGRESSION_TRANSFORMS, AuxTargets, Standardiser, aux_targets
-from pigeon.model._finetune import finetune
-from pigeon.model._fit import FitResult, GeolocatorLoss, TrainConfig, fit_head, top_cell_validation
-from pigeon.model._geolocator import PRETRAINED, Geolocator, pretrained_path
-from pigeon.model._prediction import Candidate, Placement, Prediction
-from pigeon.model.placers import METHODS, TrainingData
-from pigeon.model._loss import (
-    TAU_PHOTOS_KM, TAU_STREETVIEW_KM, geocell_targets, haversine_targets, soft_cross_entropy,
-)
-from pigeon.model._predict import (
-    FAILURE_COLUMNS, PREDICTION_COLUMNS, ManifestRun, manifest_embeddings, predict_manifest, predict_manifest_file,
-)
-from pigeon.model._build import build_artefacts, build_refiner, plan_artefacts, training_data
-from pigeon.model._train import train
-from pigeon.model._views import VIEW_RULES, StoreRows, location_embeddings
-from pigeon.model.layers import GeocellHead, GeolocatorHead, HeadConfig
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = [
-    "FAILURE_COLUMNS", "METHODS", "VIEW_RULES", "location_embeddings", "manifest_embeddings",
-    "PREDICTION_COLUMNS", "PRETRAINED", "REGRESSION_TRANSFORMS", "TAU_PHOTOS_KM", "TAU_STREETVIEW_KM", "AuxTargets", "Candidate",
-    "FitResult", "GeocellHead", "Placement", "TrainingData", "build_artefacts", "build_refiner",
-    "plan_artefacts", "placers", "training_data", "Geolocator", "GeolocatorHead", "GeolocatorLoss", "HeadConfig", "Prediction", "Standardiser",
-    "StoreRows", "TrainConfig", "aux_targets", "finetune", "fit_head", "geocell_targets", "haversine_targets", "predict_manifest", "predict_manifest_file", "ManifestRun",
-    "pretrained_path", "soft_cross_entropy", "top_cell_validation", "train",
-]
+_EXPORTS = exports_of({
+    "pigeon.presets": ("TAU_PHOTOS_KM", "TAU_STREETVIEW_KM"),
+    "pigeon.model._aux": ("REGRESSION_TRANSFORMS", "AuxTargets", "Standardiser", "aux_targets"),
+    "pigeon.model._config": ("DEFAULT_TOP_K", "VIEW_RULES", "AuxWeights", "FinetuneConfig", "TrainConfig"),
+    "pigeon.model._finetune": ("finetune",),
+    "pigeon.model._fit": ("FitResult", "GeolocatorLoss", "fit_head", "top_cell_validation"),
+    "pigeon.model._geolocator": ("PRETRAINED", "Geolocator", "pretrained_path"),
+    "pigeon.model._prediction": ("Candidate", "Placement", "Prediction"),
+    "pigeon.model.placers": ("METHODS", "TrainingData"),
+    "pigeon.model._build": ("build_artefacts", "build_refiner", "plan_artefacts", "training_data"),
+    "pigeon.model._loss": ("geocell_targets", "haversine_targets", "soft_cross_entropy"),
+    "pigeon.model._predict": ("FAILURE_COLUMNS", "PREDICTION_COLUMNS", "ManifestRun", "manifest_embeddings",
+                              "predict_manifest", "predict_manifest_file"),
+    "pigeon.model._train": ("train",),
+    "pigeon.model._views": ("StoreRows", "location_embeddings"),
+    "pigeon.model.layers": ("GeocellHead", "GeolocatorHead", "HeadConfig"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: a prediction loads the geolocator without the trainers, the engine and their imports (start-up time)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

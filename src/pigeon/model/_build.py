@@ -31,13 +31,12 @@ def training_data(geo: Geolocator, manifest: str | os.PathLike | pd.DataFrame, e
             embedding or a readable image are left out.
         split: which rows (None: all rows).
     """
-    from pigeon.data import read_manifest, select_split
+    from pigeon.data import read_manifest, training_rows
 
     df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
-    if split is not None and "split" in df.columns:
-        df = select_split(df, split)
+    df = training_rows(df, split) if split is not None else df
     if df.empty:
-        raise InputError(f"no {split or ''} rows to build from; pass the training manifest")
+        raise InputError("no rows to build from; pass the training manifest")
     if embeddings is not None and not hasattr(embeddings, "get_views"):
         from pigeon.embed import Embeddings
 

@@ -16,14 +16,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pigeon._device import barrier, is_main_process
-from pigeon.engine import Engine, OptimConfig, ShuffleSampler
-from pigeon.errors import InputError
+from pigeon._device import is_main_process, main_process_writes
+from pigeon.engine import Engine, ShuffleSampler
 from pigeon.model._aux import AuxTargets, aux_targets, aux_tensors
 from pigeon.model._build import build_refiner
-from pigeon.model._fit import GeolocatorLoss, TrainConfig
+from pigeon.model._config import FinetuneConfig, TrainConfig
+from pigeon.model._fit import GeolocatorLoss
 from pigeon.model._geolocator import Geolocator
-from pigeon.model._views import select_views
+from pigeon.model._views import pool_views, select_views
 
 #: Sub-folder of the model folder with the fine-tuning's log, curves and checkpoint.
 FINETUNE_DIR = "finetune"
@@ -47,18 +47,15 @@ class FinetuneModel(nn.Module):
 
     def embed(self, pixels: torch.Tensor, owner: torch.Tensor, n: int) -> torch.Tensor:
         """Differentiable mean view embedding per location, ``(n, D)`` (:func:`pool_views` over a batch)."""
-        emb = self.backbone(self.backbone.prepare(pixels)).float()
-        sums = emb.new_zeros(n, emb.shape[1]).index_add_(0, owner, emb)
-        return sums / torch.bincount(owner, minlength=n).clamp_min(1)[:, None]
+        return pool_views(self.backbone(self.backbone.prepare(pixels)).float(), owner, n)
 
     def forward(self, batch: dict[str, torch.Tensor]):
         x = self.embed(batch["pixels"], batch["owner"], len(batch["cells"]))
         return self.task.loss(self.task.head(x), batch)
 
 
-def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, epochs: int = 1, lr: float = 1e-4,
-             batch_size: int = 16, seed: int = 0, aux: bool = True, grad_accum: int = 1, device: str = "auto",
-             resume: bool = False) -> Geolocator:
+def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, config: FinetuneConfig | None = None, *,
+             resume: bool = False, **options) -> Geolocator:
     """Train the backbone's last block and the heads end to end on a manifest's training images.
 
     Args:
@@ -67,11 +64,9 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
             (``koppen``, ``month``/``taken_at``, geodata) feed the auxiliary losses.
         out_dir: model folder to write (``backbone.safetensors`` holds the fine-tuned block; ``finetune/`` the log,
             curves and checkpoint).
-        epochs, lr, batch_size, seed, grad_accum: AdamW with warm-up (a tenth of an epoch) + cosine over
-            ``epochs``; ``batch_size`` locations (each with all its views) per micro-batch.
-        aux: also train the auxiliary heads, whose losses then shape the unfrozen block (False: geocell loss only,
-            the ablation).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        config: a :class:`FinetuneConfig` (AdamW with warm-up then cosine; ``batch_size`` locations, each with all
+            its views, per step; ``aux=False`` trains the geocell loss alone, the ablation).
+        options: fields of :class:`FinetuneConfig` over ``config`` (None keeps its value), e.g. ``epochs=2``.
         resume: continue an interrupted fine-tuning from ``out_dir/finetune``.
 
     Under ``torchrun`` each process embeds and trains on ``batch_size / processes`` locations of each batch; rank 0
@@ -81,63 +76,78 @@ def finetune(geo: Geolocator, df: pd.DataFrame, out_dir: str | os.PathLike, *, e
     Returns:
         The fine-tuned geolocator, also saved in ``out_dir``.
     """
+    from pigeon.data import training_rows
+
+    config = (config or FinetuneConfig()).with_options(**options).validate()
+    df = training_rows(df)
+    train_cfg = TrainConfig.from_dict(geo.config.get("train", {}))
+    views, data = _training_data(geo, df, train_cfg.views, config.aux)
+    model, params = _unfrozen(geo, train_cfg, config)
+    engine = Engine(config.optim(train_cfg.weight_decay), Path(out_dir) / FINETUNE_DIR,
+                    log_name="finetune_log.jsonl", description="fine-tuning")
+    sampler = ShuffleSampler(len(views), engine.per_rank(config.batch_size), config.seed, rank=engine.rank,
+                             world_size=engine.world_size)
+    result = engine.fit(model, sampler, _collate(views, data, geo.backbone, engine.device),
+                        param_groups=[{"params": params}], resume=resume,
+                        fingerprint={"n_train": len(views), "aux": config.aux, "batch_size": config.batch_size})
+    _freeze(geo)
+    geo.config["finetune"] = {**config.to_dict(), "n_train": len(views), "history": result.history}
+    with main_process_writes() as writer:  # rank 0 writes the model folder; the others load it once it is complete
+        if writer:
+            if geo.refiner is not None:  # the gallery must be embedded by the fine-tuned backbone, like the queries
+                refine_config, geo.refiner = geo.refiner.config, None
+                geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
+            geo.save_pretrained(out_dir)
+    return geo if is_main_process() else Geolocator.from_pretrained(out_dir)
+
+
+def _training_data(geo: Geolocator, df: pd.DataFrame, rule: str, aux: bool):
+    """Each location's views (by the model's view rule) and its targets: coordinates, cell, auxiliary labels."""
     from pigeon.data import image_views
 
-    if epochs < 1 or lr <= 0 or batch_size < 1:
-        raise InputError(f"fine-tuning needs epochs >= 1, lr > 0 and batch_size >= 1; got {epochs}, {lr}, {batch_size}")
-    if "split" in df.columns:
-        df = df[df["split"] == "train"]
-    if df.empty:
-        raise InputError("no training rows to fine-tune on; the manifest needs split 'train' rows")
-    train_cfg = TrainConfig.from_dict(geo.config.get("train", {}))
-    views = [list(select_views(v, train_cfg.views)) for v in image_views(df)]
+    views = [list(select_views(v, rule)) for v in image_views(df)]
     coords = df[["lat", "lon"]].to_numpy(np.float64)
     data = {"coords": torch.from_numpy(coords),
             "cells": torch.from_numpy(geo.cells.assign(coords[:, 0], coords[:, 1]).astype(np.int64))}
     if aux:
         data.update(_head_targets(geo, df))
+    return views, data
 
+
+def _unfrozen(geo: Geolocator, train_cfg: TrainConfig, config: FinetuneConfig):
+    """The model the engine trains (backbone + the training loss) and what trains: the backbone's last block and
+    the heads (the geocell head alone without ``aux``); everything else frozen."""
     head, backbone = geo.head, geo.backbone
-    torch.manual_seed(seed)
-    heads = head if aux else head.geocell
+    torch.manual_seed(config.seed)
+    heads = head if config.aux else head.geocell
     params = backbone.unfreeze_last_block() + [p for p in heads.parameters()]
     for p in head.parameters():
         p.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
     tau = train_cfg.tau_km if train_cfg.smoothing else None
-    model = FinetuneModel(backbone, GeolocatorLoss(head, np.asarray(geo.cells.centroids), tau, train_cfg.aux_weights))
-    config = OptimConfig(epochs=epochs, lr=lr, weight_decay=train_cfg.weight_decay, warmup_epochs=0.1,
-                         schedule="cosine", grad_accum=grad_accum, seed=seed, device=device)
-    engine = Engine(config, Path(out_dir) / FINETUNE_DIR, log_name="finetune_log.jsonl", description="fine-tuning")
+    loss = GeolocatorLoss(head, np.asarray(geo.cells.centroids), tau, train_cfg.aux_weights)
+    return FinetuneModel(backbone, loss), params
 
+
+def _collate(views: list[list], data: dict[str, torch.Tensor], backbone, device: torch.device):
+    """Index batch of locations -> every view's pixels, the location of each view, and the locations' targets."""
     def collate(idx: np.ndarray) -> dict[str, torch.Tensor]:
         locations = [views[i] for i in idx]
         pixels = torch.stack([backbone.preprocess(v) for views_ in locations for v in views_])
         owner = torch.repeat_interleave(torch.arange(len(idx)), torch.tensor([len(v) for v in locations]))
         rows = torch.as_tensor(idx)
-        return {"pixels": pixels, "owner": owner.to(engine.device),
-                **{k: v[rows].to(engine.device) for k, v in data.items()}}
+        return {"pixels": pixels, "owner": owner.to(device), **{k: v[rows].to(device) for k, v in data.items()}}
+    return collate
 
-    sampler = ShuffleSampler(len(views), engine.per_rank(batch_size), seed, rank=engine.rank,
-                             world_size=engine.world_size)
-    result = engine.fit(model, sampler, collate, param_groups=[{"params": params}], resume=resume,
-                        fingerprint={"n_train": len(views), "aux": aux, "batch_size": batch_size})
-    geo.backbone_weights = {k: v.detach().cpu().clone() for k, v in backbone.named_parameters() if v.requires_grad}
-    backbone.requires_grad_(False)
-    head.requires_grad_(False)
-    head.eval()
-    geo.config["finetune"] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
-                              "seed": seed, "aux": aux, "n_train": len(views), "history": result.history}
-    if not is_main_process():  # rank 0 writes the model folder; the others load it once it is complete
-        barrier()
-        return Geolocator.from_pretrained(out_dir)
-    if geo.refiner is not None:  # the gallery must be embedded by the fine-tuned backbone, like the queries
-        refine_config, geo.refiner = geo.refiner.config, None
-        geo.set_refiner(build_refiner(geo, df, config=refine_config, split=None))
-    geo.save_pretrained(out_dir)
-    barrier()
-    return geo
+
+def _freeze(geo: Geolocator) -> None:
+    """Keep the trained block's weights on the geolocator (saved as ``backbone.safetensors``) and freeze it all."""
+    geo.backbone_weights = {k: v.detach().cpu().clone() for k, v in geo.backbone.named_parameters()
+                            if v.requires_grad}
+    geo.backbone.requires_grad_(False)
+    geo.head.requires_grad_(False)
+    geo.head.eval()
 
 
 def _head_targets(geo: Geolocator, df: pd.DataFrame) -> dict[str, torch.Tensor]:

@@ -20,17 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from pigeon._config import JsonConfig
 from pigeon._device import all_gather_object, all_reduce_sum
-from pigeon.engine import Engine, OptimConfig, ShuffleSampler
-from pigeon.engine._config import raise_first
+from pigeon.engine import Engine, ShuffleSampler
 from pigeon.errors import InputError
 from pigeon.geo import haversine_km
 from pigeon.model._aux import N_MONTHS, AuxTargets, Standardiser, aux_loss, aux_tensors
+from pigeon.model._config import TrainConfig
+from pigeon.model._loss import geocell_targets, soft_cross_entropy
 from pigeon.model._prediction import cell_guess
-from pigeon.model._views import VIEW_RULES
-from pigeon.model._loss import TAU_STREETVIEW_KM, geocell_targets, soft_cross_entropy
 from pigeon.model.layers import GeolocatorHead, HeadConfig
+from pigeon.validation import check_labelled
 
 TRAIN_LOG = "train_log.jsonl"
 #: What ``curves.png`` of a head shows.
@@ -42,69 +41,6 @@ HEAD_PANELS = [
 
 #: ``validation(head) -> metrics``: what chooses the epoch (lower ``val_median_km``, then ``val_loss``).
 Validation = Callable[[GeolocatorHead], dict[str, float]]
-
-
-@dataclass
-class TrainConfig(JsonConfig):
-    """How the heads are trained (every field is saved in the model's ``config.json``).
-
-    Attributes:
-        tau_km: haversine label-smoothing temperature, km (75 street view, 65 general photos).
-        smoothing: False trains with one-hot cross-entropy (the ablation).
-        hidden_dim: None for the paper's linear geocell head, else an MLP of this width.
-        dropout: dropout on the standardised embedding.
-        aux: train the auxiliary heads for the columns the data has.
-        views: ``"mean"`` averages the view embeddings of a location (the paper's best), ``"first"`` uses one.
-        epochs, batch_size, lr, weight_decay: AdamW schedule; ``warmup_epochs`` of linear warm-up, then cosine.
-        patience: stop after this many epochs without a better validation median km.
-        val_fraction: share of the training rows held out for validation when the data has no ``val`` split.
-        seed: seeds the initialisation, the shuffling and dropout (a rerun gives the same model).
-        regression_weight, climate_weight, month_weight: auxiliary loss weights (paper: 8, 2, 1).
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``...
-    """
-
-    tau_km: float = TAU_STREETVIEW_KM
-    smoothing: bool = True
-    hidden_dim: int | None = None
-    dropout: float = 0.1
-    aux: bool = True
-    views: str = "mean"
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_epochs: float = 1.0
-    patience: int = 8
-    val_fraction: float = 0.1
-    seed: int = 0
-    regression_weight: float = 8.0
-    climate_weight: float = 2.0
-    month_weight: float = 1.0
-    device: str = "auto"
-
-    def validate(self) -> TrainConfig:
-        """Check values; raise :class:`InputError` naming the bad one."""
-        checks = [
-            (self.tau_km > 0, f"tau_km must be > 0 km, got {self.tau_km}"),
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout}"),
-            (self.views in VIEW_RULES, f"views must be one of {', '.join(VIEW_RULES)}, got {self.views!r}"),
-            (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
-            (self.hidden_dim is None or self.hidden_dim >= 1, f"hidden_dim must be >= 1, got {self.hidden_dim}"),
-        ]
-        raise_first(checks)
-        self.optim().validate()
-        return self
-
-    def optim(self) -> OptimConfig:
-        """The engine settings of head training: AdamW, warm-up then cosine, early stopping."""
-        return OptimConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-                           warmup_epochs=self.warmup_epochs, schedule="cosine", patience=self.patience,
-                           seed=self.seed, device=self.device, precision="fp32")
-
-    @property
-    def aux_weights(self) -> dict[str, float]:
-        return {"climate": self.climate_weight, "month": self.month_weight, "regression": self.regression_weight}
 
 
 @dataclass
@@ -192,16 +128,11 @@ def top_cell_validation(X: np.ndarray, coords: np.ndarray, cells: np.ndarray, ce
     return validate
 
 
-def fit_head(
-    X: np.ndarray, coords: np.ndarray, cells: np.ndarray, centroids: np.ndarray, *,
-    aux: AuxTargets | None = None,
-    val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-    config: TrainConfig | None = None,
-    out_dir: str | os.PathLike | None = None,
-    resume: bool = False,
-    callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
-    validation: Validation | None = None,
-) -> FitResult:
+def fit_head(X: np.ndarray, coords: np.ndarray, cells: np.ndarray, centroids: np.ndarray, *,
+             aux: AuxTargets | None = None, val: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+             config: TrainConfig | None = None, out_dir: str | os.PathLike | None = None, resume: bool = False,
+             callbacks: Sequence[Callable[[dict[str, Any]], None]] = (),
+             validation: Validation | None = None) -> FitResult:
     """Train a :class:`GeolocatorHead` on embeddings.
 
     Under ``torchrun`` each process trains on its block of ``ceil(N / processes)`` rows (the last block is filled
@@ -215,8 +146,8 @@ def fit_head(
         cells: (N,) int true geocell of each sample.
         centroids: (C, 2) cell centroids (lat, lon) degrees.
         aux: auxiliary targets of the N samples (used when ``config.aux``).
-        val: ``(X_val, coords_val, cells_val)`` for early stopping (``X_val`` like ``X``); by default ``config.val_fraction`` of the
-            training rows are held out (seeded).
+        val: ``(X_val, coords_val, cells_val)`` for early stopping (``X_val`` like ``X``); by default
+            ``config.val_fraction`` of the training rows are held out (seeded).
         config: the :class:`TrainConfig`.
         out_dir: when given, the engine's checkpoint (``checkpoint/``), ``train_log.jsonl`` and ``curves.png``.
         resume: continue from the checkpoint in ``out_dir`` (same data and config), else start afresh.
@@ -232,65 +163,94 @@ def fit_head(
     coords, cells, centroids = _check_labels(X, coords, cells, centroids)
     engine = Engine(config.optim(), out_dir, log_name=TRAIN_LOG, description="training head", panels=HEAD_PANELS,
                     callbacks=callbacks)  # under torchrun: joins the process group
-    rank, world = engine.rank, engine.world_size
-    train_rows = np.arange(len(X))
-    if val is None:
-        train_rows, val_rows = _holdout(len(X), config.val_fraction, config.seed)
-        X_val, coords_val, cells_val = X, coords[val_rows], cells[val_rows]
-        coords, cells = coords[train_rows], cells[train_rows]
-        aux = aux.subset(train_rows) if aux is not None else None
-    else:
-        X_val = val[0] if hasattr(val[0], "shape") else np.asarray(val[0])
-        coords_val, cells_val, _ = _check_labels(X_val, val[1], val[2], centroids)
-        val_rows = np.arange(len(X_val))
-    if X_val.shape[1] != X.shape[1]:
-        raise InputError(f"validation embeddings have {X_val.shape[1]} dims, training ones {X.shape[1]}")
-    n_train, n_val = len(train_rows), len(val_rows)
-    mine, filled = _block(n_train, rank, world)  # this process's training rows (all of them in one process)
-    theirs = np.arange(rank, n_val, world)  # and validation rows
-    X_mine, X_val_mine = _read(X, train_rows[mine]), _read(X_val, val_rows[theirs])
-    bad = all_reduce_sum(np.array([not np.isfinite(X_mine).all() or not np.isfinite(X_val_mine).all()]))
-    if bad.any():
-        raise InputError("embeddings contain NaN or inf; re-embed the images")
-    aux = aux if config.aux else None
+    rows = _Rows.split(X, coords, cells, centroids, aux, val, config)
+    mine, filled, theirs, X_mine, X_val_mine = _shares(X, rows, engine.rank, engine.world_size)
+    aux = rows.aux if config.aux else None
     tau = config.tau_km if config.smoothing else None
-
-    torch.manual_seed(config.seed)
-    head = build_head(X.shape[1], len(centroids), config, aux)
-    _set_feature_stats(head, X_mine[~filled] if filled.any() else X_mine, world)
-    standardiser = None
-    if head.regression is not None:
-        standardiser = Standardiser.fit(aux.regression_columns, aux.regression)
+    head, standardiser = _new_head(X_mine, filled, centroids, config, aux, engine.world_size)
     aux_mine = aux.subset(mine) if aux is not None else AuxTargets()
     targets = {k: v for k, v in aux_tensors(aux_mine, standardiser).items() if getattr(head, k) is not None}
-
-    data = {"x": torch.from_numpy(X_mine), "coords": torch.from_numpy(coords[mine]),
-            "cells": torch.from_numpy(cells[mine]), **targets}
+    data = {"x": torch.from_numpy(X_mine), "coords": torch.from_numpy(rows.coords[mine]),
+            "cells": torch.from_numpy(rows.cells[mine]), **targets}
     data = {k: v.to(engine.device) for k, v in data.items()}
-    validation = validation or top_cell_validation(X_val_mine, coords_val[theirs], cells_val[theirs], centroids, tau)
+    validation = validation or top_cell_validation(X_val_mine, rows.coords_val[theirs], rows.cells_val[theirs],
+                                                   centroids, tau)
     task = GeolocatorLoss(head, centroids, tau, config.aux_weights)
     sampler = ShuffleSampler(len(mine), engine.per_rank(config.batch_size), config.seed)
     result = engine.fit(
         task, sampler, lambda idx: {k: v[torch.as_tensor(idx, device=engine.device)] for k, v in data.items()},
         evaluate=lambda t: validation(t.head), select=lambda r: (r["val_median_km"], r.get("val_loss", 0.0)),
         fingerprint={"task": {k: v for k, v in config.to_dict().items() if k not in ("epochs", "device")},
-                     "n_train": n_train, "n_val": n_val},
+                     "n_train": rows.n_train, "n_val": rows.n_val},
         resume=resume)
     head.cpu().eval()
-    return FitResult(head, standardiser, result.history, result.best, n_train, n_val)
+    return FitResult(head, standardiser, result.history, result.best, rows.n_train, rows.n_val)
+
+
+def _shares(X, rows: _Rows, rank: int, world: int):
+    """This process's training positions (a block; ``filled`` marks the wrapped-around ones) and validation
+    positions (every ``world``-th), with their embeddings read; an error on any process if one is not finite."""
+    mine, filled = _block(rows.n_train, rank, world)
+    theirs = np.arange(rank, rows.n_val, world)
+    X_mine, X_val_mine = _read(X, rows.train[mine]), _read(rows.X_val, rows.val[theirs])
+    bad = all_reduce_sum(np.array([not np.isfinite(X_mine).all() or not np.isfinite(X_val_mine).all()]))
+    if bad.any():
+        raise InputError("embeddings contain NaN or inf; re-embed the images")
+    return mine, filled, theirs, X_mine, X_val_mine
+
+
+def _new_head(X_mine: np.ndarray, filled: np.ndarray, centroids: np.ndarray, config: TrainConfig,
+              aux: AuxTargets | None, world: int) -> tuple[GeolocatorHead, Standardiser | None]:
+    """A seeded new head standardising with all processes' training rows, and the regression standardiser."""
+    torch.manual_seed(config.seed)
+    head = build_head(X_mine.shape[1], len(centroids), config, aux)
+    _set_feature_stats(head, X_mine[~filled] if filled.any() else X_mine, world)
+    standardiser = Standardiser.fit(aux.regression_columns, aux.regression) if head.regression is not None else None
+    return head, standardiser
+
+
+@dataclass
+class _Rows:
+    """Which rows train and which validate: positions into ``X`` (``train``) and ``X_val`` (``val``), with the
+    training rows' coordinates, cells and auxiliary targets and the validation rows' coordinates and cells."""
+
+    train: np.ndarray
+    coords: np.ndarray
+    cells: np.ndarray
+    aux: AuxTargets | None
+    X_val: Any
+    val: np.ndarray
+    coords_val: np.ndarray
+    cells_val: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train)
+
+    @property
+    def n_val(self) -> int:
+        return len(self.val)
+
+    @classmethod
+    def split(cls, X, coords, cells, centroids, aux, val, config: TrainConfig) -> _Rows:
+        """The given validation set, or ``config.val_fraction`` of the training rows held out (seeded)."""
+        if val is None:
+            train, held = _holdout(len(X), config.val_fraction, config.seed)
+            rows = cls(train, coords[train], cells[train], aux.subset(train) if aux is not None else None,
+                       X, held, coords[held], cells[held])
+        else:
+            X_val = val[0] if hasattr(val[0], "shape") else np.asarray(val[0])
+            coords_val, cells_val, _ = _check_labels(X_val, val[1], val[2], centroids)
+            rows = cls(np.arange(len(X)), coords, cells, aux, X_val, np.arange(len(X_val)), coords_val, cells_val)
+        if rows.X_val.shape[1] != X.shape[1]:
+            raise InputError(f"validation embeddings have {rows.X_val.shape[1]} dims, training ones {X.shape[1]}")
+        return rows
 
 
 def _check_labels(X, coords, cells, centroids):
     """Coordinates, labels and centroids as arrays, checked against each other and ``X``'s shape (not read)."""
-    coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
-    cells = np.asarray(cells, dtype=np.int64).ravel()
     centroids = np.array(centroids, dtype=np.float64).reshape(-1, 2)  # a copy: GeoCells exposes read-only arrays
-    if len(X.shape) != 2 or not len(X):
-        raise InputError(f"embeddings must be a non-empty (N, D) array, got shape {tuple(X.shape)}")
-    if not (len(X) == len(coords) == len(cells)):
-        raise InputError(f"embeddings ({len(X)}), coords ({len(coords)}) and cells ({len(cells)}) differ in length")
-    if cells.min() < 0 or cells.max() >= len(centroids):
-        raise InputError(f"cell labels must be in [0, {len(centroids)}), got {cells.min()}..{cells.max()}")
+    coords, cells = check_labelled(X, coords, cells, len(centroids))
     return coords, cells, centroids
 
 

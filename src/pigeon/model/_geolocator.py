@@ -30,6 +30,7 @@ from pigeon._io import atomic_path, provenance, read_json, versions, write_json
 from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError
 from pigeon.model._aux import Standardiser
 from pigeon.model import placers
+from pigeon.model._config import DEFAULT_TOP_K
 from pigeon.model._prediction import Placement, Prediction, build_predictions
 from pigeon.model._views import pool_views, select_views
 from pigeon.model.layers import GeolocatorHead, HeadConfig
@@ -351,7 +352,8 @@ class Geolocator:
                              f"'{missing[0].build_hint}'")
         return method
 
-    def predict_embeddings(self, X: np.ndarray, top_k: int = 5, method: str | None = None) -> list[Prediction]:
+    def predict_embeddings(self, X: np.ndarray, top_k: int = DEFAULT_TOP_K,
+                           method: str | None = None) -> list[Prediction]:
         """One :class:`Prediction` per row of ``X`` (N, D) (view-averaged embeddings).
 
         Args:
@@ -365,7 +367,7 @@ class Geolocator:
         aux = [self._aux(out, n) for n in range(len(placement.cells))]
         return build_predictions(placement, self.cells, aux, top_k)
 
-    def place_embeddings(self, X: np.ndarray, top_k: int = 5, method: str | None = None) -> Placement:
+    def place_embeddings(self, X: np.ndarray, top_k: int = DEFAULT_TOP_K, method: str | None = None) -> Placement:
         """The placer stage as arrays: the :class:`Placement` of each row of ``X`` (candidates best first, their
         locations and the placer's probabilities, and the head's probability of every cell in ``cell_probs``)."""
         return self._forward_and_place(X, top_k, method)[1]
@@ -446,7 +448,7 @@ class Geolocator:
         X = np.stack([pool_views(emb[owner_arr == i].astype(np.float64)) for i in np.flatnonzero(ok)])
         return X.astype(np.float32), ok, failures
 
-    def predict(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]], top_k: int = 5,
+    def predict(self, images: ImageLike | Sequence[ImageLike | Sequence[ImageLike]], top_k: int = DEFAULT_TOP_K,
                 method: str | None = None, *, return_errors: bool = False,
                 batch_size: int = 32) -> list[Prediction | PigeonError]:
         """Geolocate images: one :class:`Prediction` per location (see :meth:`embed` for the input forms).

@@ -6,10 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from pigeon.geo import EARTH_RADIUS_KM
-
-#: Default smoothing temperatures in km: PIGEON (street view) and PIGEOTTO (general photos).
-TAU_STREETVIEW_KM = 75.0
-TAU_PHOTOS_KM = 65.0
+from pigeon.presets import TAU_PHOTOS_KM, TAU_STREETVIEW_KM  # noqa: F401  (the paper's temperatures live there)
 
 
 def haversine_targets(coords: torch.Tensor, centroids: torch.Tensor, cells: torch.Tensor,

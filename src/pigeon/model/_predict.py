@@ -12,6 +12,7 @@ import pandas as pd
 
 from pigeon._progress import progress
 from pigeon.errors import InputError
+from pigeon.model._config import DEFAULT_TOP_K
 from pigeon.model._geolocator import Geolocator
 from pigeon.model._views import location_embeddings
 
@@ -22,7 +23,7 @@ PREDICTION_COLUMNS = ("id", "rank", "lat", "lon", "prob", "cell_prob", "cell", "
 FAILURE_COLUMNS = ("id", "image", "error")
 
 
-def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: int = 5, batch_size: int = 64,
+def predict_manifest(geo: Geolocator, df: pd.DataFrame, embeddings=None, top_k: int = DEFAULT_TOP_K, batch_size: int = 64,
                      method: str | None = None, skip_errors: bool = False) -> pd.DataFrame:
     """Top-k predictions for every row of a manifest.
 
@@ -105,7 +106,7 @@ class ManifestRun:
 
 
 def predict_manifest_file(geo: Geolocator, manifest: str | os.PathLike, out: str | os.PathLike, *,
-                          split: str | None = None, embeddings=None, top_k: int = 5, method: str | None = None,
+                          split: str | None = None, embeddings=None, top_k: int = DEFAULT_TOP_K, method: str | None = None,
                           skip_errors: bool = False, batch_rows: int = 65_536) -> ManifestRun:
     """:func:`predict_manifest` over a manifest file, streamed: one batch of rows and its predictions in memory.
 

@@ -149,7 +149,7 @@ def place_by_centroid(candidates: np.ndarray, centroids: np.ndarray, probs: np.n
 def build_predictions(placement: Placement, cells, aux: list[dict[str, Any]], top_k: int) -> list[Prediction]:
     """One :class:`Prediction` per row from a :class:`Placement` that carries the head's cell probabilities."""
     probs = placement.cell_probs
-    table = cells.table
+    table = cells.attributes  # names only: the shapes are not needed (nor loaded) for an answer
     head_guess = cell_guess(cells.centroids, probs.argmax(axis=1))
     preds = []
     for n in range(len(probs)):

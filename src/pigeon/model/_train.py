@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from pigeon._device import barrier, is_main_process
+from pigeon._device import is_main_process, main_process_writes
 from pigeon._io import write_json
+from pigeon.engine import refuse_existing
 from pigeon.errors import InputError
-from pigeon.model._aux import aux_targets
-from pigeon.engine import CHECKPOINT_DIR
-from pigeon.model._fit import TrainConfig, fit_head
+from pigeon.model._aux import AuxTargets, aux_targets
 from pigeon.model._build import build_artefacts, plan_artefacts
+from pigeon.model._config import TrainConfig
+from pigeon.model._fit import FitResult, fit_head
 from pigeon.model._geolocator import CONFIG, Geolocator
 from pigeon.model._views import StoreRows
 from pigeon.model.placers import TrainingData
+from pigeon.presets import resolve
 
 if TYPE_CHECKING:
     from pigeon.refine import RefineConfig
@@ -43,13 +45,12 @@ def load_inputs(manifest, cells, embeddings):
 
 def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Training rows and validation rows (None: hold some training rows out)."""
+    from pigeon.data import select_split, training_rows
+
+    train_df = training_rows(df)
     if "split" not in df.columns:
-        return df, None
-    train_df = df[df["split"] == "train"]
-    if train_df.empty:
-        raise InputError("the manifest has no rows with split 'train'; add a split column with "
-                         "'pigeon data ingest --split' or remove it to train on every row")
-    val_df = df[df["split"] == "val"]
+        return train_df, None
+    val_df = select_split(df, "val", empty_ok=True)
     return train_df, (val_df if len(val_df) else None)
 
 
@@ -87,62 +88,74 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     Returns:
         The trained :class:`Geolocator` (also saved in ``out_dir``).
     """
-    from pigeon.presets import resolve
-
     config = (config or resolve(TrainConfig, "train", preset)).validate()
-    out_dir = Path(out_dir)
-    if not resume and not overwrite and ((out_dir / CONFIG).exists() or (out_dir / CHECKPOINT_DIR).exists()):
-        raise InputError(f"{out_dir} already holds a model; pass --overwrite to replace it or --resume to continue")
+    out_dir = refuse_existing(out_dir, CONFIG, "a model", resume=resume, overwrite=overwrite)
     df, cells, emb = load_inputs(manifest, cells, embeddings)
     plan = plan_artefacts(methods, len(cells), {**(artefact_configs or {}), "refiner": refine or None},
                           preset)  # checked before any work
     if refine is False:
         plan.pop("refiner", None)
+    train_df, (X, coords, labels), val_df, val = head_data(df, cells, emb, config.views)
+    aux = aux_targets(train_df)
+    result = fit_head(X, coords, labels, cells.centroids, aux=aux, val=val, config=config,
+                      out_dir=out_dir, resume=resume)
+    geo = assemble(result, cells, emb, config, aux, preset)  # on every process: collective artefacts need it
+    data = artefact_data(train_df, (X, coords, labels), val_df, val, out_dir, resume)
+    collective = {name: step for name, step in plan.items() if step[0].collective}
+    build_artefacts(geo, data, collective)  # trained by every process together
+    with main_process_writes() as writer:  # rank 0 writes the model folder; the others load it once it is complete
+        if writer:
+            build_artefacts(geo, data, {name: step for name, step in plan.items() if name not in collective})
+            save_model(geo, result, out_dir)
+    return geo if is_main_process() else Geolocator.from_pretrained(out_dir)
+
+
+def head_data(df: pd.DataFrame, cells, emb, views: str):
+    """The training rows that have an embedding, their ``(X, coords, cells)`` (``X`` read on demand, each process
+    its own rows, by :func:`fit_head`), and the validation rows with theirs (both None: hold some training rows
+    out)."""
     train_df, val_df = split_rows(df)
     train_df = _embedded(train_df, emb, "training")
     val = None
     if val_df is not None:
         val_df = _embedded(val_df, emb, "validation")
-        val = _rows(val_df, cells, emb, config.views)
-    X, coords, labels = _rows(train_df, cells, emb, config.views)  # read by fit_head, each process its own rows
-    aux = aux_targets(train_df)
-    result = fit_head(X, coords, labels, cells.centroids, aux=aux, val=val, config=config,
-                      out_dir=out_dir, resume=resume)
-    geo = Geolocator(result.head, cells, _model_config(preset, emb, X, cells, aux, result, config),
-                     result.standardiser)
-    data = TrainingData(train_df["id"].astype(str).to_numpy(), X, coords, labels, train_df,
-                        val=TrainingData(val_df["id"].astype(str).to_numpy(), *val, val_df) if val else None,
-                        work_dir=out_dir, resume=resume)
-    collective = {name: step for name, step in plan.items() if step[0].collective}
-    build_artefacts(geo, data, collective)  # trained by every process together
-    if not is_main_process():  # rank 0 writes the model folder; the others load it once it is complete
-        barrier()
-        return Geolocator.from_pretrained(out_dir)
-    build_artefacts(geo, data, {name: step for name, step in plan.items() if name not in collective})
-    geo.save_pretrained(out_dir)
-    write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
-                                   "best": result.best, "final": result.history[-1]})
-    barrier()
-    return geo
+        val = _rows(val_df, cells, emb, views)
+    return train_df, _rows(train_df, cells, emb, views), val_df, val
 
 
-def _model_config(preset, emb, X, cells, aux, result, config: TrainConfig) -> dict[str, Any]:
-    """The ``config.json`` of a freshly trained model."""
+def artefact_data(train_df: pd.DataFrame, rows, val_df: pd.DataFrame | None, val, work_dir: Path,
+                  resume: bool) -> TrainingData:
+    """What the placing methods' artefacts are built from: the training rows, the validation rows (what an
+    artefact trained on the engine chooses its epoch by) and the folder for its checkpoint."""
+    val_data = None if val is None else TrainingData(val_df["id"].astype(str).to_numpy(), *val, val_df)
+    return TrainingData(train_df["id"].astype(str).to_numpy(), *rows, train_df, val=val_data, work_dir=work_dir,
+                        resume=resume)
+
+
+def assemble(result: FitResult, cells, emb, config: TrainConfig, aux: AuxTargets, preset: str | None) -> Geolocator:
+    """The training epilogue: the geolocator of the trained heads, with the config that records how it was made."""
     model_config: dict[str, Any] = {
         "kind": "geolocator",
         "preset": preset,
         "backbone": emb.backbone,
         "backbone_cfg": emb.meta.get("config", {}).get("backbone_cfg"),
-        "embed_dim": int(X.shape[1]),
+        "embed_dim": int(result.head.cfg.in_dim),
         "cells": {"n_cells": len(cells), **{k: v for k, v in getattr(cells, "meta", {}).get("config", {}).items()
                                             if k in ("method", "preset", "min_size", "max_size")}},
         "climate_classes": list(aux.climate_classes) if result.head.climate is not None else [],
         "train": config.to_dict(),
         "data": {"n_train": result.n_train, "n_val": result.n_val,
                  "views_per_location": float(np.mean(emb.n_views))},
+        "best_validation": result.best,
     }
-    model_config["best_validation"] = result.best
-    return model_config
+    return Geolocator(result.head, cells, model_config, result.standardiser)
+
+
+def save_model(geo: Geolocator, result: FitResult, out_dir: Path) -> None:
+    """Write the model folder and ``metrics.json`` (the chosen epoch, the last one)."""
+    geo.save_pretrained(out_dir)
+    write_json(out_dir / METRICS, {"best_epoch": result.best["epoch"], "epochs_run": len(result.history),
+                                   "best": result.best, "final": result.history[-1]})
 
 
 def _embedded(df: pd.DataFrame, emb, what: str) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """The multi-view rule, written once: which views of a location are used, and how their embeddings combine.
 
 PIGEON averages the embeddings of a location's views (its best setting); ``"first"`` keeps one view, for
-single-image models. The embeddings store precomputes the same mean per row (``Embeddings.get``).
+single-image models. The mean itself is :func:`pigeon.embed._store.pool_views`, which the embeddings store uses for
+its per-row mean (``Embeddings.get``), prediction for images and fine-tuning for a batch of locations.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import TypeVar
 
 import numpy as np
 
+from pigeon.embed._store import pool_views  # noqa: F401  (the pooling lives with the store)
 from pigeon.errors import InputError
+from pigeon.model._config import VIEW_RULES
 
-VIEW_RULES = ("mean", "first")
 T = TypeVar("T")
 
 
@@ -28,9 +30,6 @@ def select_views(views: Sequence[T], rule: str) -> Sequence[T]:
     return views[:1] if rule == "first" else views
 
 
-def pool_views(embeddings):
-    """One location's embedding from its view embeddings ``(V, D)`` (NumPy or torch): their mean."""
-    return embeddings.mean(0)
 
 
 def location_embeddings(emb, ids, rule: str = "mean") -> np.ndarray:

@@ -9,17 +9,15 @@ sampled afresh each epoch, batches that never hold two views of one location. To
 ``CLIPModel``), ``open_clip:``, and the offline default: EfficientNet-Lite with all-MiniLM-L6-v2.
 """
 
-from pigeon.pretrain._config import LAYERS, PRESETS, PretrainConfig
-from pigeon.pretrain._pretrain import (
-    CAPTION_COLUMNS, AuxHeads, CaptionedViews, ContrastiveModel, PretrainResult, check_caption_columns, clip_loss,
-    pretrain,
-)
-from pigeon.pretrain._towers import (
-    TEXT_PACKAGE, TEXT_SHA256, CLIPTowers, EncoderTowers, OpenCLIPTowers, Towers, load_towers, text_encoder_path,
-)
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = [
-    "CAPTION_COLUMNS", "LAYERS", "PRESETS", "TEXT_PACKAGE", "TEXT_SHA256", "AuxHeads", "CLIPTowers", "CaptionedViews",
-    "ContrastiveModel", "EncoderTowers", "OpenCLIPTowers", "PretrainConfig", "PretrainResult", "Towers",
-    "check_caption_columns", "clip_loss", "load_towers", "pretrain", "text_encoder_path",
-]
+_EXPORTS = exports_of({
+    "pigeon.pretrain._config": ("LAYERS", "PretrainConfig"),
+    "pigeon.pretrain._pretrain": ("CAPTION_COLUMNS", "AuxHeads", "CaptionedViews", "ContrastiveModel",
+                                  "PretrainResult", "check_caption_columns", "clip_loss", "pretrain"),
+    "pigeon.pretrain._towers": ("TEXT_PACKAGE", "TEXT_SHA256", "CLIPTowers", "EncoderTowers", "OpenCLIPTowers",
+                                "Towers", "load_towers", "text_encoder_path"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: PretrainConfig (help texts, configs) imports without torch; the towers when they are used
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,54 +1,46 @@
-"""Pretraining settings: the paper's optimiser, per-preset captions and schedule, and what is trained."""
+"""Pretraining settings: the paper's optimiser, captions and schedule, and what is trained."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 from pigeon._config import JsonConfig
-from pigeon.engine import OptimConfig
-from pigeon.engine._config import raise_first
-from pigeon.errors import UnknownNameError
+from pigeon.engine._config import OptimConfig, raise_first
+from pigeon.model._config import AuxWeights
 
-#: Per preset: caption style (``pigeon.geography.captions``) and the paper's epochs, learning rate and warm-up
-#: share (PIGEON street view: 20 epochs, 1e-6, 0.2; PIGEOTTO photos: 4 epochs, 5e-7, 0.02; per-device batch 32
-#: with 8 accumulation steps).
-PRESETS: dict[str, dict[str, Any]] = {
-    "streetview": {"style": "streetview", "epochs": 20, "lr": 1e-6, "warmup_ratio": 0.2, "batch_size": 32,
-                   "grad_accum": 8},
-    "photo": {"style": "photo", "epochs": 4, "lr": 5e-7, "warmup_ratio": 0.02, "batch_size": 32, "grad_accum": 8},
-}
 LAYERS = ("all", "last")
 
 
 @dataclass
-class PretrainConfig(JsonConfig):
+class PretrainConfig(AuxWeights, JsonConfig):
     """How :func:`pigeon.pretrain.pretrain` trains (recorded in the output folder's ``meta.json``).
 
-    ``None`` fields take the preset's value (see :data:`PRESETS`); the rest are the paper's optimiser defaults.
+    The defaults are the street-view set-up (PIGEON: 20 epochs at lr 1e-6, a fifth of the steps warming up, batches
+    of 32 with 8 accumulation steps); the ``photo`` preset of :mod:`pigeon.presets` holds PIGEOTTO's.
 
     Attributes:
-        preset: ``"streetview"`` (PIGEON captions) or ``"photo"`` (PIGEOTTO captions).
-        epochs, lr, warmup_ratio, batch_size, grad_accum: preset defaults; ``batch_size`` images per contrastive
-            batch (each location at most once), ``grad_accum`` batches per optimiser step.
+        caption_style: the templates of :func:`pigeon.geography.captions` (``"streetview"`` or ``"photo"``).
+        epochs, lr, warmup_ratio: the schedule: peak learning rate of the pretrained layers, share of the steps
+            spent warming up, then linear decay.
+        batch_size: images per contrastive batch (each location at most once), split between the processes under
+            torchrun; ``grad_accum``: batches per optimiser step.
         head_lr: learning rate of the layers pretraining adds (projections, auxiliary heads, logit scale).
-        weight_decay, betas, eps, clip_norm: AdamW and gradient clipping (paper: 1e-3, 0.9/0.98, 1e-6, 1.0);
-            linear decay after the warm-up.
+        weight_decay, betas, eps, clip_norm: AdamW and gradient clipping (paper: 1e-3, 0.9/0.98, 1e-6, 1.0).
         layers: ``"all"`` trains both towers entirely (the paper); ``"last"`` only the last block of each tower
             plus the projections (cheaper, what the fine-tuning step unfreezes).
-        aux: add the auxiliary losses on the image features (climate, month, geodata regression).
-        regression_weight, climate_weight, month_weight: their weights (paper: 8, 2, 1).
+        aux: add the auxiliary losses on the image features (climate, month, geodata regression), weighted by
+            ``regression_weight``, ``climate_weight``, ``month_weight`` (:class:`pigeon.model.AuxWeights`).
         embed_dim: size of the shared space of the offline towers' learned projections.
         max_tokens: captions are cut to this many tokens.
         seed, device, precision, checkpoint_every: see :class:`pigeon.engine.OptimConfig`.
     """
 
-    preset: str = "streetview"
-    epochs: int | None = None
-    lr: float | None = None
-    warmup_ratio: float | None = None
-    batch_size: int | None = None
-    grad_accum: int | None = None
+    caption_style: str = "streetview"
+    epochs: int = 20
+    lr: float = 1e-6
+    warmup_ratio: float = 0.2
+    batch_size: int = 32
+    grad_accum: int = 8
     head_lr: float = 1e-3
     weight_decay: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.98)
@@ -56,9 +48,6 @@ class PretrainConfig(JsonConfig):
     clip_norm: float | None = 1.0
     layers: str = "all"
     aux: bool = True
-    regression_weight: float = 8.0
-    climate_weight: float = 2.0
-    month_weight: float = 1.0
     embed_dim: int = 256
     max_tokens: int = 64
     seed: int = 0
@@ -66,33 +55,23 @@ class PretrainConfig(JsonConfig):
     precision: str = "auto"
     checkpoint_every: int = 0
 
-    def resolved(self) -> PretrainConfig:
-        """A copy with every ``None`` replaced by the preset's value, checked."""
-        if self.preset not in PRESETS:
-            raise UnknownNameError("pretraining preset", self.preset, PRESETS)
-        preset = PRESETS[self.preset]
-        out = replace(self, **{k: preset[k] for k in ("epochs", "lr", "warmup_ratio", "batch_size", "grad_accum")
-                               if getattr(self, k) is None})
+    def validate(self) -> PretrainConfig:
+        """Check values; raise :class:`InputError` naming the bad one."""
+        from pigeon.geography import caption_settings
+
+        caption_settings(self.caption_style)  # an unknown style is an error naming the known ones
         checks = [
-            (out.layers in LAYERS, f"layers must be one of {', '.join(LAYERS)}, got {out.layers!r}"),
-            (0 <= out.warmup_ratio <= 1, f"warmup must be a share of the steps in [0, 1], got {out.warmup_ratio}"),
-            (out.head_lr > 0, f"head_lr must be > 0, got {out.head_lr}"),
-            (out.embed_dim >= 1 and out.max_tokens >= 4, "embed_dim must be >= 1 and max_tokens >= 4"),
+            (self.layers in LAYERS, f"layers must be one of {', '.join(LAYERS)}, got {self.layers!r}"),
+            (0 <= self.warmup_ratio <= 1, f"warmup must be a share of the steps in [0, 1], got {self.warmup_ratio}"),
+            (self.head_lr > 0, f"head_lr must be > 0, got {self.head_lr}"),
+            (self.embed_dim >= 1 and self.max_tokens >= 4, "embed_dim must be >= 1 and max_tokens >= 4"),
         ]
         raise_first(checks)
-        out.optim().validate()
-        return out
-
-    @property
-    def style(self) -> str:
-        return PRESETS[self.preset]["style"]
-
-    @property
-    def aux_weights(self) -> dict[str, float]:
-        return {"climate": self.climate_weight, "month": self.month_weight, "regression": self.regression_weight}
+        self.optim().validate()
+        return self
 
     def optim(self) -> OptimConfig:
-        """The engine settings (call on a :meth:`resolved` config)."""
+        """The engine settings."""
         return OptimConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, betas=tuple(self.betas),
                            eps=self.eps, warmup_epochs=self.warmup_ratio * self.epochs, schedule="linear",
                            grad_accum=self.grad_accum, clip_norm=self.clip_norm, precision=self.precision,

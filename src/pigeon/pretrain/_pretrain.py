@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pigeon._device import barrier, distributed_info, is_main_process
+from pigeon._device import distributed_info, main_process_writes
 from pigeon._io import provenance
-from pigeon.engine import CHECKPOINT_DIR, Engine, LocationBatchSampler
+from pigeon.engine import Engine, LocationBatchSampler, refuse_existing
 from pigeon.errors import InputError
 from pigeon.model._aux import N_MONTHS, Standardiser, aux_loss, aux_targets, aux_tensors
 from pigeon.pretrain._config import PretrainConfig
@@ -169,7 +169,8 @@ def check_caption_columns(df: pd.DataFrame, source: str = "MANIFEST") -> None:
 
 
 def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir: str | os.PathLike,
-             config: PretrainConfig | None = None, *, resume: bool = False, overwrite: bool = False) -> PretrainResult:
+             config: PretrainConfig | None = None, *, preset: str | None = None, resume: bool = False,
+             overwrite: bool = False) -> PretrainResult:
     """Pretrain a backbone on (image, synthetic caption) pairs of a manifest's training split.
 
     Args:
@@ -179,8 +180,10 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
             ``open_clip:<arch>:<ckpt>`` or a folder from an earlier ``pigeon pretrain``.
         out_dir: the backbone folder to write: it loads like any backbone (``pigeon embed --backbone out_dir``)
             and holds ``meta.json`` (captions' settings, training config), the log, ``curves.png`` and the checkpoint.
-        config: a :class:`PretrainConfig` (default: the street-view preset, the paper's optimiser);
-            ``batch_size`` is the whole contrastive batch, split between the processes under ``torchrun``.
+        config: a :class:`PretrainConfig` (default: the preset's, the paper's optimiser); ``batch_size`` is the
+            whole contrastive batch, split between the processes under ``torchrun``.
+        preset: ``"streetview"`` (PIGEON, the default) or ``"photo"`` (PIGEOTTO) when ``config`` is None
+            (:mod:`pigeon.presets`), recorded in ``meta.json``.
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace a finished folder.
 
@@ -188,24 +191,12 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
         A :class:`PretrainResult`.
     """
     from pigeon.backbones import PRETRAINED_MARKER
-    from pigeon.data import read_manifest
+    from pigeon.presets import resolve
 
-    config = (config or PretrainConfig()).resolved()
-    out = Path(out_dir)
-    if not resume and not overwrite and ((out / PRETRAINED_MARKER).exists() or (out / CHECKPOINT_DIR).exists()):
-        raise InputError(f"{out} already holds a pretrained backbone; pass --overwrite to replace it or --resume "
-                         "to continue")
-    source = str(manifest) if not isinstance(manifest, pd.DataFrame) else "MANIFEST"
-    df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
-    check_caption_columns(df, source)
-    if "split" in df.columns:
-        attrs = dict(df.attrs)
-        df = df[df["split"] == "train"].reset_index(drop=True)
-        df.attrs = attrs
-    if df.empty:
-        raise InputError("no training rows to pretrain on; the manifest needs rows with split 'train'")
-
-    views = CaptionedViews(df, config.style, config.seed)
+    config = (config or resolve(PretrainConfig, "pretrain", preset)).validate()
+    out = refuse_existing(out_dir, PRETRAINED_MARKER, "a pretrained backbone", resume=resume, overwrite=overwrite)
+    df, source = _training_manifest(manifest)
+    views = CaptionedViews(df, config.caption_style, config.seed)
     engine = Engine(config.optim(), out, log_name=PRETRAIN_LOG, description="pretraining", panels=PANELS)
     sampler = LocationBatchSampler(views.groups, engine.per_rank(config.batch_size), config.seed, rank=engine.rank,
                                    world_size=engine.world_size)
@@ -213,38 +204,54 @@ def pretrain(manifest: str | os.PathLike | pd.DataFrame, backbone: str, out_dir:
     towers = load_towers(backbone, embed_dim=config.embed_dim, max_tokens=config.max_tokens)
     pretrained, new = towers.trainable(config.layers)
     targets, aux_heads = _aux(df, towers, config)
-    model = ContrastiveModel(towers, aux_heads, config.aux_weights)
     if aux_heads is not None:
         new = new + list(aux_heads.parameters())
-    preprocess = towers.backbone.preprocess
-
-    def collate(idx: np.ndarray) -> dict[str, Any]:
-        groups = torch.as_tensor(views.groups[idx])
-        return {"pixels": torch.stack([preprocess(views.paths[i]) for i in idx]),
-                "texts": [views.texts[i] for i in idx],
-                **{k: v[groups].to(engine.device) for k, v in targets.items()}}
-
-    result = engine.fit(model, _EpochSampler(sampler, views), collate,
+    result = engine.fit(ContrastiveModel(towers, aux_heads, config.aux_weights), _EpochSampler(sampler, views),
+                        _collate(views, towers, targets, engine.device),
                         param_groups=[{"params": pretrained, "lr": config.lr}, {"params": new, "lr": config.head_lr}],
                         fingerprint={"backbone": backbone, "n_views": len(views),
                                      "task": {k: v for k, v in config.to_dict().items()
                                               if k not in ("epochs", "device", "checkpoint_every")}},
                         resume=resume)
     towers.requires_grad_(False).cpu().eval()
-    if not is_main_process():  # rank 0 writes the folder; the others return once it is complete
-        barrier()
-        return PretrainResult(towers, result.history, out)
-    from pigeon.geography import caption_settings
+    with main_process_writes() as writer:  # rank 0 writes the folder; the others return once it is complete
+        if writer:
+            from pigeon.geography import caption_settings
 
-    meta = provenance("pretrained-backbone", {
-        "base": backbone, "config": config.to_dict(),
-        "captions": caption_settings(config.style) | {"sampling": "afresh each epoch, seed * 1000003 + epoch"},
-        "data": {"manifest": source, "n_locations": len(df), "n_views": len(views)},
-        "aux_heads": sorted(targets), "final": result.history[-1],
-    })
-    write_backbone_folder(towers, out, backbone, meta)
-    barrier()
+            meta = provenance("pretrained-backbone", {
+                "base": backbone, "preset": preset, "config": config.to_dict(),
+                "captions": caption_settings(config.caption_style) | {
+                    "sampling": "afresh each epoch, seed * 1000003 + epoch"},
+                "data": {"manifest": source, "n_locations": len(df), "n_views": len(views)},
+                "aux_heads": sorted(targets), "final": result.history[-1],
+            })
+            write_backbone_folder(towers, out, backbone, meta)
     return PretrainResult(towers, result.history, out)
+
+
+def _training_manifest(manifest: str | os.PathLike | pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The training rows of the manifest (checked for the caption columns), renumbered, and how to name the file."""
+    from pigeon.data import read_manifest, training_rows
+
+    source = str(manifest) if not isinstance(manifest, pd.DataFrame) else "MANIFEST"
+    df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
+    check_caption_columns(df, source)
+    attrs = dict(df.attrs)
+    df = training_rows(df).reset_index(drop=True)
+    df.attrs = attrs
+    return df, source
+
+
+def _collate(views: CaptionedViews, towers: Towers, targets: dict[str, torch.Tensor], device: torch.device):
+    """Index batch of views -> pixels, this epoch's captions and the auxiliary targets of their locations."""
+    preprocess = towers.backbone.preprocess
+
+    def collate(idx: np.ndarray) -> dict[str, Any]:
+        groups = torch.as_tensor(views.groups[idx])
+        return {"pixels": torch.stack([preprocess(views.paths[i]) for i in idx]),
+                "texts": [views.texts[i] for i in idx],
+                **{k: v[groups].to(device) for k, v in targets.items()}}
+    return collate
 
 
 def _aux(df: pd.DataFrame, towers: Towers, config: PretrainConfig) -> tuple[dict[str, torch.Tensor], AuxHeads | None]:

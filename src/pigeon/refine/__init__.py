@@ -16,9 +16,13 @@ memory map or an embeddings store, :func:`read_index` memory-maps a saved one, :
 against exact search.
 """
 
-from pigeon.refine._config import METRICS, NOISE_POLICIES, SEARCHES, RefineConfig
-from pigeon.refine._index import build_index, read_index, recall_at_1, write_index
-from pigeon.refine._refiner import Refinement, Refiner
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = ["METRICS", "NOISE_POLICIES", "SEARCHES", "RefineConfig", "Refinement", "Refiner", "build_index",
-           "read_index", "recall_at_1", "write_index"]
+_EXPORTS = exports_of({
+    "pigeon.refine._config": ("METRICS", "NOISE_POLICIES", "SEARCHES", "RefineConfig"),
+    "pigeon.refine._index": ("build_index", "read_index", "recall_at_1", "write_index"),
+    "pigeon.refine._refiner": ("Refinement", "Refiner"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: RefineConfig (help texts) imports without FAISS or pandas; the refiner when it is used
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pigeon._progress import track
-from pigeon.geo import latlon_to_xyz, xyz_to_latlon
+from pigeon.geo import spherical_means
 
 
 @dataclass
@@ -96,9 +96,9 @@ def build_prototypes(coords: np.ndarray, cells: np.ndarray, n_cells: int, *, min
     order = np.concatenate(members + dropped) if members or dropped else np.zeros(0, np.int64)
     proto_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     latlon = np.zeros((len(sizes), 2))
-    if len(sizes):  # spherical mean of each cluster's members, vectorised
-        xyz = latlon_to_xyz(*coords[order[:proto_ptr[-1]]].T)
-        latlon = np.column_stack(xyz_to_latlon(np.add.reduceat(xyz, proto_ptr[:-1], axis=0)))
+    if len(sizes):  # spherical mean of each cluster's members
+        lat, lon = coords[order[:proto_ptr[-1]]].T
+        latlon = np.column_stack(spherical_means(lat, lon, np.repeat(np.arange(len(sizes)), sizes), len(sizes)))
     return Prototypes(
         order=order.astype(np.int64),
         cell_ptr=np.searchsorted(proto_cell_arr, np.arange(n_cells + 1)).astype(np.int64),

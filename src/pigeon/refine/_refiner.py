@@ -31,6 +31,7 @@ from pigeon.refine._config import RefineConfig
 from pigeon.refine._prototypes import Prototypes, build_prototypes
 from pigeon.refine._index import build_index, describe, read_index, recall_at_1, search, write_index
 from pigeon.refine._search import best_in_ranges, cell_scores_exact, index_cell_scores, prepare
+from pigeon.validation import check_labelled
 
 META, GALLERY, CLUSTERS, EMBEDDINGS = "meta.json", "gallery.parquet", "clusters.parquet", "embeddings.safetensors"
 #: Trained FAISS indexes (IVF, HNSW...) are saved as ``<name>.faiss``; exact ones are rebuilt on first use.
@@ -110,15 +111,7 @@ class Refiner:
         """
         config = (config or RefineConfig()).validate()
         X = np.asarray(X, dtype=np.float32)
-        coords = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
-        cells = np.asarray(cells, dtype=np.int64).ravel()
-        if X.ndim != 2 or not len(X):
-            raise InputError(f"the refiner needs a non-empty (N, D) gallery of embeddings, got shape {X.shape}")
-        if not (len(X) == len(coords) == len(cells)):
-            raise InputError(f"gallery embeddings ({len(X)}), coordinates ({len(coords)}) and cells ({len(cells)}) "
-                             "differ in length")
-        if cells.min() < 0 or cells.max() >= n_cells:
-            raise InputError(f"gallery cells must be in [0, {n_cells}), got {cells.min()}..{cells.max()}")
+        coords, cells = check_labelled(X, coords, cells, n_cells, "gallery embeddings")
         if not np.isfinite(X).all():
             raise InputError("gallery embeddings contain NaN or inf; re-embed the images")
         ids = np.arange(len(X)).astype(str) if ids is None else np.asarray(ids).astype(str)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from starlette.responses import JSONResponse
+
 from pigeon.errors import PigeonError
 
 
@@ -18,3 +22,15 @@ class RequestError(PigeonError):
 
     def headers(self) -> dict[str, str] | None:
         return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+
+    def response(self) -> JSONResponse:
+        return error_response(self.status, self.kind, self.message, self.headers())
+
+
+def error_body(kind: str, message: str) -> bytes:
+    """The JSON body of every error the service sends (also those written straight to the socket)."""
+    return json.dumps({"error": {"kind": kind, "message": message}}).encode()
+
+
+def error_response(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"kind": kind, "message": message}}, status_code=status, headers=headers)

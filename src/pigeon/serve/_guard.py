@@ -1,11 +1,13 @@
-"""Guards against misuse: API keys, per-key rate limits, and the precision cap on every returned location."""
+"""Guards against misuse: API keys, rate limits, shared budgets, and the precision cap on every returned location."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import math
+import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,10 +37,7 @@ class KeyCheck:
         """
         if not self.required:
             return f"addr:{client_host or 'unknown'}"
-        key = headers.get("x-api-key")
-        if key is None:
-            scheme, _, value = headers.get("authorization", "").partition(" ")
-            key = value.strip() if scheme.lower() == "bearer" else None
+        key = sent_key(headers)
         if not key:
             raise RequestError(401, "unauthorized", "this server needs an API key: send it in the X-API-Key "
                                "header (ask the server's operator for one)")
@@ -46,6 +45,15 @@ class KeyCheck:
         if not any(hmac.compare_digest(digest, d) for d in self._digests):  # noqa: SIM110  no short-circuit timing
             raise RequestError(401, "unauthorized", "the API key is not valid; check it with the server's operator")
         return f"key:{digest.hex()[:12]}"
+
+
+def sent_key(headers) -> str | None:
+    """The key a request carries: ``X-API-Key``, or else ``Authorization: Bearer KEY`` (an empty header is none)."""
+    key = (headers.get("x-api-key") or "").strip()
+    if key:
+        return key
+    scheme, _, value = headers.get("authorization", "").strip().partition(" ")
+    return (value.strip() or None) if scheme.lower() == "bearer" else None
 
 
 # ------------------------------------------------------------------ rate limits
@@ -61,26 +69,104 @@ class RateLimiter:
 
     def check(self, client: str, now: float | None = None) -> None:
         """Take one token for ``client``; raise 429 with ``Retry-After`` when there is none."""
-        if self.per_minute is None:
-            return
-        now = time.monotonic() if now is None else now
-        capacity, rate = max(self.per_minute, 1.0), self.per_minute / 60.0
-        tokens, last = self._buckets.get(client, (capacity, now))
-        tokens = min(capacity, tokens + (now - last) * rate)
-        if tokens < 1.0:
-            self._buckets[client] = (tokens, now)
-            wait = math.ceil((1.0 - tokens) / rate)
+        wait = self.take(client, now)
+        if wait:
             raise RequestError(429, "rate_limited", f"over this server's limit of {self.per_minute:g} requests a "
                                f"minute; retry in {wait} s", retry_after=wait)
+
+    def take(self, client: str, now: float | None = None) -> int:
+        """Take one token for ``client``: 0 when there was one, else the seconds until there is."""
+        if self.per_minute is None:
+            return 0
+        now = time.monotonic() if now is None else now
+        tokens = self._tokens(client, now)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            return self.wait(tokens)
         self._buckets[client] = (tokens - 1.0, now)
         if len(self._buckets) > self.max_clients:
-            self._forget_idle(now, capacity, rate)
+            self._forget_idle(now)
+        return 0
 
-    def _forget_idle(self, now: float, capacity: float, rate: float) -> None:
+    def blocked(self, client: str, now: float | None = None) -> int:
+        """Seconds until ``client`` has a token again (0: it has one); takes nothing."""
+        if self.per_minute is None:
+            return 0
+        tokens = self._tokens(client, time.monotonic() if now is None else now)
+        return self.wait(tokens) if tokens < 1.0 else 0
+
+    def wait(self, tokens: float) -> int:
+        return math.ceil((1.0 - tokens) / (self.per_minute / 60.0))
+
+    def _tokens(self, client: str, now: float) -> float:
+        capacity, rate = max(self.per_minute, 1.0), self.per_minute / 60.0
+        tokens, last = self._buckets.get(client, (capacity, now))
+        return min(capacity, tokens + (now - last) * rate)
+
+    def _forget_idle(self, now: float) -> None:
         """Drop buckets that have refilled: they hold no state worth keeping (bounds memory)."""
-        for client, (tokens, last) in list(self._buckets.items()):
-            if tokens + (now - last) * rate >= capacity:
+        capacity = max(self.per_minute, 1.0)
+        for client in list(self._buckets):
+            if self._tokens(client, now) >= capacity:
                 del self._buckets[client]
+
+
+# ---------------------------------------------------------------------- budgets
+
+
+class Budget:
+    """An amount that requests in flight share (pixels being decoded, body bytes held): take, then give back.
+
+    Thread-safe (decode threads give back what they took when they finish). Past the limit a request gets 503 with
+    ``Retry-After``; one that alone needs more than the whole budget gets 413.
+
+    Args:
+        limit: the amount.
+        what: what is counted, for messages (e.g. ``"pixels decoded at once"``).
+        too_large: the error kind of the 413.
+        retry_after: seconds a refused client should wait.
+    """
+
+    def __init__(self, limit: int, what: str, too_large: str, retry_after: Callable[[], int]) -> None:
+        self.limit, self.what, self.too_large, self.retry_after = limit, what, too_large, retry_after
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int, held: int = 0) -> None:
+        """Take ``n`` more for a request that already holds ``held``."""
+        if held + n > self.limit:
+            raise RequestError(413, self.too_large, f"this request needs {held + n:,} {self.what}, over this "
+                               f"server's limit of {self.limit:,}; send fewer or smaller images")
+        with self._lock:
+            if self.used + n > self.limit:
+                raise RequestError(503, "busy", f"the server is at its limit of {self.limit:,} {self.what}; retry "
+                                   "after the time in Retry-After", retry_after=self.retry_after())
+            self.used += n
+
+    def give(self, n: int) -> None:
+        with self._lock:
+            self.used -= n
+
+
+class Hold:
+    """What one request holds of a :class:`Budget`; a context manager that gives it all back on exit."""
+
+    def __init__(self, budget: Budget) -> None:
+        self.budget, self.n = budget, 0
+
+    def take(self, n: int) -> None:
+        self.budget.take(n, self.n)
+        self.n += n
+
+    def release(self) -> None:
+        self.budget.give(self.n)
+        self.n = 0
+
+    def __enter__(self) -> Hold:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 # --------------------------------------------------------------- precision cap

@@ -1,4 +1,5 @@
-"""The one place where a model prediction becomes the service's answer (with the precision cap applied)."""
+"""The one place where a model prediction becomes the service's answer (with the precision cap applied to every
+location in it: guess, head guess, candidates, map and the upload's own EXIF position)."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ class Responder:
         return PredictResponse(
             guess=guess, confidence=float(pred.confidence), top_k=top, aux=pred.aux,
             method=pred.method, refined=pred.refined, head_guess=head, precision_km=self.precision_km, views=len(views),
-            exif_gps=_truth(views, guess), probability_map=prob_map,
+            exif_gps=_truth(views, guess, self.cap), probability_map=prob_map,
             timings=Timings(decode_ms=round(decode_ms, 2), queue_ms=round(served.queue_ms, 2),
                             model_ms=round(served.model_ms, 2), total_ms=round(total_ms, 2),
                             batch_images=served.batch_images),
@@ -107,12 +108,13 @@ def _points(items, **properties) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features, "properties": properties}
 
 
-def _truth(views: list[View], guess: Guess) -> ExifTruth | None:
+def _truth(views: list[View], guess: Guess, cap: PrecisionCap | None) -> ExifTruth | None:
+    """The first view's EXIF GPS position (snapped like every other location under a cap) and its distance."""
     for i, view in enumerate(views):
         if view.gps is not None:
-            lat, lon = view.gps
+            lat, lon = view.gps if cap is None else cap.snap(*view.gps)
             km = float(haversine_km(lat, lon, guess.lat, guess.lon))
-            return ExifTruth(lat=lat, lon=lon, view=i, distance_km=round(km, 3))
+            return ExifTruth(lat=round(lat, _ROUND), lon=round(lon, _ROUND), view=i, distance_km=round(km, 3))
     return None
 
 

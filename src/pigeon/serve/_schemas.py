@@ -15,6 +15,19 @@ class PredictJSON(BaseModel):
                               "of one place, e.g. the 4 compass views of a panorama")
 
 
+class PredictParams(BaseModel):
+    """The query parameters of ``POST /v1/predict`` (a new parameter is one more field here)."""
+
+    top_k: int = Field(5, ge=1, description="candidates to return (at most the server's max_top_k, see /v1/info)")
+    method: str | None = Field(None, max_length=64, description="placing method, one of the model's (GET /v1/info: "
+                               "methods); default: its default_method")
+    refine: bool | None = Field(None, description="older alias: false means method=cell; true or absent, the "
+                                "model's default method")
+    map: bool = Field(False, description="add the probability map (GeoJSON points)")
+    polygons: bool = Field(False, description="with map: every cell polygon too (large; not on a server with a "
+                           "precision cap)")
+
+
 class Candidate(BaseModel):
     lat: float
     lon: float
@@ -37,7 +50,10 @@ class Guess(BaseModel):
 
 
 class ExifTruth(BaseModel):
-    """Where the first view with EXIF GPS says it was taken, and how far the guess is from it (never stored)."""
+    """Where the first view with EXIF GPS says it was taken, and how far the guess is from it (never stored).
+
+    On a server with a precision cap the position is snapped to the cap's grid like every other location, and the
+    distance is between the snapped position and the snapped guess."""
 
     lat: float
     lon: float
@@ -96,7 +112,8 @@ class StatsResponse(BaseModel):
     in_flight: int = Field(..., description="prediction requests admitted now")
     batches: int
     batch_images: dict[str, int] = Field(..., description="how many model calls had each number of images")
-    guesses_by_country: dict[str, int]
+    guesses_by_country: dict[str, int] = Field(..., description="this client's guesses (its API key's, or its "
+                                               "address's without keys) by country; never other clients'")
 
 
 class Health(BaseModel):
@@ -108,10 +125,13 @@ class Limits(BaseModel):
     max_views: int
     max_image_bytes: int
     max_pixels: int
+    max_aspect_ratio: float = Field(..., description="long side / short side of an accepted image")
     max_top_k: int
     accepted_formats: list[str]
     rate_limit_per_minute: float | None
     request_timeout_s: float
+    read_timeout_s: float = Field(..., description="the headers, then the body, must arrive within this each")
+    max_header_bytes: int
 
 
 class ServiceInfo(BaseModel):

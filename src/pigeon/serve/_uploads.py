@@ -1,27 +1,32 @@
-"""Reading uploads: a bounded request body, parsed in memory, decoded with the decompression-bomb guard.
+"""Reading uploads: a bounded request body, parsed in memory off the event loop, decoded by :mod:`pigeon.images`.
 
-Nothing here writes to disk or logs: the body is read into memory up to the server's limit (a declared
-``Content-Length`` over it is refused before any byte is read), multipart parts are collected by
-python-multipart's parser into memory, and images are decoded by :func:`pigeon.images.load_image`, which checks
-the format from the content and the pixel count from the header before decoding.
+Nothing here writes to disk or logs. The body is read into memory up to the server's limit (a declared
+``Content-Length`` over it is refused before any byte is read), each chunk counted against the bytes all bodies may
+hold at once. Parsing runs in a worker thread: a JSON body's strings are counted before it is parsed (a body with
+millions of entries is refused in milliseconds), multipart parts are collected by python-multipart's parser into
+memory and the closing boundary is required. Each image's header is read first (:func:`probe_view`: format from
+the content, pixels and aspect ratio, the size decoding will take), then it is decoded to the backbone's input
+(:func:`decode_view`).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
+import contextlib
+import functools
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from PIL import Image
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, create_model
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from pigeon.errors import InputError
-from pigeon.images import ImageTooLargeError, UnreadableImageError, load_image
+from pigeon.images import ImageShapeError, ImageTooLargeError, PendingImage, UnreadableImageError
 from pigeon.serve._config import ACCEPTED_FORMATS, ServeConfig
 from pigeon.serve._errors import RequestError
 from pigeon.serve._schemas import PredictJSON
@@ -47,32 +52,17 @@ class View:
     gps: tuple[float, float] | None = None
 
 
-async def read_uploads(request: Request, cfg: ServeConfig) -> list[Upload]:
-    """The images of a predict request, checked for count and size; no decoding yet."""
-    content_type = request.headers.get("content-type", "")
-    kind = content_type.split(";")[0].strip().lower()
+def check_content_type(request: Request) -> str:
+    """The request's content type, refused (415) unless multipart or JSON."""
+    value = request.headers.get("content-type", "")
+    kind = value.split(";")[0].strip().lower()
     if kind not in ("multipart/form-data", "application/json"):
-        raise RequestError(415, "unsupported_media_type",
-                           f"content type {kind or '(none)'!r} is not accepted; {_HOW}")
-    body = await _read_body(request, cfg.max_body_bytes)
-    if not body:
-        raise RequestError(400, "no_images", f"the request body is empty; {_HOW}")
-    uploads = _from_multipart(body, content_type, cfg) if kind == "multipart/form-data" else _from_json(body, cfg)
-    if not uploads:
-        raise RequestError(400, "no_images", f"no image in the request; {_HOW}")
-    if len(uploads) > cfg.max_views:
-        raise RequestError(400, "too_many_files", f"{len(uploads)} images sent, at most {cfg.max_views} views of "
-                           "one place are accepted; send one place per request")
-    for up in uploads:
-        if not up.data:
-            raise RequestError(400, "empty_file", f"{up.label} is empty; attach the image file itself")
-        if len(up.data) > cfg.max_image_bytes:
-            raise RequestError(413, "image_too_large", f"{up.label} is {_mb(len(up.data))}, over the "
-                               f"{_mb(cfg.max_image_bytes)} limit; downscale or recompress it")
-    return uploads
+        raise RequestError(415, "unsupported_media_type", f"content type {kind or '(none)'!r} is not accepted; {_HOW}")
+    return value
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, take: Callable[[int], None]) -> bytes:
+    """The whole body, at most ``limit`` bytes; ``take(n)`` is told of every chunk as it arrives (a budget)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _body_too_large(f"{_mb(int(declared))}", limit)
@@ -82,11 +72,36 @@ async def _read_body(request: Request, limit: int) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise _body_too_large(f"at least {_mb(size)}", limit)
+            take(len(chunk))
             chunks.append(chunk)
     except ClientDisconnect:
         raise RequestError(400, "client_disconnect", "the client closed the connection before the body "
                            "arrived; send the request again") from None
     return b"".join(chunks)
+
+
+def parse_uploads(body: bytes, content_type: str, cfg: ServeConfig) -> list[Upload]:
+    """The images of a predict request, checked for count and size; no decoding yet (runs in a worker thread)."""
+    if not body:
+        raise RequestError(400, "no_images", f"the request body is empty; {_HOW}")
+    multipart = content_type.split(";")[0].strip().lower() == "multipart/form-data"
+    uploads = _from_multipart(body, content_type, cfg) if multipart else _from_json(body, cfg)
+    if not uploads:
+        raise RequestError(400, "no_images", f"no image in the request; {_HOW}")
+    if len(uploads) > cfg.max_views:
+        raise _too_many(f"{len(uploads)} images sent", cfg)
+    for up in uploads:
+        if not up.data:
+            raise RequestError(400, "empty_file", f"{up.label} is empty; attach the image file itself")
+        if len(up.data) > cfg.max_image_bytes:
+            raise RequestError(413, "image_too_large", f"{up.label} is {_mb(len(up.data))}, over the "
+                               f"{_mb(cfg.max_image_bytes)} limit; downscale or recompress it")
+    return uploads
+
+
+def _too_many(sent: str, cfg: ServeConfig) -> RequestError:
+    return RequestError(400, "too_many_files", f"{sent}, at most {cfg.max_views} views of one place are accepted; "
+                        "send one place per request")
 
 
 def _body_too_large(size: str, limit: int) -> RequestError:
@@ -124,8 +139,7 @@ def _from_multipart(body: bytes, content_type: str, cfg: ServeConfig) -> list[Up
 
     def part_begin() -> None:
         if len(parts) >= cfg.max_views + 8:  # a flood of parts: stop before collecting them
-            raise RequestError(400, "too_many_files", f"{len(parts) + 1}+ parts sent, at most {cfg.max_views} "
-                               "views of one place are accepted")
+            raise _too_many(f"{len(parts) + 1}+ parts sent", cfg)
         parts.append(_Part())
 
     def part_data(data: bytes, start: int, end: int) -> None:
@@ -146,6 +160,9 @@ def _from_multipart(body: bytes, content_type: str, cfg: ServeConfig) -> list[Up
     except FormParserError as exc:
         raise RequestError(400, "bad_multipart", f"the multipart body is malformed ({exc}); let your HTTP client "
                            "build it (e.g. curl -F files=@photo.jpg)") from None
+    if parser.state != MultipartState.END:
+        raise RequestError(400, "bad_multipart", "the multipart body ends without its closing boundary (it was cut "
+                           "short); send the complete request again")
     images = [p for p in parts if p.name == FIELD]
     if not images:
         names = sorted({p.name for p in parts})
@@ -158,8 +175,11 @@ def _from_multipart(body: bytes, content_type: str, cfg: ServeConfig) -> list[Up
 
 
 def _from_json(body: bytes, cfg: ServeConfig) -> list[Upload]:
+    strings = 2 * (cfg.max_views + 1)  # quotes of the key "images" and of at most max_views base64 strings
+    if _count_at_most(body, b'"', strings) > strings:
+        raise _too_many(f"the JSON body holds more than {cfg.max_views} strings (or other fields)", cfg)
     try:
-        payload = PredictJSON.model_validate_json(body)
+        payload = _json_body(cfg.max_views).model_validate_json(body)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err.get("loc", ())) or "body"
@@ -178,26 +198,63 @@ def _from_json(body: bytes, cfg: ServeConfig) -> list[Upload]:
     return uploads
 
 
-def decode_view(upload: Upload, cfg: ServeConfig) -> View:
-    """Decode one upload (in a worker thread): format from content, pixels from the header, then the pixels."""
+@functools.cache
+def _json_body(max_views: int) -> type[PredictJSON]:
+    """The JSON body's schema on a server taking at most ``max_views`` images."""
+    return create_model("PredictJSON", __base__=PredictJSON,
+                        images=(list[str], Field(..., min_length=1, max_length=max_views,
+                                                 description=PredictJSON.model_fields["images"].description)))
+
+
+def _count_at_most(data: bytes, needle: bytes, limit: int) -> int:
+    """Occurrences of ``needle`` in ``data``, counted up to ``limit + 1`` (a bounded scan)."""
+    n, at = 0, -1
+    while n <= limit:
+        at = data.find(needle, at + 1)
+        if at < 0:
+            break
+        n += 1
+    return n
+
+
+#: how each refusal of :mod:`pigeon.images` is answered (the first matching class wins)
+_REFUSALS = ((UnreadableImageError, 415, "not_an_image"), (ImageTooLargeError, 413, "too_many_pixels"),
+             (ImageShapeError, 400, "extreme_aspect_ratio"), (InputError, 400, "corrupt_image"))
+
+
+def probe_view(upload: Upload, open_image: Callable[..., PendingImage], cfg: ServeConfig) -> PendingImage:
+    """Read one upload's header (in a worker thread): format from the content, pixels and shape from the header.
+
+    ``open_image`` is the backbone transform's :meth:`~pigeon.backbones.ImageTransform.open`, so decoding will stop
+    at what the model needs.
+    """
+    with _refused():
+        return open_image(upload.data, max_pixels=cfg.max_pixels, formats=ACCEPTED_FORMATS, name=upload.label)
+
+
+def decode_view(pending: PendingImage) -> View:
+    """Decode one probed upload (in a worker thread) down to the backbone's input, with its EXIF GPS position."""
+    with _refused():
+        image = pending.load()
+    return View(image, _exif_gps(pending.exif))
+
+
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """Turn an image refusal of :mod:`pigeon.images` into the request error that answers it."""
     try:
-        image = load_image(upload.data, max_pixels=cfg.max_pixels, formats=ACCEPTED_FORMATS, name=upload.label)
-    except UnreadableImageError as exc:
-        raise RequestError(415, "not_an_image", str(exc)) from None
-    except ImageTooLargeError as exc:
-        raise RequestError(413, "too_many_pixels", str(exc)) from None
+        yield
     except InputError as exc:
-        raise RequestError(400, "corrupt_image", str(exc)) from None
-    return View(image, _exif_gps(upload.data))
+        status, kind = next((status, kind) for error, status, kind in _REFUSALS if isinstance(exc, error))
+        raise RequestError(status, kind, str(exc)) from None
 
 
-def _exif_gps(data: bytes) -> tuple[float, float] | None:
-    """The EXIF GPS position of an already validated image, or None (read from memory, never kept)."""
+def _exif_gps(exif: Image.Exif) -> tuple[float, float] | None:
+    """The EXIF GPS position of a decoded image, or None (read from memory, never kept)."""
     from pigeon.data.ingest import _photo_info
 
     try:
-        with Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as img:
-            info = _photo_info(img.getexif())
+        info = _photo_info(exif)
     except Exception:  # noqa: BLE001  a malformed EXIF block only means "no GPS"
         return None
     if info.lat is None or info.lon is None:

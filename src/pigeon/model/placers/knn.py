@@ -10,7 +10,6 @@ images beyond the pool are left out.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import softmax
 
 from pigeon.model._prediction import Placement
 from pigeon.model.placers._registry import register_placer
@@ -24,6 +23,8 @@ POOL = 64
                  needs=(REFINER,), label="nearest training image (kNN)")
 def place_knn(geo, X: np.ndarray, probs: np.ndarray, k: int) -> Placement:
     """The ``k`` nearest gallery images, nearest first."""
+    from scipy.special import softmax  # here: a prediction with another method does not load scipy
+
     refiner = geo.artefacts[REFINER.name]
     rows, scores = refiner.nearest(X, max(k, POOL))
     weights = softmax(np.asarray(scores, np.float64) / refiner.config.temperature, axis=1)
