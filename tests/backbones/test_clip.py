@@ -129,17 +129,9 @@ def test_long_loader_errors_are_shortened_at_a_word_boundary():
 def test_clip_image_gives_clips_own_projected_image_embedding(tmp_path):
     """``clip_image:`` on a full CLIP folder: CLIPModel.get_image_features (the projection of the CLS token), with
     the top-level projection size even where the saved vision config keeps its default."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    from tests.support.clip import save_tiny_full_clip
 
-    torch.manual_seed(0)
-    config = CLIPConfig(projection_dim=24,
-                        text_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                                         num_attention_heads=2, vocab_size=50, bos_token_id=0, eos_token_id=2),
-                        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                           num_attention_heads=2, image_size=32, patch_size=8))
-    model = CLIPModel(config).eval()
-    model.save_pretrained(tmp_path)
-    CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    model = save_tiny_full_clip(tmp_path, projection_dim=24)
     bb = load(f"clip_image:{tmp_path}", device="cpu")
     assert bb.embed_dim == 24 and backbone_cfg(f"clip_image:{tmp_path}").embed_dim == 24
     pixels = torch.stack([bb.preprocess(im) for im in _images()[:3]])

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from pigeon.backbones import backbone_cfg, list_backbones, load, pretrained_entry
+from tests.support.clip import tiny_clip_config
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 PREPROCESSING = ("image_size", "mean", "std", "interpolation", "crop_pct")
@@ -22,18 +23,16 @@ PREPROCESSING = ("image_size", "mean", "std", "interpolation", "crop_pct")
 def _tiny_clip(folder, cfg, scheme: str = "clip"):
     """A 2-layer CLIP vision model of the entry's input size and preprocessing, saved like a hub checkpoint
     (``clip_image``: a full CLIP, both towers and the projections, as CLIP's own image embedding needs)."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPVisionConfig, CLIPVisionModel
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 
     torch.manual_seed(0)
     patch = 16 if cfg.image_size % 16 == 0 else 14
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=cfg.image_size, patch_size=patch)
     if scheme == "clip_image":
-        text = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, vocab_size=50,
-                    bos_token_id=0, eos_token_id=2)
-        CLIPModel(CLIPConfig(projection_dim=24, text_config=text, vision_config=vision)).save_pretrained(folder)
+        CLIPModel(tiny_clip_config(24, cfg.image_size, patch)).save_pretrained(folder)
     else:
-        CLIPVisionModel(CLIPVisionConfig(**vision)).save_pretrained(folder)
+        CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, image_size=cfg.image_size,
+                                         patch_size=patch)).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": round(cfg.image_size / cfg.crop_pct)},
                        crop_size={"height": cfg.image_size, "width": cfg.image_size}, image_mean=list(cfg.mean),
                        image_std=list(cfg.std), resample=3).save_pretrained(folder)

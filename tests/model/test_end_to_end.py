@@ -25,9 +25,8 @@ def _manifest(work):  # the manifest inside the dataset folder (image paths are 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     """A 2-view Blue Marble dataset with auxiliary columns, its tiny-backbone embeddings and naive cells."""
-    from pigeon.data import read_manifest, write_manifest
     from pigeon.data.bluemarble import make_bluemarble_dataset
-    from pigeon.embed import embed_manifest
+    from tests.support.model import embedded_images
 
     root = tmp_path_factory.mktemp("e2e")
     df = make_bluemarble_dataset(root / "data", n=160, views=2, seed=0, size_px=24)
@@ -35,12 +34,7 @@ def work(tmp_path_factory):
     df["koppen"] = np.where(df["lat"].abs() < 23, "Aw", "Cfb")
     df["elevation_m"] = 200 + 10 * df["lat"].abs()
     df["taken_at"] = pd.to_datetime(rng.integers(1, 13, len(df)).astype(str), format="%m").strftime("2020-%m-15")
-    write_manifest(df, root / "data" / "manifest.parquet")
-    df = read_manifest(root / "data" / "manifest.parquet")
-    embed_manifest(df, "pigeontest:tiny", root / "emb", num_workers=0)
-    train = df[df["split"] == "train"]
-    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive", min_size=5,
-                   max_size=20).save(root / "cells")
+    embedded_images(root, df, min_size=5, max_size=20)
     return root
 
 

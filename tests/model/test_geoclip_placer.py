@@ -7,36 +7,23 @@ import importlib.util
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from pigeon.model import Geolocator, predict_manifest
-from tests.support import assert_clean_error, invoke, write_store
+from tests.support import assert_clean_error, invoke
 from tests.support.distributed import torchrun
-from tests.support.model import make_synthetic
+from tests.support.model import embedded_images, synthetic_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """480 synthetic locations (384 train, 96 val), one view each, their store and naive cells."""
-    from pigeon.cells import GeoCells
-    from pigeon.data import write_manifest
-
+    """480 synthetic locations (384 train, 48 val, 48 test), one view each, their store and naive cells."""
     root = tmp_path_factory.mktemp("geoclip_train")
-    syn = make_synthetic(n=480, dim=32, seed=5)
-    ids = [f"r{i}" for i in range(len(syn.X))]
-    split = np.where(np.isin(np.arange(len(ids)), syn.train[:384]), "train", "val")
-    split[syn.test[:48]] = "test"
-    df = pd.DataFrame({"id": ids, "image": [f"{i}.jpg" for i in ids], "lat": syn.coords[:, 0],
-                       "lon": syn.coords[:, 1], "split": split})
-    write_manifest(df, root / "manifest.parquet")
-    write_store(root / "emb", ids, syn.X, shard_size=100)
-    train = df[df["split"] == "train"]
-    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive", max_size=40).save(root / "cells")
+    synthetic_store(root, n_test=48, seed=5, aux=False)
     return root
 
 
@@ -117,20 +104,12 @@ def test_torchrun_trains_the_method_as_one_process_does(dataset, model, tmp_path
 @pytest.fixture(scope="module")
 def image_model(tmp_path_factory):
     """64 Blue Marble locations x 2 views embedded with the tiny test backbone, trained with geoclip."""
-    from pigeon.cells import GeoCells
-    from pigeon.data import read_manifest, write_manifest
     from pigeon.data.bluemarble import make_bluemarble_dataset
-    from pigeon.embed import embed_manifest
 
     root = tmp_path_factory.mktemp("geoclip_images")
     df = make_bluemarble_dataset(root / "data", n=64, views=2, seed=2, size_px=24)
     df["split"] = np.where(np.arange(len(df)) < 48, "train", "val")
-    write_manifest(df, root / "data" / "manifest.parquet")
-    df = read_manifest(root / "data" / "manifest.parquet")
-    embed_manifest(df, "pigeontest:tiny", root / "emb", num_workers=0)
-    train = df[df["split"] == "train"]
-    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive", min_size=4,
-                   max_size=8).save(root / "cells")
+    embedded_images(root, df, min_size=4, max_size=8)
     result = invoke("train", root / "data" / "manifest.parquet", "--cells", root / "cells", "--embeddings",
                     root / "emb", "-o", root / "model", "--epochs", "2", "--device", "cpu", "--methods", "geoclip")
     assert result.exit_code == 0, result.stderr

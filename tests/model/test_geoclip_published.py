@@ -86,17 +86,10 @@ def test_the_published_files_are_checked_and_renamed():
 @pytest.fixture(scope="module")
 def tiny_clip768(tmp_path_factory):
     """A tiny random CLIP (text and vision towers) whose image projection is 768-d, as CLIP ViT-L/14's."""
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+    from tests.support.clip import save_tiny_full_clip
 
-    torch.manual_seed(0)
-    config = CLIPConfig(projection_dim=768,
-                        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, vocab_size=99, bos_token_id=0, eos_token_id=2),
-                        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                           num_attention_heads=2, image_size=32, patch_size=8))
     path = tmp_path_factory.mktemp("tiny_clip768")
-    CLIPModel(config).save_pretrained(path)
-    CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
+    save_tiny_full_clip(path, projection_dim=768)
     return path
 
 
