@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from refine import _rss_mb, _timed, synthetic_refiner  # noqa: E402  (the refinement benchmark's helpers)
 
 OUT = Path(__file__).resolve().parent / "out"
 SHOWN = ("acc_1km", "acc_25km", "acc_200km", "acc_750km", "acc_2500km", "median_km", "geoscore_mean", "country_acc")
@@ -206,45 +207,35 @@ def print_accuracy(runs: dict, seeds: list[int]) -> None:
 
 
 # -------------------------------------------------------------------------------------------------- speed
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _gallery_seconds(n: int, dim: int, rng) -> float:
+    """Seconds the gallery softmax takes for 512 queries over ``n`` random points of ``dim`` (freed on return)."""
+    import torch
 
+    from pigeon.model.geoclip import top_points
 
-def _best_of(fn, repeats: int = 3) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    points = torch.nn.functional.normalize(torch.randn(n, dim, generator=rng), dim=1)
+    image = torch.nn.functional.normalize(torch.randn(512, dim, generator=rng), dim=1)
+    return _timed(lambda: top_points(image, points, 40.0, 5))
 
 
 def speed_one(n: int) -> dict:
     """Per-image times of each method over galleries of ``n`` points, in this process (512 queries)."""
     import torch
 
-    from pigeon.model.geoclip import top_points
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from refine import synthetic_refiner
-
     out: dict = {"n": n}
     rng = torch.Generator().manual_seed(0)
     for dim in (256, 512):  # geoclip: the method's default space, and GeoCLIP's
-        points = torch.nn.functional.normalize(torch.randn(n, dim, generator=rng), dim=1)
-        image = torch.nn.functional.normalize(torch.randn(512, dim, generator=rng), dim=1)
-        out[f"geoclip_{dim}d_ms"] = 1000 * _best_of(lambda: top_points(image, points, 40.0, 5)) / 512
-        del points
+        out[f"geoclip_{dim}d_ms"] = 1000 * _gallery_seconds(n, dim, rng) / 512
     with tempfile.TemporaryDirectory() as tmp:
         ref, Q, true_cell = synthetic_refiner(n, 1024, Path(tmp))
         cands = np.column_stack([true_cell, np.random.default_rng(1).integers(0, ref.n_cells, (len(Q), 4))])
         probs = np.full(cands.shape, 0.2)
         guess = ref.gallery[["lat", "lon"]].to_numpy()[:len(Q)]
         ref.refine(Q[:8], cands[:8], probs[:8], guess[:8])
-        out["refine_exact_ms"] = 1000 * _best_of(lambda: ref.refine(Q, cands, probs, guess)) / len(Q)
+        out["refine_exact_ms"] = 1000 * _timed(lambda: ref.refine(Q, cands, probs, guess)) / len(Q)
         ref.config = ref.config.replace(index="Flat")
         ref.nearest(Q[:8], 5)
-        out["knn_flat_ms"] = 1000 * _best_of(lambda: ref.nearest(Q[:128], 5), 2) / 128
+        out["knn_flat_ms"] = 1000 * _timed(lambda: ref.nearest(Q[:128], 5), 2) / 128
     out["peak_rss_mb"] = round(_rss_mb())
     return out
 
@@ -256,7 +247,7 @@ def head_ms() -> float:
     geo = Geolocator.from_pretrained("demo")
     X = np.random.default_rng(0).normal(size=(512, geo.head.cfg.in_dim)).astype(np.float32)
     geo.predict_embeddings(X[:8], method="cell")
-    return 1000 * _best_of(lambda: geo.predict_embeddings(X, top_k=5, method="cell")) / 512
+    return 1000 * _timed(lambda: geo.predict_embeddings(X, top_k=5, method="cell")) / 512
 
 
 def speed(args) -> None:
