@@ -44,11 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     config["stages"] = ["head", "geoclip"]
     write_json(args.out / "config.json", config)
     write_json(args.out / "meta.json", provenance("model", config))
-    with atomic_path(args.out / "README.md") as tmp:
-        tmp.write_text(_published.published_card(len(cells)))
     from pigeon.model import Geolocator
+    from pigeon.model._card import model_card
 
-    Geolocator.from_pretrained(args.out)  # loads back
+    geo = Geolocator.from_pretrained(args.out)  # loads back
+    with atomic_path(args.out / "README.md") as tmp:
+        tmp.write_text(model_card(geo))
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     print(f"geoclip model ({len(cells)} cells over {len(coords):,} gallery points, {size / 1e6:.1f} MB) -> {args.out}")
 

@@ -37,7 +37,7 @@ def model_card(geo) -> str:
     if (cfg.get("head") or {}).get("kind") == "geoclip":  # GeoCLIP's published model: its own card
         from pigeon.model.geoclip._published import published_card
 
-        return published_card(geo.n_cells)
+        return published_card(geo.n_cells, _USES)
     cells = cfg.get("cells", {})
     data = cfg.get("data", {})
     train = cfg.get("train", {})

@@ -10,19 +10,19 @@ Stage: model (imports nothing above :mod:`pigeon.model`). The placing method tha
 :mod:`pigeon.model.placers.geoclip`.
 """
 
-from pigeon.model.geoclip._build import TRAINING_LOCATIONS, build_geoclip, training_pairs, use_gallery
-from pigeon.model.geoclip._encoder import (
-    GEOCLIP_SHAPES, SF, EncoderConfig, FourierFeatures, GeoClipTowers, ImageProjection, LocationCapsule,
-    LocationEncoder, equal_earth,
-)
-from pigeon.model.geoclip._gallery import MAX_GALLERY_POINTS, cell_mass, read_gallery, top_points
-from pigeon.model.geoclip._head import GalleryHead
-from pigeon.model.geoclip._model import GeoClip, feature_cache_dir
-from pigeon.model.geoclip._train import ContrastiveTask, GeoClipConfig, GeoClipFit, fit_geoclip
+from pigeon._lazy import exports_of, lazy_exports
 
-__all__ = [
-    "GEOCLIP_SHAPES", "MAX_GALLERY_POINTS", "SF", "TRAINING_LOCATIONS", "ContrastiveTask", "EncoderConfig",
-    "FourierFeatures", "GalleryHead", "GeoClip", "GeoClipConfig", "GeoClipFit", "GeoClipTowers", "ImageProjection",
-    "LocationCapsule", "LocationEncoder", "build_geoclip", "cell_mass", "equal_earth", "feature_cache_dir",
-    "fit_geoclip", "read_gallery", "top_points", "training_pairs", "use_gallery",
-]
+_EXPORTS = exports_of({
+    "pigeon.model.geoclip._build": ("TRAINING_LOCATIONS", "build_geoclip", "training_pairs", "use_gallery"),
+    "pigeon.model.geoclip._config": ("GEOCLIP_SHAPES", "EncoderConfig", "GeoClipConfig"),
+    "pigeon.model.geoclip._encoder": ("SF", "FourierFeatures", "GeoClipTowers", "ImageProjection", "LocationCapsule",
+                                      "LocationEncoder", "equal_earth"),
+    "pigeon.model.geoclip._gallery": ("MAX_GALLERY_POINTS", "cell_mass", "read_gallery", "top_points"),
+    "pigeon.model.geoclip._head": ("GalleryHead",),
+    "pigeon.model.geoclip._model": ("GeoClip", "feature_cache_dir"),
+    "pigeon.model.geoclip._published": ("load_geoclip",),
+    "pigeon.model.geoclip._train": ("ContrastiveTask", "GeoClipFit", "fit_geoclip"),
+})
+__all__ = sorted(_EXPORTS)
+# lazy: the CLI reads the configs' defaults for its help texts without torch
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -9,7 +9,8 @@ import numpy as np
 
 from pigeon.model.geoclip._gallery import gallery_table, read_gallery
 from pigeon.model.geoclip._model import GeoClip
-from pigeon.model.geoclip._train import GeoClipConfig, fit_geoclip
+from pigeon.model.geoclip._config import GeoClipConfig
+from pigeon.model.geoclip._train import fit_geoclip
 
 #: The gallery when none is given.
 TRAINING_LOCATIONS = "training locations"

@@ -8,14 +8,12 @@ published weights load into these modules and give the same features (see :mod:`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from pigeon._config import JsonConfig
-from pigeon.engine._config import raise_first
+from pigeon.model.geoclip._config import EncoderConfig
 
 #: Equal Earth polynomial coefficients (Šavrič, Patterson & Jenny 2018).
 A1, A2, A3, A4 = 1.340264, -0.081106, 0.000893, 0.003796
@@ -35,48 +33,6 @@ def equal_earth(latlon: torch.Tensor) -> torch.Tensor:
     x = (2 * torch.sqrt(torch.tensor(3.0)) * lon * torch.cos(theta)) / denominator
     y = A4 * theta ** 9 + A3 * theta ** 7 + A2 * theta ** 3 + A1 * theta
     return (torch.stack((x, y), dim=1) * SF) / 180
-
-
-@dataclass(frozen=True)
-class EncoderConfig(JsonConfig):
-    """Shapes of the two towers (saved with the method's artefact).
-
-    Attributes:
-        sigmas: standard deviations of the random Fourier frequencies, one capsule each, in cycles per projected
-            half-width (about 20,000 km): 1, 16, 256 resolve roughly 20,000, 1,250 and 80 km.
-        n_frequencies: frequencies per scale (each gives a cosine and a sine).
-        hidden_dim: width of a capsule's hidden layers.
-        depth: hidden layers per capsule (linear + ReLU each).
-        dim: size of the shared embedding space.
-        projection_hidden: hidden width of the image projection (None: the embedding size, as GeoCLIP).
-        seed: draws the Fourier frequencies and the initial weights.
-    """
-
-    sigmas: tuple[float, ...] = (1.0, 16.0, 256.0)
-    n_frequencies: int = 128
-    hidden_dim: int = 256
-    depth: int = 2
-    dim: int = 256
-    projection_hidden: int | None = None
-    seed: int = 0
-
-    def validate(self) -> EncoderConfig:
-        """Check values; raise :class:`pigeon.errors.InputError` naming the bad one."""
-        raise_first([
-            (len(self.sigmas) >= 1 and all(s > 0 for s in self.sigmas), f"sigmas must be > 0, got {self.sigmas}"),
-            (self.n_frequencies >= 1, f"n_frequencies must be >= 1, got {self.n_frequencies}"),
-            (self.hidden_dim >= 1, f"hidden_dim must be >= 1, got {self.hidden_dim}"),
-            (self.depth >= 1, f"depth must be >= 1, got {self.depth}"),
-            (self.dim >= 1, f"dim must be >= 1, got {self.dim}"),
-            (self.projection_hidden is None or self.projection_hidden >= 1,
-             f"projection_hidden must be >= 1, got {self.projection_hidden}"),
-        ])
-        return self
-
-
-#: GeoCLIP's published shapes: 3 scales of 256 frequencies, capsules of three 1024-wide layers, 512-d space.
-GEOCLIP_SHAPES = EncoderConfig(sigmas=(2.0 ** 0, 2.0 ** 4, 2.0 ** 8), n_frequencies=256, hidden_dim=1024, depth=3,
-                               dim=512, projection_hidden=768)
 
 
 class FourierFeatures(nn.Module):

@@ -21,7 +21,8 @@ import torch
 
 from pigeon._io import atomic_path, provenance, read_json, write_json, write_table
 from pigeon.errors import ArtifactNotFoundError, InputError
-from pigeon.model.geoclip._encoder import EncoderConfig, GeoClipTowers
+from pigeon.model.geoclip._config import EncoderConfig
+from pigeon.model.geoclip._encoder import GeoClipTowers
 from pigeon.model.geoclip._gallery import cell_mass, encode_points, top_points
 
 CONFIG, WEIGHTS, GALLERY, FEATURES, META = (
@@ -137,15 +138,15 @@ class GeoClip:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> GeoClip:
-        """Read an artefact written by :meth:`save` (or one naming GeoCLIP's published files)."""
+        """Read an artefact written by :meth:`save` (:func:`pigeon.model.geoclip.load_geoclip` also reads one
+        naming GeoCLIP's published files)."""
         from pigeon._io import read_table
 
         folder = Path(folder)
-        config = read_json(folder / CONFIG, hint=f"the geoclip method's folder is incomplete; {_REBUILD}")
-        if isinstance(config.get("weights"), dict):  # GeoCLIP's published weights, read from its package
-            from pigeon.model.geoclip._published import load_published
-
-            return load_published(folder, config)
+        config = read_config(folder)
+        if is_published(config):
+            raise InputError(f"{folder} names GeoCLIP's published files instead of holding weights; read it with "
+                             "pigeon.model.geoclip.load_geoclip")
         towers = towers_from(config, _load_weights(folder / WEIGHTS))
         gallery = read_table(folder / GALLERY, "gallery")
         features = None
@@ -175,6 +176,16 @@ class GeoClip:
         except OSError:  # a read-only cache only costs the encoding next time
             pass
         return features
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    """The ``config.json`` of a geoclip artefact folder."""
+    return read_json(folder / CONFIG, hint=f"the geoclip method's folder is incomplete; {_REBUILD}")
+
+
+def is_published(config: dict[str, Any]) -> bool:
+    """Whether an artefact's config names GeoCLIP's published files (read from its package) instead of weights."""
+    return isinstance(config.get("weights"), dict)
 
 
 def towers_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> GeoClipTowers:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from pigeon.errors import InputError, MissingDependencyError
-from pigeon.model.geoclip._encoder import GEOCLIP_SHAPES, GeoClipTowers
+from pigeon.model.geoclip._config import GEOCLIP_SHAPES
+from pigeon.model.geoclip._encoder import GeoClipTowers
 
 #: The release whose files are read (the ``peers`` extra pins it).
 VERSION = "1.3.0"
@@ -95,6 +96,16 @@ def published_gallery() -> np.ndarray:
     from pigeon.model.geoclip._gallery import read_gallery
 
     return read_gallery(package_dir() / FILES["gallery"])
+
+
+def load_geoclip(folder: str | Path):
+    """The :class:`GeoClip` of a geoclip artefact folder: one written by :meth:`GeoClip.save`, or one whose
+    ``config.json`` names GeoCLIP's published files (read from the installed wheel)."""
+    from pigeon.model.geoclip._model import GeoClip, is_published, read_config
+
+    folder = Path(folder)
+    config = read_config(folder)
+    return load_published(folder, config) if is_published(config) else GeoClip.load(folder)
 
 
 def load_published(folder: Path, config: dict[str, Any]):
@@ -193,10 +204,9 @@ def published_model_config(n_cells: int, cells_config: dict[str, Any]) -> dict[s
     }
 
 
-def published_card(n_cells: int) -> str:
-    """The model card of the pigeon model made of GeoCLIP's published weights."""
-    from pigeon.model._card import _USES
-
+def published_card(n_cells: int, uses: str) -> str:
+    """The model card of the pigeon model made of GeoCLIP's published weights; ``uses``: the intended and forbidden
+    uses every pigeon model card states (:mod:`pigeon.model._card` passes them, so this module needs nothing of it)."""
     return "\n".join([
         "---", "library_name: pigeon-geo", "license: mit", "tags: [image-geolocation, geoclip, pigeon]", "---", "",
         "# GeoCLIP (published weights) as a pigeon model", "",
@@ -217,6 +227,6 @@ def published_card(n_cells: int) -> str:
         "", "## Methods", "- `geoclip` (default): the most probable gallery points, with their gallery-softmax "
         "probabilities (a posterior over points)", "- `cell`: the centroid of the most probable cell", "",
         "## Metrics", "GeoCLIP's paper reports 14.1 / 34.5 / 50.7 / 69.7 / 83.8 % within 1 / 25 / 200 / 750 / "
-        "2,500 km on IM2GPS3k. Not measured by pigeon (no CLIP weights offline).", "", _USES,
+        "2,500 km on IM2GPS3k. Not measured by pigeon (no CLIP weights offline).", "", uses,
         "## Limits", "- Guesses can only be gallery points: places far from any MP-16 photo cannot be named exactly.",
         "- Probabilities are GeoCLIP's softmax, not calibrated by pigeon.", ""])

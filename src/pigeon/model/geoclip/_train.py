@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from pigeon._config import JsonConfig
 from pigeon._device import all_gather_object
-from pigeon.engine import Engine, OptimConfig, ShuffleSampler
-from pigeon.engine._config import raise_first
+from pigeon.engine import Engine, ShuffleSampler
 from pigeon.errors import InputError
 from pigeon.geo import haversine_km
-from pigeon.model.geoclip._encoder import EncoderConfig, GeoClipTowers
+from pigeon.model.geoclip._config import GeoClipConfig
+from pigeon.model.geoclip._encoder import GeoClipTowers
 from pigeon.model.geoclip._gallery import top_points
 
 TRAIN_LOG = "train_log.jsonl"
@@ -36,64 +35,6 @@ PANELS = [
     ("in-batch accuracy", [("train_acc", "train")]),
     ("val median error (km) (log)", [("val_median_km", "median"), ("val_mean_km", "mean")]),
 ]
-
-
-@dataclass(frozen=True)
-class GeoClipConfig(JsonConfig):
-    """How the geoclip method is built (saved with its artefact).
-
-    Attributes:
-        encoder: the towers' shapes (:class:`EncoderConfig`; GeoCLIP's own are :data:`GEOCLIP_SHAPES`).
-        epochs, batch_size, lr, weight_decay, warmup_epochs, patience: AdamW with warm-up and cosine decay,
-            stopping when the validation median km has not improved for ``patience`` epochs.
-        queue_size: GPS negatives kept from earlier batches (GeoCLIP: 4096).
-        val_fraction: share of the training locations held out to choose the epoch.
-        gallery: a CSV / Parquet file of ``lat``, ``lon`` to place guesses on (None: the training locations).
-        views: train on the embedding of every view of a location (4 pairs for a 4-view location) rather than
-            on their pooled embedding; queries are still pooled by the model's view rule.
-        seed: seeds the towers, the shuffling and the queue.
-        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-    """
-
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    warmup_epochs: float = 1.0
-    patience: int | None = 10
-    queue_size: int = 1024
-    val_fraction: float = 0.1
-    gallery: str | None = None
-    views: bool = True
-    seed: int = 0
-    device: str = "auto"
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GeoClipConfig:
-        d = dict(d)
-        if isinstance(d.get("encoder"), dict):
-            d["encoder"] = EncoderConfig.from_dict(d["encoder"])
-        return super().from_dict(d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "encoder": self.encoder.to_dict()}
-
-    def validate(self) -> GeoClipConfig:
-        """Check values; raise :class:`InputError` naming the bad one."""
-        self.encoder.validate()
-        raise_first([
-            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.queue_size >= 0, f"queue_size must be >= 0, got {self.queue_size}"),
-            (0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}"),
-        ])
-        self.optim().validate()
-        return self
-
-    def optim(self) -> OptimConfig:
-        return OptimConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay, betas=(0.9, 0.98),
-                           eps=1e-6, warmup_epochs=self.warmup_epochs, schedule="cosine", patience=self.patience,
-                           seed=self.seed, device=self.device, precision="fp32")
 
 
 class ContrastiveTask(nn.Module):

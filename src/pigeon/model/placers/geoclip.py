@@ -16,7 +16,7 @@ import numpy as np
 
 from pigeon.errors import InputError
 from pigeon.model._prediction import Placement
-from pigeon.model.geoclip import GeoClip, GeoClipConfig, build_geoclip, read_gallery, training_pairs
+from pigeon.model.geoclip import GeoClip, GeoClipConfig, build_geoclip, load_geoclip, read_gallery, training_pairs
 from pigeon.model.placers._registry import Artefact, TrainingData, register_placer
 
 _FIX = "rebuild it with 'pigeon train ... --methods geoclip' for this model"
@@ -50,7 +50,7 @@ class GeoClipArtefact(Artefact):
                              resume=data.resume)
 
     def load(self, folder: Path) -> GeoClip:
-        return GeoClip.load(folder)
+        return load_geoclip(folder)
 
     def save(self, value: GeoClip, folder: Path) -> None:
         value.save(folder)
