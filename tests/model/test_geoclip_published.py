@@ -102,6 +102,7 @@ def test_the_image_path_end_to_end_matches_geoclip(tiny_clip768, tmp_path, monke
     import geoclip.model.image_encoder as image_encoder
     from geoclip import GeoCLIP
     from pigeon.backbones import load
+    from pigeon.images import DecodeConfig
     from pigeon.model import Geolocator
 
     # the tiny CLIP has no tokenizer: GeoCLIP only needs the processor's image half (transformers' PIL one)
@@ -115,8 +116,9 @@ def test_the_image_path_end_to_end_matches_geoclip(tiny_clip768, tmp_path, monke
     Image.open(_published.package_dir() / "images" / "Kauai.png").convert("RGB").save(photo)
     gps, prob = theirs.predict(str(photo), 5)
 
-    geo = Geolocator.from_pretrained("geoclip", backbone=load(f"clip_image:{tiny_clip768}", device="cpu"),
-                                     gallery=gallery)
+    backbone = load(f"clip_image:{tiny_clip768}", device="cpu")
+    backbone.decode = DecodeConfig(exact=True)  # every pixel resized, as GeoCLIP's transformers processor does
+    geo = Geolocator.from_pretrained("geoclip", backbone=backbone, gallery=gallery)
     [pred] = geo.predict(str(photo), top_k=5, method="geoclip")
     np.testing.assert_allclose([(c.lat, c.lon) for c in pred.top_k], gps.numpy(), atol=1e-4)
     np.testing.assert_allclose([c.prob for c in pred.top_k], prob.numpy(), atol=1e-5)
@@ -124,5 +126,6 @@ def test_the_image_path_end_to_end_matches_geoclip(tiny_clip768, tmp_path, monke
     cached = list((tmp_path / "cache" / "geoclip").glob("gallery-*.safetensors"))
     assert len(cached) == 1  # the gallery was encoded once; a second model reads the features back
     again = Geolocator.from_pretrained("geoclip", backbone=geo.backbone, gallery=gallery)
-    assert [c.prob for c in again.predict(str(photo), top_k=5, method="geoclip")[0].top_k] == \
-        [c.prob for c in pred.top_k]
+    assert torch.equal(again.artefacts["geoclip"].features, geo.artefacts["geoclip"].features)
+    np.testing.assert_allclose([c.prob for c in again.predict(str(photo), top_k=5, method="geoclip")[0].top_k],
+                               [c.prob for c in pred.top_k], rtol=1e-6)  # the same up to the matmul's rounding
