@@ -21,6 +21,20 @@ def cli():
     return invoke
 
 
+@pytest.fixture(autouse=True)
+def _pixel_limit_restored():
+    """Every test starts with the default decompression-bomb limit (``pigeon embed --max-pixels`` run in-process
+    and the embedding workers set the process-wide one)."""
+    from PIL import Image
+
+    from pigeon import images
+
+    limit, pil = images.get_max_pixels(), Image.MAX_IMAGE_PIXELS
+    yield
+    images.set_max_pixels(limit)
+    Image.MAX_IMAGE_PIXELS = pil
+
+
 @pytest.fixture
 def one_thread():
     """One torch thread for the test: on the shared 2-core machine two threads fight other jobs and run ~10x slower."""

@@ -70,8 +70,8 @@ def named(request, tmp_path_factory):
 
 def _images():
     rng = np.random.default_rng(3)
-    return [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)) for shape in  # strips within the
-            [(64, 64, 3), (120, 40, 3), (12, 230, 3), (230, 12, 3)]]                  # 20:1 decode bound
+    return [Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)) for shape in
+            [(64, 64, 3), (120, 40, 3), (15, 300, 3), (300, 15, 3)]]  # up to the 20:1 aspect-ratio limit
 
 
 def test_the_registry_lists_the_paper_and_offline_backbones():

@@ -247,9 +247,8 @@ def test_decoding_does_not_block_the_event_loop(geo, monkeypatch):
         worker = threading.Thread(target=lambda: c.post("/v1/predict", files=files(jpeg())))
         worker.start()
         time.sleep(0.2)
-        start = time.perf_counter()
-        assert c.get("/healthz").status_code == 200  # answered while a decode is stuck
-        assert time.perf_counter() - start < 2
+        assert c.get("/healthz").status_code == 200  # answered while a decode is stuck...
+        assert worker.is_alive() and not release.is_set()  # ...and still held (no timing: the CPU is shared)
         release.set()
         worker.join()
 

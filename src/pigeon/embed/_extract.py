@@ -112,9 +112,7 @@ def embed_manifest(
     num_workers = check_local_options(batch_size, num_workers)
     root = df.attrs.get("root", ".")
     df = validate_manifest(df, require_coords=False)
-    backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
-    if decode is not None:
-        backbone.decode = decode
+    backbone = local_backbone(backbone, device, dtype, decode)
     out = Path(out_dir)
     config = embed_config(backbone.name, backbone.cfg, df, shard_size, batch_size, backbone.decode)
     if _prepare(out, config, overwrite):
@@ -127,6 +125,15 @@ def embed_manifest(
     with image_progress(f"embed ({backbone.name})", sum(len(views[r]) for s in todo.values() for r in s)) as advance:
         embed_shards(backbone, out, ids, views, todo, batch_size, num_workers, advance)
     return _finish(out, config, len(shards))
+
+
+def local_backbone(backbone: Backbone | str, device: str | None, dtype: str | None,
+                   decode: DecodeConfig | None) -> Backbone:
+    """The backbone to embed with in this process (loaded when named), decoding as ``decode`` says when given."""
+    backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
+    if decode is not None:
+        backbone.decode = decode
+    return backbone
 
 
 def check_local_options(batch_size: int, num_workers: int | None) -> int:

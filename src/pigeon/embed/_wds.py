@@ -25,11 +25,11 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pigeon._io import atomic_path, provenance, write_json
-from pigeon.backbones import Backbone, BackboneCfg, load
+from pigeon.backbones import Backbone, BackboneCfg
 from pigeon.data.shards import MAX_MEMBER_BYTES, Row, expand_shards, iter_shard, sample_row
 from pigeon.embed._config import BATCH_SIZE
 from pigeon.embed._extract import (
-    _finish, _init_worker, _prepare, check_local_options, embed_config, image_progress,
+    _finish, _init_worker, _prepare, check_local_options, embed_config, image_progress, local_backbone,
 )
 from pigeon.embed._store import MANIFEST, Embeddings, shard_path, write_shard
 from pigeon.errors import InputError, PigeonError
@@ -158,9 +158,7 @@ def embed_shards_from(
     """
     num_workers = check_local_options(batch_size, num_workers)
     urls = expand_shards(spec)
-    backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
-    if decode is not None:
-        backbone.decode = decode
+    backbone = local_backbone(backbone, device, dtype, decode)
     out = Path(out_dir)
     config = tar_config(backbone.name, backbone.cfg, urls, batch_size, max_member_bytes, backbone.decode)
     if _prepare(out, config, overwrite):
