@@ -25,7 +25,8 @@ def test_demo_writes_every_stage_and_beats_the_baseline(demo):
                  "model/config.json", "model/head.safetensors", "report/metrics.json", "report/error_cdf.png",
                  "report/error_map.png", "report/cells.png", "report/comparison.md",
                  "report/baseline/metrics.json", "report/cell/metrics.json", "report/knn/metrics.json",
-                 "model/refiner/meta.json", "model/README.md"):
+                 "model/refiner/meta.json", "model/geoclip/config.json", "report/geoclip/metrics.json",
+                 "model/README.md"):
         assert (out / path).is_file(), path
     model = json.loads((out / "report/metrics.json").read_text())
     baseline = json.loads((out / "report/baseline/metrics.json").read_text())
@@ -36,7 +37,7 @@ def test_demo_writes_every_stage_and_beats_the_baseline(demo):
     head = json.loads((out / "report/cell/metrics.json").read_text())
     assert model["median_km"] < head["median_km"]  # refinement moves guesses off the cell centroids
     comparison = (out / "report/comparison.md").read_text()
-    assert all(name in comparison for name in ("pigeon (refined)", "head only", "kNN", "spherical-mean"))
+    assert all(name in comparison for name in ("pigeon (refined)", "head only", "kNN", "spherical-mean", "geoclip"))
     assert "median error" in result.stdout and "pigeon predict" in result.stdout
     assert json.loads((out / "demo.json").read_text())["config"]["n"] == 160
 
@@ -91,8 +92,8 @@ def test_demo_reports_the_region_held_out_run_beside_the_random_split(demo):
     out, result = demo
     table = (out / "report/comparison.md").read_text()
     columns = [c.strip() for c in table.splitlines()[0].strip("|").split("|")]
-    methods = ("pigeon (refined)", "pigeon head only (cell centroid)", "nearest training image (kNN)",
-               "spherical-mean baseline")
+    methods = ("pigeon (refined)", "pigeon head only (cell centroid)", "GeoCLIP-style gallery (geoclip)",
+               "nearest training image (kNN)", "spherical-mean baseline")
     assert columns == ["metric"] + [f"{m}, {split}" for split in ("random split", "region held out") for m in methods]
     assert "region held out" in result.stdout
     split = read_manifest(out / "region/manifest.parquet")

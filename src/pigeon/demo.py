@@ -42,6 +42,8 @@ GUESS_REPORTS = {"mode": "", "distance": "guess-distance", "score": "guess-score
 #: training rows closer than 905 km to a val/test row (view centres included) are left out. Two 640 km views
 #: overlap only when their centres are closer than 640 x sqrt(2) = 905 km, so no training view shows test ground.
 REGION_SPLIT = {"by": "region", "n_regions": 50, "buffer_km": 905.0}
+#: The placing methods whose artefacts the demo builds (the head's ``cell`` needs none; ``knn`` uses the refiner).
+DEMO_METHODS = ("refine", "geoclip")
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,8 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig | None = None, *, ov
     log(f"[3/5] embeddings: {df['image'].map(len).sum()} views -> {paths['embeddings']}")
     emb = demo_embeddings(df, paths["embeddings"], backbone)
 
-    log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner -> {paths['model']}")
+    log(f"[4/5] training: geocell head with haversine label smoothing + auxiliary heads, refiner, geoclip -> "
+        f"{paths['model']}")
     geo = demo_model(df, lambda: cells, emb, paths["model"], config)
 
     log(f"[5/5] evaluation on {len(test_df)} test locations -> {paths['report']}")
@@ -180,13 +183,15 @@ def demo_cells(train_df: pd.DataFrame, folder: Path, config: DemoConfig):
 
 
 def demo_model(df: pd.DataFrame, cells, emb, folder: Path, config: DemoConfig):
-    """The demo's geolocator (the street-view recipe with the demo's epochs and seed), trained once in ``folder``;
+    """The demo's geolocator (the street-view recipe with the demo's epochs and seed, and the artefacts of
+    :data:`DEMO_METHODS`), trained once in ``folder``;
     ``cells()`` gives its geocells when it has to be trained."""
     from pigeon.model import Geolocator, train
 
     if (folder / "config.json").is_file():
         return Geolocator.from_pretrained(folder)
-    return train(df, cells(), emb, folder, TrainConfig(epochs=config.epochs, seed=config.seed), overwrite=True)
+    return train(df, cells(), emb, folder, TrainConfig(epochs=config.epochs, seed=config.seed),
+                 methods=DEMO_METHODS, overwrite=True)
 
 
 def _record_comparison(geo, runs: dict[str, dict[str, Any]], guesses: dict[str, dict[str, Any]],

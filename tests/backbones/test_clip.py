@@ -124,3 +124,18 @@ def test_long_loader_errors_are_shortened_at_a_word_boundary():
     assert short.endswith(" ...") and len(short) <= 210
     assert all(w.startswith("word") and len(w) == 7 for w in short.removesuffix(" ...").split())
     assert _first_line(OSError("short reason\nmore")) == "short reason"
+
+
+def test_clip_image_gives_clips_own_projected_image_embedding(tmp_path):
+    """``clip_image:`` on a full CLIP folder: CLIPModel.get_image_features (the projection of the CLS token), with
+    the top-level projection size even where the saved vision config keeps its default."""
+    from tests.support.clip import save_tiny_full_clip
+
+    model = save_tiny_full_clip(tmp_path, projection_dim=24)
+    bb = load(f"clip_image:{tmp_path}", device="cpu")
+    assert bb.embed_dim == 24 and backbone_cfg(f"clip_image:{tmp_path}").embed_dim == 24
+    pixels = torch.stack([bb.preprocess(im) for im in _images()[:3]])
+    with torch.no_grad():
+        expected = model.get_image_features(pixel_values=pixels)
+    expected = getattr(expected, "pooler_output", expected)  # transformers 5 returns an output object
+    np.testing.assert_allclose(bb.embed(_images()[:3]), expected.numpy(), atol=1e-5)

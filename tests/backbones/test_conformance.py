@@ -14,24 +14,29 @@ import torch
 from PIL import Image
 
 from pigeon.backbones import backbone_cfg, list_backbones, load, pretrained_entry
+from tests.support.clip import tiny_clip_config
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 PREPROCESSING = ("image_size", "mean", "std", "interpolation", "crop_pct")
 
 
-def _tiny_clip(folder, cfg):
-    """A 2-layer CLIP vision model of the entry's input size and preprocessing, saved like a hub checkpoint."""
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
+def _tiny_clip(folder, cfg, scheme: str = "clip"):
+    """A 2-layer CLIP vision model of the entry's input size and preprocessing, saved like a hub checkpoint
+    (``clip_image``: a full CLIP, both towers and the projections, as CLIP's own image embedding needs)."""
+    from transformers import CLIPImageProcessor, CLIPModel, CLIPVisionConfig, CLIPVisionModel
 
     torch.manual_seed(0)
     patch = 16 if cfg.image_size % 16 == 0 else 14
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                              image_size=cfg.image_size, patch_size=patch)
-    CLIPVisionModel(config).save_pretrained(folder)
+    if scheme == "clip_image":
+        CLIPModel(tiny_clip_config(24, cfg.image_size, patch)).save_pretrained(folder)
+    else:
+        CLIPVisionModel(CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=2, image_size=cfg.image_size,
+                                         patch_size=patch)).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": round(cfg.image_size / cfg.crop_pct)},
                        crop_size={"height": cfg.image_size, "width": cfg.image_size}, image_mean=list(cfg.mean),
                        image_std=list(cfg.std), resample=3).save_pretrained(folder)
-    return load(f"clip:{folder}", device="cpu")
+    return load(f"{scheme}:{folder}", device="cpu")
 
 
 def _random_efficientnet(name, tmp_path, monkeypatch):
@@ -55,8 +60,8 @@ def named(request, tmp_path_factory):
         return name, entry, load(name, device="cpu"), True
     scheme = name.split(":", 1)[0]
     folder = tmp_path_factory.mktemp(scheme)
-    if scheme == "clip":
-        return name, entry, _tiny_clip(folder, entry.cfg), False
+    if scheme in ("clip", "clip_image"):
+        return name, entry, _tiny_clip(folder, entry.cfg, scheme), False
     if scheme == "efficientnet":
         with pytest.MonkeyPatch.context() as mp:
             return name, entry, _random_efficientnet(name, folder, mp), False

@@ -38,7 +38,7 @@ def test_help_loads_no_heavy_module():
 def test_config_modules_import_without_torch():
     """The CLI builds help texts from these dataclasses' fields, so they must not pull in torch."""
     assert _loaded_after("import pigeon._config, pigeon.engine._config, pigeon.pretrain._config, "
-                         "pigeon.cells._config, pigeon.refine._config") == []
+                         "pigeon.cells._config, pigeon.refine._config, pigeon.model.geoclip._config") == []
 
 
 def test_one_prediction_loads_only_what_it_needs(tmp_path):

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from pigeon.cells import GeoCells
-from tests.support import invoke, write_store
+from tests.support import invoke
 from tests.support.distributed import spawn, torchrun
-from tests.support.model import make_synthetic
+from tests.support.model import embedded_images, synthetic_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -21,19 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """480 synthetic locations (384 train, 96 val) with auxiliary columns, their store and naive cells."""
-    from pigeon.data import write_manifest
-
     root = tmp_path_factory.mktemp("ddp")
-    syn = make_synthetic(n=480, dim=32, seed=3)
-    ids = [f"r{i}" for i in range(len(syn.X))]
-    split = np.where(np.isin(np.arange(len(ids)), syn.train[:384]), "train", "val")
-    df = pd.DataFrame({"id": ids, "image": [f"{i}.jpg" for i in ids], "lat": syn.coords[:, 0],
-                       "lon": syn.coords[:, 1], "split": split, **{c: syn.frame[c] for c in syn.frame.columns}})
-    write_manifest(df, root / "manifest.parquet")
-    write_store(root / "emb", ids, syn.X, shard_size=50)
-    train = df[df["split"] == "train"]
-    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive",
-                                max_size=40).save(root / "cells")
+    synthetic_store(root)
     return root
 
 
@@ -78,20 +65,13 @@ def _finetune_worker(rank: int, model, manifest, out) -> None:
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     """48 training locations x 2 views with the tiny test backbone's store and a model trained on them."""
-    from pigeon.data import read_manifest, write_manifest
     from pigeon.data.bluemarble import make_bluemarble_dataset
-    from pigeon.embed import embed_manifest
 
     root = tmp_path_factory.mktemp("ddp_ft")
     df = make_bluemarble_dataset(root / "data", n=64, views=2, seed=1, size_px=24)
     df["split"] = np.where(np.arange(len(df)) < 48, "train", "val")
     df["koppen"] = np.where(df["lat"].abs() < 23, "Aw", "Cfb")
-    write_manifest(df, root / "data" / "manifest.parquet")
-    df = read_manifest(root / "data" / "manifest.parquet")
-    embed_manifest(df, "pigeontest:tiny", root / "emb", num_workers=0)
-    train = df[df["split"] == "train"]
-    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive",
-                                min_size=4, max_size=8).save(root / "cells")
+    embedded_images(root, df, min_size=4, max_size=8)
     result = invoke("train", root / "data" / "manifest.parquet", "--cells", root / "cells", "--embeddings",
                     root / "emb", "-o", root / "model", "--epochs", "2", "--batch-size", "16", "--dropout", "0",
                     "--device", "cpu")  # no dropout: each process would draw its own masks

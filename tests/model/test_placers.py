@@ -38,7 +38,7 @@ def X(demo, views):
 
 
 def test_the_registry_lists_every_method_with_what_it_needs():
-    assert list(METHODS)[:3] == ["cell", "refine", "knn"]
+    assert [m for m in METHODS if m in ("cell", "refine", "knn")] == ["cell", "refine", "knn"]
     assert all(p.description for p in METHODS.values())
     assert [a.name for a in get_placer("refine").needs] == [a.name for a in get_placer("knn").needs] == ["refiner"]
     assert get_placer("cell").needs == () and placers.default_method([]) == "cell"

@@ -4,8 +4,8 @@
 the submodules hold those of one area: ``model`` (synthetic data with a known answer, a tiny backbone, toy
 cells), ``geo`` (brute-force distances, a clustered manifest), ``engine`` (a toy regression task), ``cells``
 (a toy world), ``maps`` (synthetic admin areas), ``evaluate`` (hand-checked cases), ``serve`` (upload bytes,
-clients, the live service), ``hostile`` (the hostile-input corpus), ``distributed`` (several processes joined like torchrun), ``dummy_placer`` (a placing method made
-the way a plugin would).
+clients, the live service), ``hostile`` (the hostile-input corpus), ``distributed`` (several processes joined like
+torchrun), ``dummy_placer`` (a placing method made the way a plugin would), ``clip`` (tiny random full CLIPs).
 """
 
 from __future__ import annotations

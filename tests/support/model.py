@@ -1,5 +1,6 @@
 """Synthetic geolocation data whose answer is known (embeddings encode the location plus noise), a tiny
-registered backbone, toy cells, and a small Blue Marble dataset embedded by that backbone (:func:`e2e_dataset`)."""
+registered backbone, toy cells, the training tests' inputs (a synthetic store, embedded Blue Marble views) and a
+small Blue Marble dataset embedded by that backbone (:func:`e2e_dataset`)."""
 
 from __future__ import annotations
 
@@ -107,20 +108,50 @@ def e2e_manifest(work):
 def e2e_dataset(root):
     """A 2-view Blue Marble dataset with auxiliary columns in ``root/data``, its tiny-backbone embeddings in
     ``root/emb`` and naive cells in ``root/cells``; returns ``root``."""
-    from pigeon.cells import GeoCells
-    from pigeon.data import read_manifest, write_manifest
     from pigeon.data.bluemarble import make_bluemarble_dataset
-    from pigeon.embed import embed_manifest
 
     df = make_bluemarble_dataset(root / "data", n=160, views=2, seed=0, size_px=24)
     rng = np.random.default_rng(0)
     df["koppen"] = np.where(df["lat"].abs() < 23, "Aw", "Cfb")
     df["elevation_m"] = 200 + 10 * df["lat"].abs()
     df["taken_at"] = pd.to_datetime(rng.integers(1, 13, len(df)).astype(str), format="%m").strftime("2020-%m-15")
-    write_manifest(df, e2e_manifest(root))
-    df = read_manifest(e2e_manifest(root))
+    embedded_images(root, df, min_size=5, max_size=20)
+    return root
+
+
+def synthetic_store(root, n: int = 480, n_train: int = 384, n_test: int = 0, seed: int = 3,
+                    aux: bool = True) -> Synthetic:
+    """A manifest (``n_train`` train rows, ``n_test`` test rows, the rest val; the auxiliary columns when ``aux``),
+    a one-view embeddings store and naive cells of :func:`make_synthetic` locations in ``root``; returns the data."""
+    from pigeon.cells import GeoCells
+    from pigeon.data import write_manifest
+    from tests.support import write_store
+
+    syn = make_synthetic(n=n, dim=32, seed=seed)
+    ids = [f"r{i}" for i in range(len(syn.X))]
+    split = np.where(np.isin(np.arange(len(ids)), syn.train[:n_train]), "train", "val")
+    split[syn.test[:n_test]] = "test"
+    df = pd.DataFrame({"id": ids, "image": [f"{i}.jpg" for i in ids], "lat": syn.coords[:, 0],
+                       "lon": syn.coords[:, 1], "split": split, **({c: syn.frame[c] for c in syn.frame.columns} if aux else {})})
+    write_manifest(df, root / "manifest.parquet")
+    write_store(root / "emb", ids, syn.X, shard_size=50)
+    train = df[df["split"] == "train"]
+    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive",
+                   max_size=40).save(root / "cells")
+    return syn
+
+
+def embedded_images(root, df: pd.DataFrame, min_size: int, max_size: int) -> pd.DataFrame:
+    """Write ``df`` (Blue Marble views) as ``root/data/manifest.parquet``, embed it with the tiny test backbone
+    into ``root/emb`` and build naive cells of its training rows in ``root/cells``; returns the manifest read back."""
+    from pigeon.cells import GeoCells
+    from pigeon.data import read_manifest, write_manifest
+    from pigeon.embed import embed_manifest
+
+    write_manifest(df, root / "data" / "manifest.parquet")
+    df = read_manifest(root / "data" / "manifest.parquet")
     embed_manifest(df, "pigeontest:tiny", root / "emb", num_workers=0)
     train = df[df["split"] == "train"]
-    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive", min_size=5,
-                   max_size=20).save(root / "cells")
-    return root
+    GeoCells.build(train["lat"].to_numpy(), train["lon"].to_numpy(), method="naive", min_size=min_size,
+                   max_size=max_size).save(root / "cells")
+    return df

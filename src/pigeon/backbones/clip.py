@@ -2,13 +2,16 @@
 
 ``clip:<hub id or folder>`` loads ``CLIPVisionModel.from_pretrained`` and the folder's image-processor settings.
 The embedding follows PIGEON: the **mean over all tokens** (CLS + patches) of ``last_hidden_state``, before
-the post-layernorm and projection (1024-d for ViT-L/14-336). Without a model hub, pass a folder written by
-``save_pretrained`` (e.g. downloaded elsewhere with ``huggingface-cli download openai/clip-vit-large-patch14-336``).
+the post-layernorm and projection (1024-d for ViT-L/14-336). ``clip_image:<hub id or folder>`` gives CLIP's own
+image embedding instead (``get_image_features``: the projected CLS token, 768-d for ViT-L/14), what GeoCLIP reads.
+Without a model hub, pass a folder written by ``save_pretrained`` (e.g. downloaded elsewhere with
+``huggingface-cli download openai/clip-vit-large-patch14-336``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -26,6 +29,7 @@ from pigeon.backbones._registry import register_backbone, register_pretrained
 from pigeon.errors import ArtifactNotFoundError, InputError
 
 _POOLING = "mean over all tokens of last_hidden_state"
+_PROJECTED = "CLIP's image embedding: the visual projection of the layer-normed CLS token"
 _RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}  # PIL resample codes
 _HINT = ("pass a local folder saved with save_pretrained, or download it where a model hub is reachable "
          "(huggingface-cli download ID) and pass that folder")
@@ -88,6 +92,39 @@ def load_clip(spec: str) -> CLIPVisionBackbone:
         except OSError as exc:
             raise ArtifactNotFoundError(spec, f"cannot load CLIP weights ({_first_line(exc)}); {_HINT}") from None
     return CLIPVisionBackbone(f"clip:{spec}", read_clip_cfg(spec, download=online), model)
+
+
+class CLIPImageFeatures(CLIPVisionBackbone):
+    """A ``transformers`` ``CLIPVisionModelWithProjection``: CLIP's own image embedding (the projected, layer-normed
+    CLS token, ``CLIPModel.get_image_features``), the input of CLIP-space methods such as GeoCLIP."""
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, S, S)`` -> ``(N, projection_dim)``."""
+        return self.model(pixel_values=pixels).image_embeds
+
+
+def read_clip_image_cfg(spec: str, download: bool = False) -> BackboneCfg:
+    """The :class:`BackboneCfg` of ``clip_image:<spec>``: the CLIP folder's, with the projection's size."""
+    config = _read_json(spec, "config.json", required=True, download=download)
+    dim = config.get("projection_dim", config.get("vision_config", {}).get("projection_dim", 512))
+    return dataclasses.replace(read_clip_cfg(spec, download), embed_dim=int(dim), pooling=_PROJECTED)
+
+
+@register_backbone("clip_image", cfg_reader=read_clip_image_cfg)
+def load_clip_image(spec: str) -> CLIPImageFeatures:
+    """Load ``clip_image:<hub id or local folder>`` (a CLIP checkpoint with its visual projection)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    online = _check_source(spec)
+    cfg = read_clip_image_cfg(spec, download=online)
+    with quiet_transformers():
+        try:
+            config = CLIPVisionConfig.from_pretrained(spec, local_files_only=not online)
+            config.projection_dim = cfg.embed_dim  # a full CLIP's size lives in its top-level config
+            model = CLIPVisionModelWithProjection.from_pretrained(spec, config=config, local_files_only=not online)
+        except OSError as exc:
+            raise ArtifactNotFoundError(spec, f"cannot load CLIP weights ({_first_line(exc)}); {_HINT}") from None
+    return CLIPImageFeatures(f"clip_image:{spec}", cfg, model)
 
 
 @contextlib.contextmanager
@@ -188,6 +225,11 @@ register_pretrained("clip:openai/clip-vit-large-patch14-336",
 register_pretrained("clip:geolocal/StreetCLIP",
                     BackboneCfg(source="hf:geolocal/StreetCLIP", license="CC-BY-NC-4.0", **_L14_336),
                     "StreetCLIP (PIGEON authors; CLIP ViT-L/14-336 pretrained for geolocation)", requires="model hub")
+register_pretrained("clip_image:openai/clip-vit-large-patch14",
+                    BackboneCfg(source="hf:openai/clip-vit-large-patch14", embed_dim=768, image_size=224,
+                                mean=CLIP_MEAN, std=CLIP_STD, license="MIT", pooling=_PROJECTED),
+                    "OpenAI CLIP ViT-L/14 image embeddings (224 px, 768-d): what GeoCLIP's published weights read",
+                    requires="model hub")
 register_pretrained("clip:openai/clip-vit-base-patch16",
                     BackboneCfg(source="hf:openai/clip-vit-base-patch16", embed_dim=768, image_size=224,
                                 mean=CLIP_MEAN, std=CLIP_STD, license="MIT", pooling=_POOLING),

@@ -34,9 +34,17 @@ def resolve_method_option(method: str | None, no_refine: bool) -> str | None:
     return method
 
 
+#: The options that take a model's parts from elsewhere (``pigeon predict`` and ``pigeon serve``).
+BACKBONE_HELP = ("The model's backbone from elsewhere, e.g. clip:LOCAL_DIR (the same network downloaded where the "
+                 "model hub is reachable; GeoCLIP's model needs openai/clip-vit-large-patch14).")
+GALLERY_HELP = ("A lat,lon file (CSV or Parquet) of the points the geoclip method places guesses on, instead of "
+                "the model's gallery (e.g. GeoCLIP's 100K MP-16 gallery).")
+
+
 @app.command("predict", cls=live_help(method=method_help))
 def predict_command(
-    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo')."),
+    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo'), a bundled model "
+                                 "(demo, geoclip) or a hub id."),
     images: list[Path] = typer.Argument(None, help="Image files; see --views for multi-view locations."),
     views: int = typer.Option(1, "--views", help="Consecutive IMAGEs that are the views of one location (e.g. 4)."),
     top_k: int = typer.Option(DEFAULT_TOP_K, "--top-k", help="Candidate cells to list per location."),
@@ -59,6 +67,8 @@ def predict_command(
                                   "of the guess (default: when the model has a gallery; --p-within requires one)."),
     strict: bool = typer.Option(False, "--strict", help="With --manifest: stop at the first unreadable image "
                                 "instead of listing it in the failures file."),
+    backbone: str = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    gallery: Path = typer.Option(None, "--gallery", help=GALLERY_HELP),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
     exact_decode: bool = typer.Option(False, "--exact-decode", help="Decode every pixel and resize the whole image "
                                       "(as the transformers processors do) instead of JPEG draft mode / reduce to "
@@ -71,6 +81,7 @@ def predict_command(
       pigeon predict model/ photo.jpg --top-k 5 --guess distance --probability-map map.geojson
       pigeon predict model/ n.jpg e.jpg s.jpg w.jpg --views 4 --json
       pigeon predict model/ --manifest data/manifest.parquet --split test -o predictions.csv --method knn
+      pigeon predict geoclip photo.jpg --backbone clip:clip-vit-large-patch14/   (GeoCLIP's published model)
     """
     _check_answer_options(guess, credible)
     method = resolve_method_option(method, no_refine)
@@ -83,7 +94,7 @@ def predict_command(
     if manifest is not None:
         if out is None:
             raise InputError("--manifest needs an output file: add -o predictions.csv")
-        geo = _load(model, device, exact_decode, p_within)
+        geo = _load(model, device, exact_decode, backbone, gallery, p_within)
         _predict_manifest(geo, manifest, split, embeddings, out, top_k, geo.resolve_method(method), strict,
                           {"guess": guess, "credible": credible, "p_within": p_within})
         return
@@ -94,7 +105,7 @@ def predict_command(
     if probability_map is not None and len(locations) != 1:
         raise InputError(f"--probability-map needs exactly one location, got {len(locations)}; "
                          "predict the images one location at a time")
-    geo = _load(model, device, exact_decode, p_within)
+    geo = _load(model, device, exact_decode, backbone, gallery, p_within)
     preds = geo.predict(locations, top_k=top_k, method=geo.resolve_method(method), guess=guess, credible=credible)
     if p_within is False:
         for p in preds:
@@ -121,12 +132,14 @@ def _check_answer_options(guess: str | None, credible: float | None) -> None:
         check_credible(credible)
 
 
-def _load(model: Path, device: str | None, exact_decode: bool, p_within: bool | None):
-    """The model, whose backbone decodes every pixel when ``exact_decode``, checked to answer ``--p-within``."""
+def _load(model: Path, device: str | None, exact_decode: bool, backbone: str | None, gallery: Path | None,
+          p_within: bool | None):
+    """The model (with its backbone or gallery from elsewhere when given), whose backbone decodes every pixel when
+    ``exact_decode``, checked to answer ``--p-within``."""
     from pigeon.images import DecodeConfig
     from pigeon.model import Geolocator
 
-    geo = Geolocator.from_pretrained(model, device=device)
+    geo = Geolocator.from_pretrained(model, device=device, backbone=backbone, gallery=gallery)
     if exact_decode:
         geo.backbone.decode = DecodeConfig(exact=True)
     geo.check_answer(p_within=p_within)

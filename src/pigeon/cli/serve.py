@@ -8,6 +8,7 @@ import typer
 
 from pigeon.cli._app import app
 from pigeon.cli._options import described, show
+from pigeon.cli.predict import BACKBONE_HELP, GALLERY_HELP
 from pigeon.serve._config import ServeConfig
 
 
@@ -17,7 +18,8 @@ def _serve(text: str, name: str, shown=show) -> str:
 
 @app.command("serve")
 def serve_command(
-    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo'), or 'demo'."),
+    model: Path = typer.Argument(..., help="Model folder (from 'pigeon train' or 'pigeon demo'), or a "
+                               "bundled model (demo, geoclip)."),
     host: str = typer.Option(None, "--host", help=_serve("Address to listen on; anything but loopback needs "
                                                          "--api-key-file (or --no-auth).", "host")),
     port: int = typer.Option(None, "--port", help=_serve("Port.", "port")),
@@ -53,12 +55,15 @@ def serve_command(
                                           "(repeatable) \\[default: CORS off]."),
     threads: int = typer.Option(None, "--threads", help=_serve("Torch threads for the model.", "torch_threads",
                                                                lambda v: "torch's" if v is None else show(v))),
+    backbone: str = typer.Option(None, "--backbone", help=BACKBONE_HELP),
+    gallery: Path = typer.Option(None, "--gallery", help=GALLERY_HELP),
     device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:N (default: CUDA when available)."),
 ) -> None:
     """Serve a model: POST /v1/predict, GET /v1/stats, /healthz, /readyz, the map page at / and /docs.
 
     Examples:
       pigeon serve demo                                   # http://127.0.0.1:8000
+      pigeon serve geoclip --backbone clip:clip-vit-large-patch14/   # GeoCLIP's published model
       pigeon serve model/ --host 0.0.0.0 --api-key-file keys.txt --max-precision-km 25 --rate-limit 30
     """
     from pigeon.serve import read_api_keys, serve
@@ -73,7 +78,7 @@ def serve_command(
     )
     from pigeon.model import Geolocator
 
-    geo = Geolocator.from_pretrained(model, device=device)
+    geo = Geolocator.from_pretrained(model, device=device, backbone=backbone, gallery=gallery)
     geo.backbone  # noqa: B018  load it now: a missing backbone is an error here, not on the first request
     typer.echo(f"serving {model} ({geo.n_cells} cells) on http://{config.host}:{config.port}  "
                f"[auth: {'API key' if config.auth_required else 'none'}, precision cap: "

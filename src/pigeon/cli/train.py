@@ -7,14 +7,19 @@ from pathlib import Path
 import typer
 
 from pigeon.cli._app import app, echo, live_help
-from pigeon.cli._options import described
+from pigeon.cli._options import described, show
 from pigeon.errors import InputError
 from pigeon.model._config import FinetuneConfig, TrainConfig
+from pigeon.model.geoclip._config import EncoderConfig, GeoClipConfig
 from pigeon.presets import preset_help
 
 
 def _train(text: str, name: str) -> str:
     return described(text, TrainConfig, name, stage="train")
+
+
+def _geoclip(text: str, config_cls: type, name: str, shown=show) -> str:
+    return described(f"With --methods ...,geoclip: {text}", config_cls, name, shown=shown)
 
 
 def methods_help() -> str:
@@ -40,6 +45,23 @@ def parse_methods(methods: str | None, no_refine: bool) -> list[str] | None:
     if no_refine and "refiner" in needs:
         raise InputError(f"--no-refine builds no refiner but --methods {methods} needs one; drop one of them")
     return names
+
+
+def geoclip_config(methods: list[str] | None, seed: int | None, epochs: int | None, gallery: Path | None,
+                   scales: str | None):
+    """The geoclip method's build config from the ``--geoclip-*`` options (None when it is not built)."""
+    if methods is None or "geoclip" not in methods:
+        if any(v is not None for v in (epochs, gallery, scales)):
+            raise InputError("--geoclip-epochs / --geoclip-gallery / --geoclip-scales need --methods ...,geoclip")
+        return None
+    config = GeoClipConfig()
+    if scales is not None:
+        try:
+            sigmas = tuple(float(v) for v in scales.split(","))
+        except ValueError:
+            raise InputError(f"--geoclip-scales {scales!r}: give numbers separated by commas, e.g. 1,16,256") from None
+        config = config.replace(encoder=config.encoder.replace(sigmas=sigmas))
+    return config.with_options(epochs=epochs, gallery=None if gallery is None else str(gallery), seed=seed).validate()
 
 
 @app.command("train", cls=live_help(methods=methods_help))
@@ -73,6 +95,13 @@ def train_command(
     month_weight: float = typer.Option(None, "--month-weight", help=_train("Weight of the month loss.",
                                                                            "month_weight")),
     methods: str = typer.Option(None, "--methods", help="Placing methods to build (see pigeon.model.placers)."),
+    geoclip_epochs: int = typer.Option(None, "--geoclip-epochs", help=_geoclip(
+        "maximum epochs of its location encoder (early stopping on the val median km).", GeoClipConfig, "epochs")),
+    geoclip_gallery: Path = typer.Option(None, "--geoclip-gallery", help=_geoclip(
+        "a lat,lon file of the points it places guesses on.", GeoClipConfig, "gallery",
+        lambda v: "the training locations" if v is None else show(v))),
+    geoclip_scales: str = typer.Option(None, "--geoclip-scales", help=_geoclip(
+        "the random Fourier feature scales of its location encoder.", EncoderConfig, "sigmas")),
     no_refine: bool = typer.Option(False, "--no-refine", help="Do not build the retrieval refiner (same as "
                                    "--methods cell)."),
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Then fine-tune the backbone's last block "
@@ -109,8 +138,9 @@ def train_command(
         regression_weight=regression_weight, climate_weight=climate_weight, month_weight=month_weight,
         device=device,
     )
+    geoclip = geoclip_config(names, seed, geoclip_epochs, geoclip_gallery, geoclip_scales)
     geo = train(manifest, cells, embeddings, out, config, methods=names, preset=preset, resume=resume,
-                overwrite=overwrite)
+                overwrite=overwrite, artefact_configs={"geoclip": geoclip} if geoclip is not None else None)
     best = read_json(out / "metrics.json")["best"]
     heads = ", ".join(["geocell"] + [n for n in ("climate", "month", "regression") if getattr(geo.head, n) is not None])
     from pigeon.model.placers import artefacts

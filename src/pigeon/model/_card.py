@@ -59,6 +59,10 @@ def _calibration_lines(geo) -> list[str]:
 def model_card(geo) -> str:
     """The text of the model card of ``geo``."""
     cfg = geo.config
+    if (cfg.get("head") or {}).get("kind") == "geoclip":  # GeoCLIP's published model: its own card
+        from pigeon.model.geoclip._published import published_card
+
+        return published_card(geo.n_cells, _USES)
     cells = cfg.get("cells", {})
     data = cfg.get("data", {})
     train = cfg.get("train", {})

@@ -1,7 +1,9 @@
 """The trained geolocator: a model folder, prediction from images or embeddings, probability maps.
 
 A model folder holds ``config.json`` (backbone, head shapes, training config, the stages it has, versions),
-``head.safetensors``, ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a regression head),
+``head.safetensors`` (none when the head is made of an artefact: GeoCLIP's published model takes its cell
+probabilities from ``geoclip/``), ``cells/`` (:meth:`GeoCells.save`), ``standardiser.json`` (when there is a
+regression head),
 one sub-folder per artefact of the placing methods (``refiner/``: :class:`pigeon.refine.Refiner`, when built; see
 :mod:`pigeon.model.placers`), ``calibration.json`` (optional: :class:`pigeon.posterior.Calibration`; without it the
 head's probabilities are used as they are), ``README.md`` (the model card), ``meta.json`` and the training record
@@ -54,6 +56,9 @@ _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 PRETRAINED = {
     "demo": "the 'pigeon demo' model: EfficientNet-Lite0 on 4-view Blue Marble satellite views, semantic cells and "
             "a refiner (made by tools/build_demo_model.py; it knows satellite imagery, not street photos)",
+    "geoclip": "GeoCLIP's published model (NeurIPS 2023, MIT): CLIP ViT-L/14 features placed on its 100K MP-16 GPS "
+               "gallery; weights read from the geoclip wheel (pip install 'pigeon-geo[peers]'), CLIP ViT-L/14 from "
+               "the model hub or --backbone clip:DIR (made by tools/build_geoclip_model.py)",
 }
 
 ImageLike = str | os.PathLike | Image.Image
@@ -126,47 +131,55 @@ class Geolocator:
         self._support: CellSupport | None = None
         self.posterior_config = default_posterior_config(config)
         self.calibration = calibration or Calibration()
+        self._backbone_source: str | None = None
         self.artefacts: dict[str, Any] = {}
         for name, value in {**(artefacts or {}), **({"refiner": refiner} if refiner is not None else {})}.items():
             self.attach(name, value)
 
     # ----------------------------------------------------------------- folders
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> Geolocator:
+    def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device | None = None, *,
+                        backbone=None, gallery=None) -> Geolocator:
         """Load a model folder written by :meth:`save_pretrained` / ``pigeon train``, a bundled model name of
-        :data:`PRETRAINED` (e.g. ``"demo"``), or a model-hub id ``owner/name``. The artefacts of the placing
-        methods are loaded from their sub-folders: those ``config.json`` ``"stages"`` lists (a folder without that
-        entry: every known sub-folder there is)."""
+        :data:`PRETRAINED` (e.g. ``"demo"``, ``"geoclip"``), or a model-hub id ``owner/name``. The artefacts of the
+        placing methods are loaded from their sub-folders: those ``config.json`` ``"stages"`` lists (a folder
+        without that entry: every known sub-folder there is).
+
+        Args:
+            path: the folder, bundled name or hub id.
+            device: where the head (and the backbone, when loaded) run.
+            backbone: the model's backbone from elsewhere: a name such as ``"clip:LOCAL_DIR"`` (the same network,
+                e.g. downloaded where the hub is reachable) or a loaded :class:`pigeon.backbones.Backbone`.
+            gallery: for the ``geoclip`` method, a ``lat,lon`` file (or an (N, 2) array) of the points to place
+                guesses on, instead of the folder's gallery.
+        """
         from safetensors.torch import load_file
+
+        from pigeon.cells import GeoCells
 
         root = resolve_model_path(path)
         config = read_json(root / CONFIG, hint=f"{root} is not a complete model folder; {_RETRAIN}")
-        for name in (HEAD, CELLS):
-            if not (root / name).exists():
-                raise ArtifactNotFoundError(root / name, f"the model folder is incomplete; {_RETRAIN}")
-        try:
-            head = GeolocatorHead(HeadConfig.from_dict(config["head"]))
-        except (KeyError, TypeError) as exc:
-            raise InputError(f"{root / CONFIG} has no valid 'head' entry ({exc}); {_RETRAIN}") from None
-        try:
-            head.load_state_dict(load_file(str(root / HEAD)))
-        except (RuntimeError, OSError, ValueError) as exc:
-            raise InputError(f"{root / HEAD} does not match config.json ({str(exc).splitlines()[0][:120]}); "
-                             + _RETRAIN) from None
-        from pigeon.cells import GeoCells
-
-        cells = GeoCells.load(root / CELLS)
+        if not (root / CELLS).exists():
+            raise ArtifactNotFoundError(root / CELLS, f"the model folder is incomplete; {_RETRAIN}")
+        stages = config.get("stages")
+        artefacts = {name: artefact.load(root / name) for name, artefact in placers.artefacts().items()
+                     if (name in stages if stages is not None else (root / name).is_dir())}
+        head = _load_head(root, config, artefacts)
         standardiser = Standardiser.load(root / STANDARDISER) if head.regression is not None else None
         weights = None
         if config.get("backbone_weights"):
             if not (root / BACKBONE_WEIGHTS).is_file():
                 raise ArtifactNotFoundError(root / BACKBONE_WEIGHTS, f"the fine-tuned backbone is missing; {_RETRAIN}")
             weights = load_file(str(root / BACKBONE_WEIGHTS))
-        stages = config.get("stages")
-        artefacts = {name: artefact.load(root / name) for name, artefact in placers.artefacts().items()
-                     if (name in stages if stages is not None else (root / name).is_dir())}
-        geo = cls(head, cells, config, standardiser, backbone_weights=weights, artefacts=artefacts)
-        geo.calibration = load_calibration(root / CALIBRATION, geo)
+        geo = cls(head, GeoCells.load(root / CELLS), config, standardiser, backbone_weights=weights,
+                  artefacts=artefacts)
+        geo.calibration = load_calibration(root / CALIBRATION, geo)  # fitted for the folder's own gallery
+        if backbone is not None:
+            geo.use_backbone(backbone)
+        if gallery is not None:
+            from pigeon.model.geoclip import use_gallery
+
+            use_gallery(geo, gallery)
         if device is not None:
             geo.to(device)
         return geo
@@ -180,12 +193,14 @@ class Geolocator:
 
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
-        self.config["head"] = self.head.cfg.to_dict()
+        trained = isinstance(self.head, GeolocatorHead)  # else the head is made of an artefact (geoclip's gallery)
+        self.config["head"] = self.head.cfg.to_dict() if trained else self.head.config_entry()
         self.config["versions"] = versions()
         self.config["stages"] = self.stages
         self.config["methods"] = self.methods
-        with atomic_path(root / HEAD) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(tmp))
+        if trained:
+            with atomic_path(root / HEAD) as tmp:
+                save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(tmp))
         self.cells.save(root / CELLS)
         if self.standardiser is not None:
             self.standardiser.save(root / STANDARDISER)
@@ -285,6 +300,18 @@ class Geolocator:
         else:
             self.set_refiner(refiner)
 
+    def use_backbone(self, backbone) -> None:
+        """Take the model's backbone from elsewhere: a name (``"clip:LOCAL_DIR"``: the same network from a local
+        folder) loaded on first use, or a loaded :class:`pigeon.backbones.Backbone`. The model's identity
+        (:attr:`backbone_id`, what embeddings stores are checked against) stays its own."""
+        check = getattr(self.head, "check_backbone", None)  # a head that needs one particular backbone
+        backbone = check(backbone) if check is not None else backbone
+        if isinstance(backbone, str):
+            self._backbone_source, self._backbone = backbone, None
+        else:
+            self._backbone_source, self._backbone = None, backbone
+            self._check_backbone(backbone)
+
     @property
     def support(self) -> CellSupport:
         """Where each cell's mass lies: the refiner's gallery locations (a bounded sample per cell), or the cell
@@ -317,20 +344,30 @@ class Geolocator:
         if self._backbone is None:
             from pigeon.backbones import load
 
-            self._backbone = load(self.config["backbone"], device=self._device)
-            if self.backbone_weights:
-                unexpected = self._backbone.load_state_dict(self.backbone_weights, strict=False).unexpected_keys
-                if unexpected:
-                    raise InputError(f"{BACKBONE_WEIGHTS} does not fit backbone {self.config['backbone']!r} "
-                                     f"(e.g. {unexpected[0]!r}); " + _RETRAIN)
-            if self._backbone.embed_dim != self.head.cfg.in_dim:
-                raise InputError(f"backbone {self.config['backbone']!r} gives {self._backbone.embed_dim}-d "
-                                 f"embeddings but the head expects {self.head.cfg.in_dim}; " + _RETRAIN)
+            source = self._backbone_source or self.config["backbone"]
+            try:
+                self._backbone = load(source, device=self._device)
+            except ArtifactNotFoundError as exc:
+                if not self.config.get("backbone_hint"):
+                    raise
+                raise ArtifactNotFoundError(source, self.config["backbone_hint"]) from exc
+            self._check_backbone(self._backbone)
         return self._backbone
+
+    def _check_backbone(self, backbone) -> None:
+        """Lay the fine-tuned weights over ``backbone`` and check its embedding size."""
+        if self.backbone_weights:
+            unexpected = backbone.load_state_dict(self.backbone_weights, strict=False).unexpected_keys
+            if unexpected:
+                raise InputError(f"{BACKBONE_WEIGHTS} does not fit backbone {self.config['backbone']!r} "
+                                 f"(e.g. {unexpected[0]!r}); " + _RETRAIN)
+        if backbone.embed_dim != self.head.cfg.in_dim:
+            raise InputError(f"backbone {backbone.name!r} gives {backbone.embed_dim}-d embeddings but the head "
+                             f"expects {self.head.cfg.in_dim}; " + _RETRAIN)
 
     @property
     def _device(self) -> torch.device:
-        return self.head.feature_mean.device
+        return next(self.head.buffers()).device
 
     @property
     def view_rule(self) -> str:
@@ -544,6 +581,33 @@ def load_calibration(path: Path, geo: Geolocator) -> Calibration:
                       "'pigeon calibrate MODEL --manifest MANIFEST --embeddings EMB'", stacklevel=3)
         return Calibration()
     return calibration
+
+
+def _load_head(root: Path, config: dict[str, Any], artefacts: dict[str, Any]):
+    """The head stage of a model folder: the trained :class:`GeolocatorHead` (``head.safetensors``), or a head
+    made of an artefact (``"kind": "geoclip"``: cell probabilities from the geoclip gallery)."""
+    from safetensors.torch import load_file
+
+    entry = config.get("head") or {}
+    if entry.get("kind") == "geoclip":
+        from pigeon.model.geoclip import GalleryHead
+
+        if "geoclip" not in artefacts:
+            raise ArtifactNotFoundError(root / "geoclip", "the model's head is its geoclip gallery; the folder is "
+                                        "incomplete")
+        return GalleryHead(artefacts["geoclip"], int(entry["n_cells"]))
+    if not (root / HEAD).exists():
+        raise ArtifactNotFoundError(root / HEAD, f"the model folder is incomplete; {_RETRAIN}")
+    try:
+        head = GeolocatorHead(HeadConfig.from_dict(entry))
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{root / CONFIG} has no valid 'head' entry ({exc}); {_RETRAIN}") from None
+    try:
+        head.load_state_dict(load_file(str(root / HEAD)))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise InputError(f"{root / HEAD} does not match config.json ({str(exc).splitlines()[0][:120]}); "
+                         + _RETRAIN) from None
+    return head
 
 
 def _locations(images) -> list[list[ImageLike]]:

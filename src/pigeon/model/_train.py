@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -57,7 +57,8 @@ def split_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
 def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir: str | os.PathLike,
           config: TrainConfig | None = None, *, methods: Sequence[str] | None = None,
           refine: RefineConfig | Literal[False] | None = None, preset: str | None = None,
-          resume: bool = False, overwrite: bool = False) -> Geolocator:
+          artefact_configs: Mapping[str, Any] | None = None, resume: bool = False,
+          overwrite: bool = False) -> Geolocator:
     """Train a geolocator on cached embeddings and write its model folder.
 
     Args:
@@ -74,12 +75,15 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
         refine: the :class:`pigeon.refine.RefineConfig` of the refiner (default: the preset's); ``False`` builds
             no refiner (an alias kept from before ``methods``).
         preset: ``"streetview"`` or ``"photo"`` (:mod:`pigeon.presets`), recorded in the model's config.
+        artefact_configs: build configs of other artefacts by name, e.g. ``{"geoclip": GeoClipConfig(epochs=20)}``
+            (default: each artefact's).
         resume: continue an interrupted run from ``out_dir/checkpoint``.
         overwrite: replace an existing model folder.
 
     Under ``torchrun --nproc-per-node N -m pigeon train ...`` each process trains on its share of the embeddings
-    (see :func:`fit_head`); rank 0 then builds the artefacts (the refiner) and writes the model folder while the others wait, and
-    every process returns the saved model.
+    (see :func:`fit_head`); every process builds the collective artefacts (geoclip) together, then rank 0 builds
+    the others (the refiner) and writes the model folder while the others wait, and every process returns the saved
+    model.
 
     Returns:
         The trained :class:`Geolocator` (also saved in ``out_dir``).
@@ -87,18 +91,21 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
     config = (config or resolve(TrainConfig, "train", preset)).validate()
     out_dir = refuse_existing(out_dir, CONFIG, "a model", resume=resume, overwrite=overwrite)
     df, cells, emb = load_inputs(manifest, cells, embeddings)
-    plan = plan_artefacts(methods, len(cells), {"refiner": refine or None}, preset)  # checked before any work
+    plan = plan_artefacts(methods, len(cells), {**(artefact_configs or {}), "refiner": refine or None},
+                          preset)  # checked before any work
     if refine is False:
         plan.pop("refiner", None)
-    train_df, (X, coords, labels), val = head_data(df, cells, emb, config.views)
+    train_df, (X, coords, labels), val_df, val = head_data(df, cells, emb, config.views)
     aux = aux_targets(train_df)
     result = fit_head(X, coords, labels, cells.centroids, aux=aux, val=val, config=config,
                       out_dir=out_dir, resume=resume)
+    geo = assemble(result, cells, emb, config, aux, preset)  # on every process: collective artefacts need it
+    data = artefact_data(train_df, (X, coords, labels), val_df, val, out_dir, resume)
+    collective = {name: step for name, step in plan.items() if step[0].collective}
+    build_artefacts(geo, data, collective)  # trained by every process together
     with main_process_writes() as writer:  # rank 0 writes the model folder; the others load it once it is complete
         if writer:
-            geo = assemble(result, cells, emb, config, aux, preset)
-            build_artefacts(geo, TrainingData(train_df["id"].astype(str).to_numpy(), X, coords, labels, train_df),
-                            plan)
+            build_artefacts(geo, data, {name: step for name, step in plan.items() if name not in collective})
             fit_posterior(geo, val, preset)  # after the artefacts: the refiner's retrieval is part of it
             save_model(geo, result, out_dir)
     return geo if is_main_process() else Geolocator.from_pretrained(out_dir)
@@ -106,11 +113,24 @@ def train(manifest: str | os.PathLike | pd.DataFrame, cells, embeddings, out_dir
 
 def head_data(df: pd.DataFrame, cells, emb, views: str):
     """The training rows that have an embedding, their ``(X, coords, cells)`` (``X`` read on demand, each process
-    its own rows, by :func:`fit_head`), and the validation rows' (None: hold some training rows out)."""
+    its own rows, by :func:`fit_head`), and the validation rows with theirs (both None: hold some training rows
+    out)."""
     train_df, val_df = split_rows(df)
     train_df = _embedded(train_df, emb, "training")
-    val = _rows(_embedded(val_df, emb, "validation"), cells, emb, views) if val_df is not None else None
-    return train_df, _rows(train_df, cells, emb, views), val
+    val = None
+    if val_df is not None:
+        val_df = _embedded(val_df, emb, "validation")
+        val = _rows(val_df, cells, emb, views)
+    return train_df, _rows(train_df, cells, emb, views), val_df, val
+
+
+def artefact_data(train_df: pd.DataFrame, rows, val_df: pd.DataFrame | None, val, work_dir: Path,
+                  resume: bool) -> TrainingData:
+    """What the placing methods' artefacts are built from: the training rows, the validation rows (what an
+    artefact trained on the engine chooses its epoch by) and the folder for its checkpoint."""
+    val_data = None if val is None else TrainingData(val_df["id"].astype(str).to_numpy(), *val, val_df)
+    return TrainingData(train_df["id"].astype(str).to_numpy(), *rows, train_df, val=val_data, work_dir=work_dir,
+                        resume=resume)
 
 
 def assemble(result: FitResult, cells, emb, config: TrainConfig, aux: AuxTargets, preset: str | None) -> Geolocator:

@@ -38,6 +38,9 @@ class TrainingData:
         coords: (N, 2) float64 (lat, lon).
         cells: (N,) int, the model's cell of each location.
         rows: the manifest rows (for artefacts that need more columns), or None.
+        val: the validation locations, for artefacts that choose an epoch (None: hold some out).
+        work_dir: where an artefact that trains keeps its checkpoint and log (``MODEL/<name>/``), or None.
+        resume: continue such training from its checkpoint there.
     """
 
     ids: np.ndarray
@@ -45,6 +48,9 @@ class TrainingData:
     coords: np.ndarray
     cells: np.ndarray
     rows: pd.DataFrame | None = None
+    val: TrainingData | None = None
+    work_dir: Path | None = None
+    resume: bool = False
 
 
 class Artefact(ABC):
@@ -62,6 +68,8 @@ class Artefact(ABC):
     build_hint: str = ""
     #: built by ``pigeon train`` when no methods are named.
     default: bool = True
+    #: built by every process of a torchrun job together (it trains on the engine), not by rank 0 alone.
+    collective: bool = False
 
     def default_config(self, preset: str | None = None) -> Any:
         """The build config when none is given (``preset``: a name of :data:`pigeon.presets.PRESETS`)."""
