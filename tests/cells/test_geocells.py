@@ -198,3 +198,20 @@ def test_plot_draws_cells_cut_by_the_antimeridian_at_both_edges():
     assert len(paths) == 1 and len(rings) == 2
     xs = sorted((ring[:, 0].min(), ring[:, 0].max()) for ring in rings)
     assert xs[0][0] == -180 and xs[0][1] < -178.9 and xs[1][0] > 178.9 and xs[1][1] == 180
+
+
+def test_cell_areas_are_recorded_and_read_back_without_the_shapes(semantic, tmp_path):
+    import geopandas as gpd
+
+    from pigeon.cells import GeoCells
+
+    table = semantic.table
+    measured = gpd.GeoSeries(table.geometry, crs="EPSG:4326").to_crs("EPSG:6933").area.to_numpy() / 1e6
+    np.testing.assert_allclose(semantic.areas_km2, measured, rtol=1e-9)
+    assert (semantic.areas_km2 > 0).all()
+    semantic.save(tmp_path / "cells")
+    loaded = GeoCells.load(tmp_path / "cells")
+    np.testing.assert_allclose(loaded.areas_km2, measured, rtol=1e-9)
+    assert loaded._table.geometry.isna().all()  # read from the column: the shapes were never loaded
+    older = GeoCells(table.drop(columns="area_km2"), semantic.meta)  # cells saved before areas were recorded
+    np.testing.assert_allclose(older.areas_km2, measured, rtol=1e-9)

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 TABLE_COLUMNS = ("cell_id", "country", "admin1", "admin2", "centroid_lat", "centroid_lon", "n_train", "geometry")
 CELLS_FILE, META_FILE = "cells.parquet", "meta.json"
+#: The equal-area projection cell areas are measured in (NSIDC EASE-Grid 2.0 Global, cylindrical equal-area).
+EQUAL_AREA_CRS = "EPSG:6933"
 #: With the bounded rules, rounds of median cuts and contiguity cleanup after the first, while a cell is above
 #: max_size.
 _REBALANCE_ROUNDS = 3
@@ -174,6 +176,14 @@ class GeoCells:
     def attributes(self) -> pd.DataFrame:
         """The table without the shapes (names, centroids, sizes): cheap, read without geopandas."""
         return pd.DataFrame(self._table[[c for c in self._table.columns if c != "geometry"]])
+
+    @property
+    def areas_km2(self) -> np.ndarray:
+        """(n_cells,) area of each cell, km² on an equal-area projection: recorded when the cells were built
+        (``area_km2``, read without the shapes), else measured from the shapes (cells saved before it was)."""
+        if "area_km2" in self._table.columns:
+            return self._table["area_km2"].to_numpy(np.float64)
+        return cell_areas_km2(self.table)
 
     @property
     def centroids(self) -> np.ndarray:
@@ -340,7 +350,18 @@ def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarr
     rank[order] = np.arange(k)
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "cell_id", np.arange(k, dtype=np.int64))
-    return gpd.GeoDataFrame(table, geometry=np.asarray(geoms, dtype=object)[order], crs="EPSG:4326"), rank[labels]
+    cells = gpd.GeoDataFrame(table, geometry=np.asarray(geoms, dtype=object)[order], crs="EPSG:4326")
+    cells.insert(cells.columns.get_loc("geometry"), "area_km2", cell_areas_km2(cells))
+    return cells, rank[labels]
+
+
+def cell_areas_km2(table: gpd.GeoDataFrame) -> np.ndarray:
+    """Area (km²) of every cell polygon of a cells table, on an equal-area projection (0 without a shape)."""
+    import geopandas as gpd
+
+    geometry = gpd.GeoSeries(table.geometry, crs=getattr(table, "crs", None) or "EPSG:4326")
+    areas = geometry.to_crs(EQUAL_AREA_CRS).area.to_numpy(np.float64) / 1e6
+    return np.nan_to_num(areas, nan=0.0)
 
 
 def _names_at(lat: np.ndarray, lon: np.ndarray, areas: gpd.GeoDataFrame | None) -> pd.DataFrame:

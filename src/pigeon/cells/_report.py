@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from pigeon.cells._geocells import GeoCells
 
 #: An equal-area CRS (NSIDC EASE-Grid 2.0 Global) for cell areas in km².
-EQUAL_AREA_CRS = "EPSG:6933"
 
 
 def plot_cells(cells: GeoCells, path: str | os.PathLike,
@@ -106,7 +105,7 @@ def cell_stats(cells: GeoCells, lat=None, lon=None) -> dict[str, Any]:
     """
     table = cells.table
     sizes = table["n_train"].to_numpy(dtype=np.float64)
-    area = table.geometry.to_crs(EQUAL_AREA_CRS).area.to_numpy() / 1e6
+    area = cells.areas_km2
     cfg = cells.meta.get("config", {})
     parts = cell_regions(cells, lat, lon)
     per_cell = parts.groupby("cell").agg(n=("region", "size"), exclave=("exclave", "any"), island=("island", "any"))

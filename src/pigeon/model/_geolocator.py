@@ -37,7 +37,7 @@ from pigeon.model import placers
 from pigeon.model._answer import Answers, default_posterior_config
 from pigeon.model._config import DEFAULT_TOP_K
 from pigeon.model._prediction import Placement, Prediction, build_predictions, top_cells
-from pigeon.posterior import Calibration, CellSupport, Posterior, cell_areas_km2
+from pigeon.posterior import Calibration, CellSupport, Posterior
 from pigeon.model._views import pool_views, select_views
 from pigeon.model.layers import GeolocatorHead, HeadConfig
 
@@ -320,7 +320,7 @@ class Geolocator:
             attributes = self.cells.attributes
             gallery = self.refiner.gallery if self.refiner is not None else None
             self._support = CellSupport.build(
-                self.cells.centroids, lambda: cell_areas_km2(self.cells.table),
+                self.cells.centroids, lambda: self.cells.areas_km2,
                 None if gallery is None else gallery[["lat", "lon"]].to_numpy(np.float64),
                 None if gallery is None else gallery["cell"].to_numpy(np.int64),
                 self.posterior_config.points_per_cell,

@@ -17,10 +17,10 @@ from pigeon.posterior._calibration import Calibration, fit_calibration
 from pigeon.posterior._config import GUESSES, LEGACY_GUESS, PosteriorConfig, check_credible, check_guess
 from pigeon.posterior._discs import disc_share, km_between
 from pigeon.posterior._posterior import CredibleRegions, Posterior, coordinate_decimals
-from pigeon.posterior._support import NO_GALLERY, CellSupport, cell_areas_km2, stratified_sample
+from pigeon.posterior._support import NO_GALLERY, CellSupport, stratified_sample
 
 __all__ = [
     "GUESSES", "LEGACY_GUESS", "NO_GALLERY", "Calibration", "CellSupport", "CredibleRegions", "Posterior",
-    "PosteriorConfig", "cell_areas_km2", "check_credible", "check_guess", "coordinate_decimals", "disc_share",
+    "PosteriorConfig", "check_credible", "check_guess", "coordinate_decimals", "disc_share",
     "fit_calibration", "km_between", "stratified_sample",
 ]

@@ -12,21 +12,10 @@ import numpy as np
 from pigeon.errors import InputError
 from pigeon.geo import GEOGUESSR_DECAY_KM, latlon_to_xyz, pairwise_haversine_km
 
-#: The equal-area projection cell areas are measured in (NSIDC EASE-Grid 2.0 Global, cylindrical equal-area).
-EQUAL_AREA_CRS = "EPSG:6933"
 #: Smallest disc radius (km): a point never claims certainty finer than this.
 MIN_RADIUS_KM = 0.5
 NO_GALLERY = ("P(within r) needs the training locations inside each cell and this model has no gallery; build "
               "one with 'pigeon refine build MODEL --manifest TRAIN --embeddings EMB'")
-
-
-def cell_areas_km2(table) -> np.ndarray:
-    """Area (km²) of every cell polygon of a cells table, on an equal-area projection (0 without a shape)."""
-    import geopandas as gpd
-
-    geometry = gpd.GeoSeries(table.geometry, crs=getattr(table, "crs", None) or "EPSG:4326")
-    areas = geometry.to_crs(EQUAL_AREA_CRS).area.to_numpy(np.float64) / 1e6
-    return np.nan_to_num(areas, nan=0.0)
 
 
 def stratified_sample(latlon: np.ndarray, cell: np.ndarray, n_cells: int, m: int) -> tuple[np.ndarray, np.ndarray]:
