@@ -360,8 +360,8 @@ def head_training(run: Run, sizes: Sizes, device: torch.device) -> None:
     result = fit_head(X, coords, cells, centroids, val=val, config=config)
     seconds = time.perf_counter() - t0
     epoch = result.history[0] if getattr(result, "history", None) else {}
-    run.add("head", f"geocell head, {n:,} x {d} embeddings, {c:,} cells, 1 epoch", f"{seconds:.1f} s",
-            f"fit_head incl. statistics and validation; train steps {epoch.get('seconds', float('nan')):.1f} s; "
+    run.add("head", f"geocell head, {n:,} x {d} embeddings, {c:,} cells, 1 epoch", f"{seconds:.3g} s",
+            f"fit_head incl. statistics and validation; train steps {epoch.get('seconds', float('nan')):.3g} s; "
             f"batch {sizes.head_batch}; peak GPU {gpu_peak(device)}, peak host {host_peak_gb():.1f} GB",
             seconds=seconds, epoch=epoch)
 

@@ -5,8 +5,8 @@ Usage::
     python tools/build_demo_model.py [--workdir /tmp/pigeon-demo-build]   # build it, then its golden outputs
     python tools/build_demo_model.py --golden-only                       # only the golden outputs, of the bundled one
 
-Runs ``pigeon demo`` with its default arguments and copies the model folder (with its refiner, its calibration
-``calibration.json`` (the temperature and unseen-ground reference fitted on the demo's validation split) and model
+Runs ``pigeon demo`` with its default arguments and copies the model folder (with the placing
+methods' artefacts, refiner and geoclip, without their training records; its calibration ``calibration.json`` (the temperature and unseen-ground reference fitted on the demo's validation split) and model
 card) into ``src/pigeon/resources/demo_model/`` without the training checkpoint, with cell outlines simplified to
 ``--tolerance`` degrees (the cells' centroids, names and training counts are unchanged; outlines only draw the
 probability map) and with the demo's test-split metrics as ``report_metrics.json``.
@@ -35,6 +35,8 @@ GOLDEN_PLACES = {"paris": (48.86, 2.35), "sahara": (23.4, 13.0), "amazon": (-4.0
 TOP_K = 5
 KEEP = ("config.json", "head.safetensors", "standardiser.json", "meta.json", "metrics.json", "README.md")
 OPTIONAL = ("calibration.json",)
+#: What an artefact's folder keeps of its training that a prediction never reads.
+TRAINING_RECORDS = ("checkpoint", "curves.png", "train_log.jsonl")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def build(workdir: Path, tolerance: float) -> None:
     """Run the demo and copy its model folder into the package."""
+    from pigeon._io import read_json
     from pigeon.cells import GeoCells
     from pigeon.demo import run_demo
     from pigeon.model import Geolocator
@@ -61,7 +64,9 @@ def build(workdir: Path, tolerance: float) -> None:
     DEST.mkdir(parents=True)
     for name in KEEP + tuple(n for n in OPTIONAL if (model / n).is_file()):
         shutil.copy2(model / name, DEST / name)
-    shutil.copytree(model / "refiner", DEST / "refiner")
+    for stage in read_json(model / "config.json")["stages"]:  # the placing methods' artefacts, without their
+        if (model / stage).is_dir():                             # training records
+            shutil.copytree(model / stage, DEST / stage, ignore=shutil.ignore_patterns(*TRAINING_RECORDS))
     shutil.copy2(workdir / "report" / "metrics.json", DEST / "report_metrics.json")
     cells = GeoCells.load(model / "cells")
     table = cells.table.copy()

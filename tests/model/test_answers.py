@@ -12,6 +12,7 @@ import pytest
 
 from pigeon.errors import InputError
 from pigeon.geo import RADII_KM
+from pigeon.posterior import GUESSES
 from tests.support import assert_clean_error
 from tests.support.model import e2e_manifest as _manifest
 
@@ -40,12 +41,32 @@ def test_training_fits_and_stores_the_calibration(model):
 
     config = json.loads((model / "config.json").read_text())
     stored = json.loads((model / "calibration.json").read_text())
-    assert config["posterior"]["guess"] == "distance" and config["calibration"]["file"] == "calibration.json"
+    by_guess = stored["validation"]["mean_km_by_guess"]  # the default guess: the nearest on validation
+    assert set(by_guess) == set(GUESSES) and config["posterior"]["guess"] == min(GUESSES, key=by_guess.get)
+    assert config["calibration"]["file"] == "calibration.json"
     assert stored["temperature"] > 0 and stored["fitted_on"]["refiner"]["gallery"] == config["data"]["n_train"]
     assert stored["validation"]["nll_after"] <= stored["validation"]["nll_before"] + 1e-9
     assert len(stored["reference"]) > 2 and "temperature" in (model / "README.md").read_text()
     geo = Geolocator.from_pretrained(model)
-    assert geo.calibration.temperature == pytest.approx(stored["temperature"]) and geo.posterior_config.guess == "distance"
+    assert geo.calibration.temperature == pytest.approx(stored["temperature"])
+    assert geo.posterior_config.guess == config["posterior"]["guess"]
+
+
+def test_the_default_guess_is_the_nearest_on_validation(model, work):
+    """Each objective's recorded validation error is its guesses' mean km there, measured again here."""
+    from pigeon.data import read_manifest
+    from pigeon.embed import Embeddings
+    from pigeon.geo import haversine_km
+    from pigeon.model import Geolocator
+
+    geo = Geolocator.from_pretrained(model)
+    val = read_manifest(_manifest(work)).query("split == 'val'")
+    X = Embeddings.load(work / "emb").get(val["id"].astype(str).tolist())
+    recorded = geo.calibration.validation["mean_km_by_guess"]
+    for guess in GUESSES:
+        preds = geo.predict_embeddings(X, top_k=1, guess=guess)
+        km = haversine_km(np.array([p.lat for p in preds]), np.array([p.lon for p in preds]), val["lat"], val["lon"])
+        assert float(np.mean(km)) == pytest.approx(recorded[guess], abs=0.06)
 
 
 def test_every_objective_answers_with_its_posterior(model, queries):
@@ -95,13 +116,20 @@ def test_the_unseen_score_is_higher_far_from_the_gallery(model, queries):
     assert min(p.unseen for p in away) > 0.9
 
 
-def test_a_folder_without_calibration_answers_exactly_as_its_stages(queries):
-    """The bundled demo (made before calibration): with guess mode the answer is the placer's, the probabilities
-    the head's, untouched by the posterior stage."""
+def test_a_folder_without_calibration_answers_exactly_as_its_stages(queries, tmp_path):
+    """The bundled demo as a folder made before calibration: with guess mode the answer is the placer's, the
+    probabilities the head's, untouched by the posterior stage."""
     from pigeon.model import Geolocator
+    from pigeon.model._geolocator import resolve_model_path
     from pigeon.model._prediction import top_cells
 
-    geo = Geolocator.from_pretrained("demo")
+    legacy = tmp_path / "legacy"
+    shutil.copytree(resolve_model_path("demo"), legacy)
+    (legacy / "calibration.json").unlink()
+    config = json.loads((legacy / "config.json").read_text())
+    config.pop("posterior")
+    (legacy / "config.json").write_text(json.dumps(config))
+    geo = Geolocator.from_pretrained(legacy)
     assert geo.calibration.identity and geo.posterior_config.guess == "mode"
     X = np.asarray(geo.refiner._gallery_emb[:40], np.float32) + 0.2
     for method in ("cell", "refine", "knn"):
@@ -188,7 +216,8 @@ def test_the_cli_prints_and_maps_the_posterior(cli, model, work, tmp_path):
     assert "P(within 1 km" in result.stdout and "credible region" in result.stdout
     result = cli("predict", model, *views, "--views", "2", "--json", "--no-p-within")
     [pred] = json.loads(result.stdout)
-    assert pred["p_within"] is None and pred["guess"] == "distance" and pred["credible"]["q"] == 0.9
+    default = json.loads((model / "config.json").read_text())["posterior"]["guess"]
+    assert pred["p_within"] is None and pred["guess"] == default and pred["credible"]["q"] == 0.9
 
 
 @pytest.mark.parametrize("args, needles", [

@@ -83,8 +83,19 @@ def test_a_supplied_gallery_replaces_the_training_locations(model, tmp_path, cli
     assert_clean_error(cli("predict", model, "x.jpg", "--gallery", bad), "row 1", "line 3", "91")
 
 
-def test_a_method_the_model_lacks_says_how_to_build_it(cli):
-    assert_clean_error(cli("predict", "demo", "x.jpg", "--method", "geoclip"), "needs a geoclip",
+def test_a_method_the_model_lacks_says_how_to_build_it(cli, tmp_path):
+    import shutil
+
+    from pigeon.model import pretrained_path
+
+    bare = tmp_path / "bare"  # the bundled demo without its geoclip artefact
+    shutil.copytree(pretrained_path("demo"), bare)
+    shutil.rmtree(bare / "geoclip")
+    config = json.loads((bare / "config.json").read_text())
+    config["stages"] = [stage for stage in config["stages"] if stage != "geoclip"]
+    config.pop("methods", None)
+    (bare / "config.json").write_text(json.dumps(config))
+    assert_clean_error(cli("predict", bare, "x.jpg", "--method", "geoclip"), "needs a geoclip",
                        "--methods refine,geoclip")
 
 

@@ -70,8 +70,8 @@ def test_every_placer_gives_probabilities_in_the_order_of_its_candidates(demo, X
             np.testing.assert_allclose(q, placement.probs[n, :top_k])
             assert [c.cell_prob for c in p.top_k] == pytest.approx([p.probs[c.cell] for c in p.top_k])
             assert p.confidence == p.top_k[0].cell_prob and p.method == method
-            if method == "cell":
-                assert [c.prob for c in p.top_k] == [c.cell_prob for c in p.top_k]
+            if method == "cell":  # the placer's are the head's probabilities; cell_prob the calibrated posterior's
+                assert [c.prob for c in p.top_k] == pytest.approx([placement.cell_probs[n, c.cell] for c in p.top_k])
             if method == "refine":  # a distribution over the refiner's K candidates; later ones are never chosen
                 assert q[:K].sum() == pytest.approx(1) if top_k >= K else q.sum() <= 1 + 1e-9
                 assert (q[K:] == 0).all()
@@ -103,16 +103,16 @@ def _primitives(geo, X, method: str, k: int) -> np.ndarray:
 
 
 def test_old_model_folders_load_and_predict_as_before(demo, X, tmp_path):
-    config = json.loads((demo_folder() / "config.json").read_text())
-    assert "methods" not in config and config["stages"] == ["head", "refiner"]  # the bundled folder predates them
-    assert demo.stages == ["head", "refiner"] and demo.methods == ["cell", "refine", "knn"]
-    older = tmp_path / "older"  # a folder from before config.json recorded its stages
+    assert demo.stages == ["head", "geoclip", "refiner"] and demo.methods == ["cell", "geoclip", "refine", "knn"]
+    older = tmp_path / "older"  # a folder from before config.json recorded its stages and methods, without geoclip
     shutil.copytree(demo_folder(), older)
+    shutil.rmtree(older / "geoclip")
     config = json.loads((older / "config.json").read_text())
-    del config["stages"]
+    del config["stages"], config["methods"]
     (older / "config.json").write_text(json.dumps(config))
     again = Geolocator.from_pretrained(older)
-    assert again.stages == demo.stages and demo.resolve_method(None) == again.resolve_method(None) == "refine"
+    assert again.stages == ["head", "refiner"] and again.methods == ["cell", "refine", "knn"]
+    assert demo.resolve_method(None) == again.resolve_method(None) == "refine"
     for method in ("cell", "refine", "knn"):
         for top_k in (1, 5):
             preds = demo.predict_embeddings(X, top_k=top_k, method=method)

@@ -18,7 +18,8 @@ def test_the_answer_carries_the_posterior(client, geo, place):
     assert list(body["p_within"]) == ["1km", "25km", "200km", "750km", "2500km"]
     assert body["p_within"]["750km"] == pytest.approx(pred.p_within[750], abs=1e-4)
     assert body["expected_km"] == pytest.approx(pred.expected_km, abs=0.1)
-    assert body["coordinate_decimals"] == pred.decimals and body["unseen"] is None  # the demo has no calibration
+    assert body["coordinate_decimals"] == pred.decimals and body["unseen"] == pytest.approx(pred.unseen, abs=1e-6)
+    assert 0 <= body["unseen"] <= 1  # the demo is calibrated: its unseen-ground reference came with it
     assert body["credible"]["q"] == 0.9 and body["credible"]["mass"] >= 0.9 - 1e-6
     assert body["credible"]["n_cells"] == len(pred.credible.cells)
     assert body["credible"]["cells"] == pred.credible.cells.tolist()
@@ -49,8 +50,8 @@ def test_a_region_of_many_cells_is_listed_not_outlined(geo, place, monkeypatch):
 
 def test_info_lists_the_objectives_and_the_labels(client):
     info = client.get("/v1/info").json()
-    assert info["guesses"] == ["mode", "distance", "score"] and info["default_guess"] == "mode"
-    assert info["calibrated"] is False and info["aux_labels"]["elevation_m"][:2] == ["elevation", "m"]
+    assert info["guesses"] == ["mode", "distance", "score"] and info["default_guess"] == "mode"  # chosen on val
+    assert info["calibrated"] is True and info["aux_labels"]["elevation_m"][:2] == ["elevation", "m"]
 
 
 def test_a_precision_cap_withholds_fine_probabilities_and_the_region(geo, place):

@@ -113,7 +113,11 @@ def test_refine_on_by_default_and_off_on_request(client, geo, place):
         assert plain.get("/v1/info").json()["refiner"] is False
         for value in ("true", "false"):
             body = plain.post("/v1/predict", files=files(*views), params={"refine": value}).json()
-            assert body["refined"] is False and body["top_k"] == off["top_k"]
+            assert body["refined"] is False
+            # the same cells and places; not the same probabilities: the demo's calibration (its unseen-ground
+            # flattening reads the refiner's similarities) does not come with a bare head
+            assert [(c["cell"], c["lat"], c["lon"]) for c in body["top_k"]] == \
+                [(c["cell"], c["lat"], c["lon"]) for c in off["top_k"]]
 
 
 # ---------------------------------------------------------------- bad input

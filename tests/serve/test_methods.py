@@ -14,7 +14,7 @@ from tests.support.serve import assert_error, files, running
 def test_each_method_of_the_model_answers_as_in_process(client, geo, place):
     views = place[0][0]
     info = client.get("/v1/info").json()
-    assert info["methods"] == geo.methods == ["cell", "refine", "knn"] and info["default_method"] == "refine"
+    assert info["methods"] == geo.methods == ["cell", "geoclip", "refine", "knn"] and info["default_method"] == "refine"
     for method in info["methods"]:
         body = client.post("/v1/predict", files=files(*views), params={"method": method, "top_k": 3}).json()
         [pred] = geo.predict([[load_image(v) for v in views]], top_k=3, method=method)

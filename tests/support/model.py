@@ -95,6 +95,7 @@ class ToyCells:
             "centroid_lat": self.centroids[:, 0], "centroid_lon": self.centroids[:, 1],
         }, geometry=[box(lon - 1, lat - 1, lon + 1, lat + 1) for lat, lon in self.centroids], crs="EPSG:4326")
         self.attributes = self.table.drop(columns="geometry")  # GeoCells.attributes: the table without the shapes
+        self.areas_km2 = np.full(n, 2.0 * 111.2 * 222.4 * np.cos(np.radians(self.centroids[:, 0])).clip(0.01))
 
     def __len__(self) -> int:
         return len(self.centroids)
