@@ -33,6 +33,10 @@ def test_help_loads_no_heavy_module():
     code = ("import sys\nfrom pigeon.cli import main\nsys.argv = ['pigeon', '--help']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass")
     assert _loaded_after(code) == []
+    probe = code + "\nprint(sorted(m for m in ('numpy', 'PIL', 'pandas') if m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "[]"  # help texts read configs, not the image decoder
 
 
 def test_config_modules_import_without_torch():

@@ -8,10 +8,13 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pigeon._config import JsonConfig
 from pigeon.errors import ArtifactNotFoundError, InputError
-from pigeon.images import DEFAULT_MAX_ASPECT_RATIO, DecodeConfig
+
+if TYPE_CHECKING:
+    from pigeon.images import DecodeConfig
 
 #: Image formats the service accepts, detected from the bytes (never from a file name or a content type).
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
@@ -34,7 +37,8 @@ class ServeConfig(JsonConfig):
         max_views: images (views of one place) per request.
         max_image_bytes: size limit of one encoded image.
         max_pixels: pixel limit of one image, checked from its header before decoding (decompression bombs).
-        max_aspect_ratio: refuse images whose long side is more than this many times the short side.
+        max_aspect_ratio: refuse images whose long side is more than this many times the short side (None: the
+            decoding default, :data:`pigeon.images.DEFAULT_MAX_ASPECT_RATIO`).
         exact_decode: decode every pixel of every image (no JPEG draft mode / reduce to the backbone's input).
         max_decode_pixels: pixels being decoded at once, all requests together (each request's views are counted
             from their headers before decoding); past it: 503 with Retry-After. None: one full request's worth,
@@ -66,7 +70,7 @@ class ServeConfig(JsonConfig):
     max_views: int = 4
     max_image_bytes: int = 10 * 2**20
     max_pixels: int = 40_000_000
-    max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
+    max_aspect_ratio: float | None = None
     exact_decode: bool = False
     max_decode_pixels: int | None = None
     max_body_bytes_in_flight: int | None = None
@@ -121,7 +125,10 @@ class ServeConfig(JsonConfig):
     @property
     def decode(self) -> DecodeConfig:
         """How the service decodes images (it sets the same on the model's backbone)."""
-        return DecodeConfig(exact=self.exact_decode, max_aspect_ratio=self.max_aspect_ratio)
+        from pigeon.images import DecodeConfig  # here: the CLI's help texts read this module without numpy or PIL
+
+        limit = {} if self.max_aspect_ratio is None else {"max_aspect_ratio": self.max_aspect_ratio}
+        return DecodeConfig(exact=self.exact_decode, **limit)
 
     @property
     def decode_pixel_budget(self) -> int:

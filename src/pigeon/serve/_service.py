@@ -220,7 +220,7 @@ class Service:
             guesses=list(GUESSES), default_guess=self.geo.posterior_config.guess,
             calibrated=not self.geo.calibration.identity, aux_labels={k: list(v) for k, v in AUX_LABELS.items()},
             limits=Limits(max_views=cfg.max_views, max_image_bytes=cfg.max_image_bytes, max_pixels=cfg.max_pixels,
-                          max_aspect_ratio=cfg.max_aspect_ratio, max_top_k=cfg.max_top_k,
+                          max_aspect_ratio=cfg.decode.max_aspect_ratio, max_top_k=cfg.max_top_k,
                           accepted_formats=list(ACCEPTED_FORMATS), rate_limit_per_minute=cfg.rate_limit_per_minute,
                           request_timeout_s=cfg.request_timeout_s, read_timeout_s=cfg.read_timeout_s,
                           max_header_bytes=cfg.max_header_bytes),
