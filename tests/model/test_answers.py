@@ -69,6 +69,24 @@ def test_the_default_guess_is_the_nearest_on_validation(model, work):
         assert float(np.mean(km)) == pytest.approx(recorded[guess], abs=0.06)
 
 
+def test_p_within_goes_through_the_map_fitted_on_validation(model, queries):
+    from pigeon.model import Geolocator
+    from pigeon.posterior import WITHIN_GRID
+
+    geo = Geolocator.from_pretrained(model)
+    within = geo.calibration.within
+    assert set(within) == set(GUESSES)
+    assert all(len(maps) == len(RADII_KM) and all(len(m) == len(WITHIN_GRID) for m in maps) for maps in within.values())
+    X, _ = queries
+    for guess in GUESSES:
+        fitted = np.array([[p.p_within[r] for r in RADII_KM] for p in geo.predict_embeddings(X, guess=guess)])
+        raw_geo = Geolocator.from_pretrained(model)
+        raw_geo.calibration = raw_geo.calibration.replace(within={})
+        raw = np.array([[p.p_within[r] for r in RADII_KM] for p in raw_geo.predict_embeddings(X, guess=guess)])
+        np.testing.assert_allclose(fitted, geo.calibration.within_probabilities(guess, raw), atol=1e-9)
+        assert ((0 < fitted) & (fitted < 1)).all()
+
+
 def test_every_objective_answers_with_its_posterior(model, queries):
     from pigeon.model import Geolocator
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pigeon.errors import InputError
-from pigeon.posterior import Calibration, fit_calibration
+from pigeon.posterior import Calibration, fit_calibration, fit_within
 from pigeon.posterior._calibration import sharpened, tempered
 
 
@@ -106,3 +106,31 @@ def test_bad_calibration_inputs():
         fit_calibration(np.full((3, 4), 0.25), np.array([0, 1]), np.full(4, 0.25))
     with pytest.raises(InputError, match=r"\[0, 4\)"):
         fit_calibration(np.full((2, 4), 0.25), np.array([0, 7]), np.full(4, 0.25))
+
+
+def test_p_within_recalibration_makes_under_confident_probabilities_calibrated():
+    """Truths fall within r with probability sqrt(p) (the model under-confident): the map fitted on one sample
+    brings the expected calibration error on another down to the sampling noise, stays inside (0, 1) and
+    keeps P(within r) non-decreasing in r."""
+    from pigeon.evaluate import expected_calibration_error
+
+    rng = np.random.default_rng(0)
+
+    def sample(n):
+        p = np.sort(rng.uniform(0, 1, (n, 3)), axis=1)  # three radii, nested
+        return p, rng.uniform(0, 1, (n, 1)) < np.sqrt(p)
+
+    p_fit, hits_fit = sample(4000)
+    cal = Calibration(within={"mode": fit_within(p_fit, hits_fit)})
+    p, hits = sample(4000)
+    mapped = cal.within_probabilities("mode", p)
+    for j in range(3):
+        raw = expected_calibration_error(p[:, j], hits[:, j])
+        fixed = expected_calibration_error(mapped[:, j], hits[:, j])
+        assert raw > 0.1 and fixed < 0.03, (j, raw, fixed)
+    assert (mapped > 0).all() and (mapped < 1).all() and (np.diff(mapped, axis=1) >= 0).all()
+    np.testing.assert_array_equal(cal.within_probabilities("distance", p), p)  # no map: unchanged
+    again = Calibration.from_dict(cal.to_dict())
+    np.testing.assert_allclose(again.within_probabilities("mode", p), mapped)
+    with pytest.raises(InputError, match="same"):
+        fit_within(p, hits[:, :2])

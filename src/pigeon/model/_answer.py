@@ -10,7 +10,7 @@ import numpy as np
 
 from pigeon.geo import RADII_KM
 from pigeon.model._prediction import Placement
-from pigeon.posterior import CredibleRegions, Posterior, PosteriorConfig, check_credible, check_guess
+from pigeon.posterior import Calibration, CredibleRegions, Posterior, PosteriorConfig, check_credible, check_guess
 
 
 class Answers:
@@ -29,10 +29,10 @@ class Answers:
     """
 
     def __init__(self, posterior: Posterior, placement: Placement, guess: str, credible: float, top_k: int,
-                 unseen: np.ndarray | None = None) -> None:
+                 unseen: np.ndarray | None = None, within: Calibration | None = None) -> None:
         check_guess(guess)
         self.q = check_credible(credible)
-        self.posterior, self.guess, self.unseen = posterior, guess, unseen
+        self.posterior, self.guess, self.unseen, self.within = posterior, guess, unseen, within
         self.masses = posterior.masses
         k = min(top_k, placement.cells.shape[1] if guess == "mode" else self.masses.shape[1])
         if guess == "mode":
@@ -52,10 +52,12 @@ class Answers:
 
     @functools.cached_property
     def p_within(self) -> np.ndarray | None:
-        """(N, R) P(within each of :data:`RADII_KM` of the guess); None without a gallery."""
+        """(N, R) P(within each of :data:`RADII_KM` of the guess), through the calibration's map for this objective
+        when ``within`` holds one; None without a gallery."""
         if not self.posterior.support.has_gallery:
             return None
-        return self.posterior.p_within(self.point, RADII_KM)
+        p = self.posterior.p_within(self.point, RADII_KM)
+        return p if self.within is None else self.within.within_probabilities(self.guess, p)
 
     @functools.cached_property
     def regions(self) -> CredibleRegions:

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from pigeon.errors import InputError
-from pigeon.geo import haversine_km
-from pigeon.posterior import GUESSES, Calibration, fit_calibration
+from pigeon.geo import RADII_KM, haversine_km
+from pigeon.posterior import GUESSES, Calibration, fit_calibration, fit_within
 
 #: Validation rows the choice of the default guess looks at, at most (an evenly spaced subset of larger splits).
 GUESS_ROWS = 5000
@@ -51,15 +51,22 @@ def calibrate(geo, X: np.ndarray, coords: np.ndarray, *, sharpen: bool | None = 
 def choose_guess(geo, X: np.ndarray, coords: np.ndarray) -> dict[str, float]:
     """Set the model's default guess (``posterior.guess``) to the objective of :data:`pigeon.posterior.GUESSES`
     whose guesses are nearest the truth on validation (mean km; a tie goes to the earlier one): the placer's own
-    answer where the model knows the ground, the posterior's where it is unsure. Returns each one's mean km."""
+    answer where the model knows the ground, the posterior's where it is unsure. The same guesses fit each
+    objective's recalibration of P(within r) (:func:`pigeon.posterior.fit_within`; with a gallery). Returns each
+    objective's mean km."""
     rows = np.unique(np.linspace(0, len(X) - 1, min(len(X), GUESS_ROWS)).astype(np.int64))
     X, coords = X[rows], coords[rows]
-    errors = {}
+    errors, within = {}, {}
     for guess in GUESSES:
         preds = geo.predict_embeddings(X, top_k=1, guess=guess)
         lat, lon = np.array([p.lat for p in preds]), np.array([p.lon for p in preds])
-        errors[guess] = round(float(np.mean(haversine_km(lat, lon, coords[:, 0], coords[:, 1]))), 1)
+        km = haversine_km(lat, lon, coords[:, 0], coords[:, 1])
+        errors[guess] = round(float(np.mean(km)), 1)
+        if preds[0].p_within is not None:
+            p = np.array([[pred.p_within[r] for r in RADII_KM] for pred in preds])
+            within[guess] = fit_within(p, km[:, None] <= np.asarray(RADII_KM, np.float64)[None, :])
     geo.posterior_config = geo.posterior_config.replace(guess=min(GUESSES, key=errors.__getitem__))
+    geo.calibration.within = within
     return errors
 
 

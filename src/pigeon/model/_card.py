@@ -53,6 +53,13 @@ def _calibration_lines(geo) -> list[str]:
     if cal.flatten is not None:
         lines.append("- on ground unlike the validation photos (the `unseen` score) the posterior is flattened "
                      f"toward the training prior (a {cal.flatten[0]:.2f}, b {cal.flatten[1]:.2f})")
+    by_guess = v.get("mean_km_by_guess")
+    if by_guess:
+        lines.append("- the default guess was the nearest on validation (mean km: "
+                     + ", ".join(f"{g} {km:,.0f}" for g, km in by_guess.items()) + ")")
+    if cal.within:
+        lines.append(f"- P(within r) recalibrated on the validation guesses of each objective (isotonic, per radius: "
+                     f"{', '.join(sorted(cal.within))})")
     return lines
 
 

@@ -449,7 +449,7 @@ class Geolocator:
         masses, unseen = self.calibration.masses(placement.cell_probs, self.support.prior,
                                                  *(retrieval or (None, None)), similarity=similarity)
         posterior = Posterior(masses, self.support, self.posterior_config)
-        return Answers(posterior, placement, guess, credible, min(top_k, self.n_cells), unseen)
+        return Answers(posterior, placement, guess, credible, min(top_k, self.n_cells), unseen, self.calibration)
 
     def _retrieval(self, X: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """The refiner's candidate cells (the head's top K) and each one's best-cluster similarity to the query

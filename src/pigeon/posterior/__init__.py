@@ -13,14 +13,15 @@ Pure numpy/scipy; nothing here imports a later stage of the pipeline.
 >>> post.credible(0.9).area_km2      # (B,)
 """
 
-from pigeon.posterior._calibration import Calibration, fit_calibration
+from pigeon.posterior._calibration import WITHIN_GRID, Calibration, fit_calibration, fit_within
 from pigeon.posterior._config import GUESSES, LEGACY_GUESS, PosteriorConfig, check_credible, check_guess
 from pigeon.posterior._discs import disc_share, km_between
 from pigeon.posterior._posterior import CredibleRegions, Posterior, coordinate_decimals
 from pigeon.posterior._support import NO_GALLERY, CellSupport, stratified_sample
 
 __all__ = [
-    "GUESSES", "LEGACY_GUESS", "NO_GALLERY", "Calibration", "CellSupport", "CredibleRegions", "Posterior",
+    "GUESSES", "LEGACY_GUESS", "NO_GALLERY", "WITHIN_GRID", "Calibration", "CellSupport", "CredibleRegions",
+    "Posterior",
     "PosteriorConfig", "check_credible", "check_guess", "coordinate_decimals", "disc_share",
-    "fit_calibration", "km_between", "stratified_sample",
+    "fit_calibration", "fit_within", "km_between", "stratified_sample",
 ]

@@ -55,6 +55,31 @@ def _logit(u: np.ndarray) -> np.ndarray:
     return np.log(u) - np.log1p(-u)
 
 
+#: The P(within r) values at which a recalibration map is stored: 101, evenly spaced in [0, 1].
+WITHIN_GRID = np.linspace(0.0, 1.0, 101)
+
+
+def fit_within(p: np.ndarray, hits: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    """Per radius, the isotonic map from predicted P(within r) to the share of validation guesses within r, sampled
+    at :data:`WITHIN_GRID` and kept ``1 / (n + 2)`` from 0 and 1 (n validation rows: never certain).
+
+    Args:
+        p: (N, R) predicted P(within r) of the validation guesses.
+        hits: (N, R) whether each truth was within r of its guess.
+    """
+    from sklearn.isotonic import IsotonicRegression
+
+    p, hits = np.asarray(p, np.float64), np.asarray(hits, np.float64)
+    if p.shape != hits.shape or p.ndim != 2 or not len(p):
+        raise InputError(f"P(within r) and hits must be the same (N, R) shape, got {p.shape} and {hits.shape}")
+    margin = 1.0 / (len(p) + 2)
+    maps = []
+    for j in range(p.shape[1]):
+        iso = IsotonicRegression(y_min=margin, y_max=1 - margin, out_of_bounds="clip").fit(p[:, j], hits[:, j])
+        maps.append(tuple(round(float(v), 6) for v in iso.predict(WITHIN_GRID)))
+    return tuple(maps)
+
+
 @dataclass
 class Calibration(JsonConfig):
     """The fitted map from head probabilities to calibrated cell masses (``calibration.json`` of a model folder).
@@ -67,6 +92,9 @@ class Calibration(JsonConfig):
         n_val: validation rows the fit saw.
         fitted_on: what the fit depends on (head and refiner digests), to tell a stale file.
         validation: NLL of the true cell on validation before and after.
+        within: per objective, the recalibration of P(within r km of the guess): for each radius of
+            :data:`pigeon.geo.RADII_KM`, the share of validation guesses found within r at each P of
+            :data:`WITHIN_GRID` (isotonic, :func:`fit_within`); empty: P(within r) as the posterior says.
     """
 
     temperature: float = 1.0
@@ -76,11 +104,22 @@ class Calibration(JsonConfig):
     n_val: int = 0
     fitted_on: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
+    within: dict[str, Any] = field(default_factory=dict)
 
     @property
     def identity(self) -> bool:
         """Whether the masses are the head's probabilities unchanged (a model folder without a fit)."""
         return self.temperature == 1.0 and self.sharpen_temperature is None and self.flatten is None
+
+    def within_probabilities(self, guess: str, p: np.ndarray) -> np.ndarray:
+        """(N, R) P(within each radius) of guesses made for ``guess``, through that objective's recalibration
+        (unchanged without one), kept non-decreasing in the radius."""
+        maps = self.within.get(guess)
+        if not maps:
+            return p
+        p = np.asarray(p, np.float64)
+        mapped = np.stack([np.interp(p[:, j], WITHIN_GRID, maps[j]) for j in range(p.shape[1])], axis=1)
+        return np.maximum.accumulate(mapped, axis=1)
 
     def unseen(self, similarity: np.ndarray | None) -> np.ndarray | None:
         """Unseen-ground score in [0, 1] of each query: the share of validation queries more similar to the gallery
