@@ -27,6 +27,12 @@ def test_no_cycle_and_no_upward_import():
     assert problems == []
 
 
+def _write_tree(root, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
 def test_the_checker_finds_cycles_and_upward_imports(tmp_path):
     files = {
         "pigeon/__init__.py": "",
@@ -35,9 +41,7 @@ def test_the_checker_finds_cycles_and_upward_imports(tmp_path):
         "pigeon/model/_a.py": "from pigeon import errors\nfrom . import _b\nx = 1\n",
         "pigeon/model/_b.py": "import pigeon.model._a\n",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    _write_tree(tmp_path, files)
     checker = _checker()
     graph, problems = checker.check(tmp_path)
     assert "upward import: pigeon.errors (foundation) imports pigeon.model (model)" in problems
@@ -55,9 +59,7 @@ def test_type_only_imports_count_for_layers_not_cycles(tmp_path):
         "pigeon/model/_b.py": "import typing\nif typing.TYPE_CHECKING:\n    from pigeon.model._a import x\n",
         "pigeon/model/_c.py": "from pigeon._lazy import exports_of\nE = exports_of({'pigeon.model._a': ('x',)})\n",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    _write_tree(tmp_path, files)
     graph, problems = _checker().check(tmp_path)
     assert problems == ["upward import: pigeon.errors (foundation) imports pigeon.model (model)"]
     assert "pigeon.model._a" in graph["pigeon.model._c"]  # the modules a package names for lazy import count

@@ -134,6 +134,16 @@ def test_the_unseen_score_is_higher_far_from_the_gallery(model, queries):
     assert min(p.unseen for p in away) > 0.9
 
 
+def _before_calibration(folder, dest):
+    """A copy of a model folder as it was before the posterior: no calibration.json, no posterior settings."""
+    shutil.copytree(folder, dest)
+    (dest / "calibration.json").unlink()
+    config = json.loads((dest / "config.json").read_text())
+    config.pop("posterior")
+    (dest / "config.json").write_text(json.dumps(config))
+    return dest
+
+
 def test_a_folder_without_calibration_answers_exactly_as_its_stages(queries, tmp_path):
     """The bundled demo as a folder made before calibration: with guess mode the answer is the placer's, the
     probabilities the head's, untouched by the posterior stage."""
@@ -141,12 +151,7 @@ def test_a_folder_without_calibration_answers_exactly_as_its_stages(queries, tmp
     from pigeon.model._geolocator import resolve_model_path
     from pigeon.model._prediction import top_cells
 
-    legacy = tmp_path / "legacy"
-    shutil.copytree(resolve_model_path("demo"), legacy)
-    (legacy / "calibration.json").unlink()
-    config = json.loads((legacy / "config.json").read_text())
-    config.pop("posterior")
-    (legacy / "config.json").write_text(json.dumps(config))
+    legacy = _before_calibration(resolve_model_path("demo"), tmp_path / "legacy")
     geo = Geolocator.from_pretrained(legacy)
     assert geo.calibration.identity and geo.posterior_config.guess == "mode"
     X = np.asarray(geo.refiner._gallery_emb[:40], np.float32) + 0.2
@@ -168,12 +173,7 @@ def test_a_folder_without_calibration_answers_exactly_as_its_stages(queries, tmp
 def test_save_keeps_a_legacy_folder_legacy_and_a_stale_calibration_is_ignored(model, tmp_path):
     from pigeon.model import Geolocator
 
-    legacy = tmp_path / "legacy"
-    shutil.copytree(model, legacy)
-    (legacy / "calibration.json").unlink()
-    config = json.loads((legacy / "config.json").read_text())
-    config.pop("posterior")
-    (legacy / "config.json").write_text(json.dumps(config))
+    legacy = _before_calibration(model, tmp_path / "legacy")
     geo = Geolocator.from_pretrained(legacy)
     assert geo.calibration.identity and geo.posterior_config.guess == "mode"
     geo.save_pretrained(legacy)
