@@ -338,6 +338,7 @@ def pretrain_step(run: Run, work: Path, sizes: Sizes, device: torch.device) -> N
 # --- 4. head training on 5M embeddings ---------------------------------------------------------------------------
 
 def head_training(run: Run, sizes: Sizes, device: torch.device) -> None:
+    from pigeon.geo import wrap_lon
     from pigeon.model import TrainConfig, fit_head
 
     n, d, c = sizes.head_rows, sizes.head_dim, sizes.cells
@@ -351,7 +352,7 @@ def head_training(run: Run, sizes: Sizes, device: torch.device) -> None:
     cells = rng.integers(0, c, n)
     coords = centroids[cells] + rng.normal(0, 1, (n, 2))
     coords[:, 0] = coords[:, 0].clip(-89, 89)
-    coords[:, 1] = (coords[:, 1] + 180) % 360 - 180
+    coords[:, 1] = wrap_lon(coords[:, 1])
     val = (X[:2048], coords[:2048], cells[:2048])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

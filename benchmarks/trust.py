@@ -193,6 +193,7 @@ def _round(value):
 # ----------------------------------------------------------------------------------------------------- cost
 def synthetic_support(n_cells: int = 2000, n_gallery: int = 1_000_000, seed: int = 0):
     """2,000 cells over the land-like latitudes and a 1M-location gallery around their centroids."""
+    from pigeon.geo import wrap_lon
     from pigeon.posterior import CellSupport
 
     rng = np.random.default_rng(seed)
@@ -200,7 +201,7 @@ def synthetic_support(n_cells: int = 2000, n_gallery: int = 1_000_000, seed: int
     cell = rng.integers(0, n_cells, n_gallery)
     latlon = centroids[cell] + rng.normal(0, 1.2, (n_gallery, 2))
     latlon[:, 0] = latlon[:, 0].clip(-89, 89)
-    latlon[:, 1] = (latlon[:, 1] + 180) % 360 - 180
+    latlon[:, 1] = wrap_lon(latlon[:, 1])
     t0 = time.perf_counter()
     support = CellSupport.build(centroids, np.full(n_cells, 6e4), latlon, cell)
     _ = support.cell_km, support.cell_score

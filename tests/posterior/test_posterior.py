@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pigeon.errors import InputError
-from pigeon.geo import RADII_KM, destination_point, haversine_km
+from pigeon.geo import RADII_KM, destination_point, haversine_km, wrap_lon
 from pigeon.posterior import CellSupport, Posterior, PosteriorConfig, coordinate_decimals, disc_share
 
 CENTROIDS = np.array([[10.0, 10.0], [12.0, 14.0], [40.0, -100.0], [-30.0, 140.0], [50.0, 10.0], [0.0, 179.5]])
@@ -18,7 +18,7 @@ def support() -> CellSupport:
     """Six cells, 20 training locations each (one cell astride the antimeridian), 8 kept per cell."""
     rng = np.random.default_rng(0)
     latlon = np.concatenate([c + rng.normal(0, 1.5, (20, 2)) for c in CENTROIDS])
-    latlon[:, 1] = (latlon[:, 1] + 180) % 360 - 180
+    latlon[:, 1] = wrap_lon(latlon[:, 1])
     return CellSupport.build(CENTROIDS, np.full(6, 2e5), latlon, np.repeat(np.arange(6), 20), points_per_cell=8)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pigeon.geo import wrap_lon
+
 R_KM = 6378.137
 
 
@@ -28,7 +30,7 @@ def manifest(n: int = 400, seed: int = 0, views: bool = True) -> pd.DataFrame:
     centres = np.column_stack([rng.uniform(-50, 60, 30), rng.uniform(-170, 170, 30)])
     k = rng.integers(0, 30, n)
     lat = np.clip(centres[k, 0] + rng.normal(0, 4, n), -85, 85)
-    lon = (centres[k, 1] + rng.normal(0, 6, n) + 180) % 360 - 180
+    lon = wrap_lon(centres[k, 1] + rng.normal(0, 6, n))
     df = pd.DataFrame({"id": [f"r{i}" for i in range(n)], "image": [[f"{i}_0.jpg", f"{i}_1.jpg"] for i in range(n)],
                        "lat": lat, "lon": lon})
     if views:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pigeon.backbones import Backbone, BackboneCfg, register_backbone
-from pigeon.geo import latlon_to_xyz, pairwise_haversine_km, spherical_mean
+from pigeon.geo import latlon_to_xyz, pairwise_haversine_km, spherical_mean, wrap_lon
 
 
 @dataclass
@@ -35,7 +35,7 @@ def make_synthetic(n: int = 1200, n_clusters: int = 24, dim: int = 32, noise: fl
     k = rng.integers(0, n_clusters, n)
     coords = centres[k] + rng.normal(0, 2.5, (n, 2))
     coords[:, 0] = coords[:, 0].clip(-89, 89)
-    coords[:, 1] = (coords[:, 1] + 180) % 360 - 180
+    coords[:, 1] = wrap_lon(coords[:, 1])
     xyz = latlon_to_xyz(coords[:, 0], coords[:, 1])
     W = rng.normal(size=(3, dim // 4))
     features = np.concatenate([xyz, np.sin(3 * xyz @ W), np.cos(3 * xyz @ W)], axis=1)
