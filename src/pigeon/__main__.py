@@ -1,3 +1,3 @@
-from pigeon.cli import main
+from pigeon.cli import entry
 
-main()
+entry()

@@ -95,6 +95,22 @@ def provenance(kind: str, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def read_tensors(path: str | os.PathLike, hint: str = "rebuild it") -> dict[str, Any]:
+    """Every tensor of a safetensors file as torch tensors, with a one-line error when it is missing or damaged
+    (``hint``: how to make it again)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactNotFoundError(path, hint)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable safetensors file ({str(exc).splitlines()[0][:100]}); "
+                         f"{hint}") from None
+
+
 def mmap_safetensors(path: str | os.PathLike) -> dict[str, Any]:
     """Memory-map every tensor of a safetensors file as a read-only NumPy array (nothing is read up front).
 

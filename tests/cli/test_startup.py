@@ -30,8 +30,7 @@ def test_importing_the_cli_loads_no_heavy_module():
 
 
 def test_help_loads_no_heavy_module():
-    code = ("import sys\nfrom pigeon.cli import main\nsys.argv = ['pigeon', '--help']\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass")
+    code = "import sys\nfrom pigeon.cli import run\nsys.argv = ['pigeon', '--help']\nassert run() == 0"
     assert _loaded_after(code) == []
     probe = code + "\nprint(sorted(m for m in ('numpy', 'PIL', 'pandas') if m in sys.modules))"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -79,11 +79,13 @@ def test_p_within_goes_through_the_map_fitted_on_validation(model, queries):
     assert all(len(maps) == len(RADII_KM) and all(len(m) == len(WITHIN_GRID) for m in maps) for maps in within.values())
     X, _ = queries
     for guess in GUESSES:
-        fitted = np.array([[p.p_within[r] for r in RADII_KM] for p in geo.predict_embeddings(X, guess=guess)])
+        preds = geo.predict_embeddings(X, guess=guess)
+        fitted = np.array([[p.p_within[r] for r in RADII_KM] for p in preds])
+        unseen = np.array([p.unseen for p in preds])
         raw_geo = Geolocator.from_pretrained(model)
         raw_geo.calibration = raw_geo.calibration.replace(within={})
         raw = np.array([[p.p_within[r] for r in RADII_KM] for p in raw_geo.predict_embeddings(X, guess=guess)])
-        np.testing.assert_allclose(fitted, geo.calibration.within_probabilities(guess, raw), atol=1e-9)
+        np.testing.assert_allclose(fitted, geo.calibration.within_probabilities(guess, raw, unseen), atol=1e-9)
         assert ((0 < fitted) & (fitted < 1)).all()
 
 
@@ -187,21 +189,30 @@ def test_save_keeps_a_legacy_folder_legacy_and_a_stale_calibration_is_ignored(mo
         assert Geolocator.from_pretrained(stale).calibration.identity
 
 
-def test_regression_outputs_stay_in_their_physical_ranges():
+def test_regression_outputs_stay_in_their_physical_and_training_ranges():
     from pigeon.model import VALID_RANGES, Geolocator, Standardiser
 
-    s = Standardiser.fit(tuple(VALID_RANGES), np.array([[100.0, 5.0, 10.0, 20.0, 50.0, 30.0],
-                                                        [900.0, 50.0, 25.0, 10.0, 90.0, 60.0]]))
-    values = s.inverse_transform(np.array([[-40.0] * 6, [40.0] * 6]))
+    train = np.array([[100.0, 5.0, 10.0, 20.0, 50.0, 30.0], [900.0, 50.0, 25.0, 10.0, 90.0, 60.0]])
+    s = Standardiser.fit(tuple(VALID_RANGES), train)
+    wild = np.array([[-40.0] * 6, [40.0] * 6, [0.0] * 6])
+    values = s.inverse_transform(wild)
+    np.testing.assert_allclose(values[0], train.min(axis=0))  # a head's wild output: the training extremes
+    np.testing.assert_allclose(values[1], train.max(axis=0))
+    assert ((values[2] > train.min(axis=0)) & (values[2] < train.max(axis=0))).all()  # inside: unchanged
+    again = Standardiser.from_dict(json.loads(json.dumps(s.to_dict())))
+    np.testing.assert_allclose(again.inverse_transform(wild), values)
+    old = Standardiser.from_dict({k: v for k, v in s.to_dict().items() if k not in ("low", "high")})
+    earth = old.inverse_transform(wild)  # a file without the training range: the Earth's
     for j, column in enumerate(VALID_RANGES):
-        low, high = VALID_RANGES[column]
-        assert low is None or values[:, j].min() >= low
-        assert high is None or values[:, j].max() <= high
+        assert VALID_RANGES[column][0] <= earth[:, j].min() and earth[:, j].max() <= VALID_RANGES[column][1]
+    unknown = Standardiser.fit(tuple(VALID_RANGES), np.where(np.arange(6) == 4, np.nan, train))  # a column all NaN
+    low, high = unknown.bounds()
+    assert (low[4], high[4]) == VALID_RANGES["precip_mm"]
     geo = Geolocator.from_pretrained("demo")  # once said -1.0 people per km² for a Kauai photo
     rng = np.random.default_rng(0)
     out = geo.forward_embeddings(rng.normal(0, 3, (64, geo.head.cfg.in_dim)).astype(np.float32))
-    column = list(geo.standardiser.columns).index("pop_density")
-    assert out["regression"][:, column].min() >= 0
+    low, high = geo.standardiser.bounds()
+    assert (out["regression"] >= low - 1e-9).all() and (out["regression"] <= high + 1e-9).all()
 
 
 def test_predictions_carry_the_posterior_and_evaluate_measures_its_calibration(cli, model, work, tmp_path):

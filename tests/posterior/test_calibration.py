@@ -134,3 +134,23 @@ def test_p_within_recalibration_makes_under_confident_probabilities_calibrated()
     np.testing.assert_allclose(again.within_probabilities("mode", p), mapped)
     with pytest.raises(InputError, match="same"):
         fit_within(p, hits[:, :2])
+
+
+def test_p_within_maps_apply_only_as_far_as_validation_saw_such_queries():
+    """A map fitted on validation applies in full to a query inside validation's similarities; one unlike every
+    validation query (unseen score beyond the least similar one) gets the posterior's own P instead of the map's
+    extrapolation, and the weight between falls smoothly."""
+    rng = np.random.default_rng(1)
+    p_fit = np.sort(rng.uniform(0, 1, (2000, 2)), axis=1)
+    cal = Calibration(within={"mode": fit_within(p_fit, rng.uniform(0, 1, (2000, 1)) < np.sqrt(p_fit))},
+                      reference=tuple(np.linspace(0.2, 0.8, 11)), n_val=100)
+    p = np.tile([[0.3, 0.5]], (4, 1))
+    similarity = np.array([0.5, 0.2, 0.1, -4.0])  # typical; the least similar validation query; beyond; far beyond
+    unseen = cal.unseen(similarity)
+    weight = cal.map_weight(unseen)
+    assert weight[0] == 1 and weight[1] == pytest.approx(1) and 0 < weight[2] < 1 and weight[3] < 1e-6
+    mapped = cal.within_probabilities("mode", p, unseen)
+    full = cal.within_probabilities("mode", p)
+    np.testing.assert_allclose(mapped[:2], full[:2], atol=1e-6)
+    np.testing.assert_allclose(mapped[3], p[3], atol=1e-5)  # far from validation: the posterior's own number
+    assert (full[2] > mapped[2]).all() and (mapped[2] > p[2]).all()  # between: part of the way

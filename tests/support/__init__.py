@@ -26,18 +26,16 @@ class CliResult:
 
 
 def invoke(*args: str) -> CliResult:
-    """Run ``pigeon ARGS`` in-process through the real entry point (with its error handling)."""
-    from pigeon.cli import main
+    """Run ``pigeon ARGS`` in-process through the real entry point's error handling (``pigeon.cli.run``: what
+    ``main`` runs before it ends the process)."""
+    from pigeon.cli import run
 
     out, err = io.StringIO(), io.StringIO()
     argv = sys.argv
     sys.argv = ["pigeon", *map(str, args)]
-    code = 0
     try:
         with redirect_stdout(out), redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            code = run()
     finally:
         sys.argv = argv
     return CliResult(code, out.getvalue(), err.getvalue())

@@ -53,11 +53,12 @@ class Answers:
     @functools.cached_property
     def p_within(self) -> np.ndarray | None:
         """(N, R) P(within each of :data:`RADII_KM` of the guess), through the calibration's map for this objective
-        when ``within`` holds one; None without a gallery."""
+        when ``within`` holds one (as far as each query is like the validation queries the map was fitted on);
+        None without a gallery."""
         if not self.posterior.support.has_gallery:
             return None
         p = self.posterior.p_within(self.point, RADII_KM)
-        return p if self.within is None else self.within.within_probabilities(self.guess, p)
+        return p if self.within is None else self.within.within_probabilities(self.guess, p, self.unseen)
 
     @functools.cached_property
     def regions(self) -> CredibleRegions:

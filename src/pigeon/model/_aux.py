@@ -8,6 +8,7 @@ take ``log`` (all but mean temperature), then standardise with a mean and std sa
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,13 +34,13 @@ REGRESSION_TRANSFORMS: dict[str, tuple[float, bool]] = {
 #: The physical range of each regression column (None: unbounded): predictions are clipped into it, in
 #: :meth:`Standardiser.inverse_transform` (elevation: the grid's floor near the Dead Sea to Everest; the coldest and
 #: hottest annual means on Earth; densities, ranges and precipitation are never negative).
-VALID_RANGES: dict[str, tuple[float | None, float | None]] = {
-    "elevation_m": (-450.0, 8849.0),
-    "pop_density": (0.0, None),
-    "temp_mean_c": (-60.0, 40.0),
-    "temp_range_c": (0.0, None),
-    "precip_mm": (0.0, None),
-    "precip_range_mm": (0.0, None),
+VALID_RANGES: dict[str, tuple[float, float]] = {
+    "elevation_m": (-450.0, 8849.0),          # the Dead Sea shore to Everest
+    "pop_density": (0.0, 100_000.0),          # the densest city districts are near 70,000 people/km²
+    "temp_mean_c": (-60.0, 40.0),             # yearly means: the East Antarctic plateau to Dallol
+    "temp_range_c": (0.0, 70.0),              # warmest minus coldest month: Verkhoyansk's is about 65 °C
+    "precip_mm": (0.0, 1_500.0),              # monthly mean of the year: Mawsynram's is about 1,000 mm
+    "precip_range_mm": (0.0, 4_000.0),        # wettest minus driest month: Cherrapunji's is about 2,700 mm
 }
 #: How a person reads each regression column: label, unit, decimals (the CLI and the page both use it).
 AUX_LABELS: dict[str, tuple[str, str, int]] = {
@@ -187,25 +188,47 @@ def aux_loss(out: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
 class Standardiser:
     """The reference's regression transform: ``z = (f(x + offset) - mean) / std`` with ``f = log`` or identity.
 
+    Values read back are kept inside the training values' range (a regression head does not know beyond what it
+    was shown) and inside :data:`VALID_RANGES` (what the Earth has).
+
     Attributes:
         columns: names of the R columns.
         mean, std: (R,) statistics of the transformed training values (NaNs ignored).
+        low, high: (R,) the smallest and largest raw training values; None (a file written before they were
+            recorded): only :data:`VALID_RANGES` bounds the values.
     """
 
     columns: tuple[str, ...]
     mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
     std: np.ndarray = field(default_factory=lambda: np.ones(0))
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
 
     @classmethod
     def fit(cls, columns: tuple[str, ...], values: np.ndarray) -> Standardiser:
         """Statistics from raw training values ``(N, R)`` (NaN = unknown)."""
         self = cls(tuple(columns), np.zeros(len(columns)), np.ones(len(columns)))
         t = self._forward(values)
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean 0, std 1 below
             mean, std = np.nanmean(t, axis=0), np.nanstd(t, axis=0)
         self.mean = np.nan_to_num(mean)
         self.std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
+        raw = np.asarray(values, np.float64).reshape(-1, len(columns))
+        known = np.isfinite(raw)
+        self.low = np.where(known, raw, np.inf).min(axis=0, initial=np.inf)  # an all-NaN column: no range
+        self.high = np.where(known, raw, -np.inf).max(axis=0, initial=-np.inf)
+        self.low[~known.any(axis=0)] = -np.inf
+        self.high[~known.any(axis=0)] = np.inf
         return self
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R,) lowest and highest values read back: the training range inside :data:`VALID_RANGES`."""
+        valid = np.array([VALID_RANGES[c] for c in self.columns], np.float64).reshape(-1, 2)
+        low, high = valid[:, 0], valid[:, 1]
+        if self.low is not None and self.high is not None:
+            low, high = np.clip(self.low, low, high), np.clip(self.high, low, high)
+        return low, high
 
     def _forward(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, np.float64).reshape(-1, len(self.columns)).copy()
@@ -221,25 +244,31 @@ class Standardiser:
         return (self._forward(values) - self.mean) / self.std
 
     def inverse_transform(self, z: np.ndarray) -> np.ndarray:
-        """Standardised (N, R) -> values in the columns' units, inside their :data:`VALID_RANGES`."""
+        """Standardised (N, R) -> values in the columns' units, inside :meth:`bounds`."""
         t = np.asarray(z, np.float64).reshape(-1, len(self.columns)) * self.std + self.mean
+        low, high = self.bounds()
         for j, col in enumerate(self.columns):
             offset, log = REGRESSION_TRANSFORMS[col]
-            low, high = VALID_RANGES[col]
-            t[:, j] = np.clip((np.exp(np.minimum(t[:, j], _LOG_CEILING)) if log else t[:, j]) - offset, low, high)
+            t[:, j] = np.clip((np.exp(np.minimum(t[:, j], _LOG_CEILING)) if log else t[:, j]) - offset, low[j], high[j])
         return t
 
     def to_dict(self) -> dict[str, Any]:
         transforms = {c: dict(zip(("offset", "log"), REGRESSION_TRANSFORMS[c])) for c in self.columns}
+        bounds = {} if self.low is None or self.high is None else {
+            "low": [float(v) if np.isfinite(v) else None for v in self.low],
+            "high": [float(v) if np.isfinite(v) else None for v in self.high]}
         return {"columns": list(self.columns), "transforms": transforms,
-                "mean": self.mean.tolist(), "std": self.std.tolist()}
+                "mean": self.mean.tolist(), "std": self.std.tolist(), **bounds}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Standardiser:
         unknown = [c for c in d["columns"] if c not in REGRESSION_TRANSFORMS]
         if unknown:
             raise InputError(f"standardiser has unknown column(s) {unknown}; retrain the model with 'pigeon train'")
-        return cls(tuple(d["columns"]), np.asarray(d["mean"], np.float64), np.asarray(d["std"], np.float64))
+        bound = lambda key, missing: (None if d.get(key) is None else  # noqa: E731
+                                      np.array([missing if v is None else v for v in d[key]], np.float64))
+        return cls(tuple(d["columns"]), np.asarray(d["mean"], np.float64), np.asarray(d["std"], np.float64),
+                   bound("low", -np.inf), bound("high", np.inf))
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_json(path, self.to_dict())

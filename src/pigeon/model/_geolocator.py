@@ -22,7 +22,8 @@ import dataclasses
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pigeon._io import atomic_path, provenance, read_json, versions, write_json
+from pigeon._io import atomic_path, provenance, read_json, read_tensors, versions, write_json
 from pigeon.errors import ArtifactNotFoundError, InputError, PigeonError
+from pigeon.model._artefacts import Artefacts
 from pigeon.model._aux import Standardiser
 from pigeon.model import placers
 from pigeon.model._answer import Answers, default_posterior_config
@@ -132,7 +134,7 @@ class Geolocator:
         self.posterior_config = default_posterior_config(config)
         self.calibration = calibration or Calibration()
         self._backbone_source: str | None = None
-        self.artefacts: dict[str, Any] = {}
+        self.artefacts = Artefacts(check=lambda name, value: placers.artefacts()[name].check(self, value))
         for name, value in {**(artefacts or {}), **({"refiner": refiner} if refiner is not None else {})}.items():
             self.attach(name, value)
 
@@ -153,8 +155,6 @@ class Geolocator:
             gallery: for the ``geoclip`` method, a ``lat,lon`` file (or an (N, 2) array) of the points to place
                 guesses on, instead of the folder's gallery.
         """
-        from safetensors.torch import load_file
-
         from pigeon.cells import GeoCells
 
         root = resolve_model_path(path)
@@ -162,17 +162,18 @@ class Geolocator:
         if not (root / CELLS).exists():
             raise ArtifactNotFoundError(root / CELLS, f"the model folder is incomplete; {_RETRAIN}")
         stages = config.get("stages")
-        artefacts = {name: artefact.load(root / name) for name, artefact in placers.artefacts().items()
-                     if (name in stages if stages is not None else (root / name).is_dir())}
-        head = _load_head(root, config, artefacts)
+        loaders = {name: partial(artefact.load, root / name) for name, artefact in placers.artefacts().items()
+                   if (name in stages if stages is not None else (root / name).is_dir())}
+        head, artefacts = _load_head(root, config, loaders)
         standardiser = Standardiser.load(root / STANDARDISER) if head.regression is not None else None
         weights = None
         if config.get("backbone_weights"):
-            if not (root / BACKBONE_WEIGHTS).is_file():
-                raise ArtifactNotFoundError(root / BACKBONE_WEIGHTS, f"the fine-tuned backbone is missing; {_RETRAIN}")
-            weights = load_file(str(root / BACKBONE_WEIGHTS))
+            weights = read_tensors(root / BACKBONE_WEIGHTS, f"the fine-tuned backbone is damaged or missing; {_RETRAIN}")
         geo = cls(head, GeoCells.load(root / CELLS), config, standardiser, backbone_weights=weights,
                   artefacts=artefacts)
+        for name, load in loaders.items():  # the others are loaded when a method first reads them
+            if name not in artefacts:
+                geo.artefacts.defer(name, load)
         geo.calibration = load_calibration(root / CALIBRATION, geo)  # fitted for the folder's own gallery
         if backbone is not None:
             geo.use_backbone(backbone)
@@ -583,19 +584,20 @@ def load_calibration(path: Path, geo: Geolocator) -> Calibration:
     return calibration
 
 
-def _load_head(root: Path, config: dict[str, Any], artefacts: dict[str, Any]):
-    """The head stage of a model folder: the trained :class:`GeolocatorHead` (``head.safetensors``), or a head
-    made of an artefact (``"kind": "geoclip"``: cell probabilities from the geoclip gallery)."""
-    from safetensors.torch import load_file
-
+def _load_head(root: Path, config: dict[str, Any], loaders: dict[str, Callable[[], Any]]
+               ) -> tuple[Any, dict[str, Any]]:
+    """The head stage of a model folder and the artefacts it is made of: the trained :class:`GeolocatorHead`
+    (``head.safetensors``) and none, or a head made of an artefact (``"kind": "geoclip"``: cell probabilities from
+    the geoclip gallery, loaded now)."""
     entry = config.get("head") or {}
     if entry.get("kind") == "geoclip":
         from pigeon.model.geoclip import GalleryHead
 
-        if "geoclip" not in artefacts:
+        if "geoclip" not in loaders:
             raise ArtifactNotFoundError(root / "geoclip", "the model's head is its geoclip gallery; the folder is "
                                         "incomplete")
-        return GalleryHead(artefacts["geoclip"], int(entry["n_cells"]))
+        gallery = loaders["geoclip"]()
+        return GalleryHead(gallery, int(entry["n_cells"])), {"geoclip": gallery}
     if not (root / HEAD).exists():
         raise ArtifactNotFoundError(root / HEAD, f"the model folder is incomplete; {_RETRAIN}")
     try:
@@ -603,11 +605,11 @@ def _load_head(root: Path, config: dict[str, Any], artefacts: dict[str, Any]):
     except (KeyError, TypeError) as exc:
         raise InputError(f"{root / CONFIG} has no valid 'head' entry ({exc}); {_RETRAIN}") from None
     try:
-        head.load_state_dict(load_file(str(root / HEAD)))
+        head.load_state_dict(read_tensors(root / HEAD, _RETRAIN))
     except (RuntimeError, OSError, ValueError) as exc:
         raise InputError(f"{root / HEAD} does not match config.json ({str(exc).splitlines()[0][:120]}); "
                          + _RETRAIN) from None
-    return head
+    return head, {}
 
 
 def _locations(images) -> list[list[ImageLike]]:

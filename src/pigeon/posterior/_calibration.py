@@ -111,15 +111,30 @@ class Calibration(JsonConfig):
         """Whether the masses are the head's probabilities unchanged (a model folder without a fit)."""
         return self.temperature == 1.0 and self.sharpen_temperature is None and self.flatten is None
 
-    def within_probabilities(self, guess: str, p: np.ndarray) -> np.ndarray:
+    def within_probabilities(self, guess: str, p: np.ndarray, unseen: np.ndarray | None = None) -> np.ndarray:
         """(N, R) P(within each radius) of guesses made for ``guess``, through that objective's recalibration
-        (unchanged without one), kept non-decreasing in the radius."""
+        (unchanged without one), kept non-decreasing in the radius.
+
+        The map was fitted on validation queries: a query less like the gallery than every one of them (its
+        ``unseen`` score beyond theirs) gets the map only in part, :meth:`map_weight`, and the rest from ``p``,
+        the posterior's own (flattened towards the prior), instead of the map's extrapolation from seen ground.
+        """
         maps = self.within.get(guess)
         if not maps:
             return p
         p = np.asarray(p, np.float64)
         mapped = np.stack([np.interp(p[:, j], WITHIN_GRID, maps[j]) for j in range(p.shape[1])], axis=1)
+        if unseen is not None:
+            w = self.map_weight(unseen)[:, None]
+            mapped = w * mapped + (1.0 - w) * p
         return np.maximum.accumulate(mapped, axis=1)
+
+    def map_weight(self, unseen: np.ndarray) -> np.ndarray:
+        """(N,) how far the P(within r) maps apply to queries of these unseen-ground scores: 1 inside the range of
+        similarities validation saw, then decaying as :meth:`unseen`'s tail does (by e per spread of the
+        validation similarities below the least similar validation query)."""
+        lowest = 0.5 / max(self.n_val, 1)  # 1 - unseen of the least similar validation query
+        return np.clip((1.0 - np.asarray(unseen, np.float64)) / lowest, 0.0, 1.0)
 
     def unseen(self, similarity: np.ndarray | None) -> np.ndarray | None:
         """Unseen-ground score in [0, 1] of each query: the share of validation queries more similar to the gallery

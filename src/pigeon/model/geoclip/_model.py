@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pigeon._io import atomic_path, provenance, read_json, write_json, write_table
-from pigeon.errors import ArtifactNotFoundError, InputError
+from pigeon._io import atomic_path, provenance, read_json, read_tensors, write_json, write_table
+from pigeon.errors import InputError
 from pigeon.model.geoclip._config import EncoderConfig
 from pigeon.model.geoclip._encoder import GeoClipTowers
 from pigeon.model.geoclip._gallery import cell_mass, encode_points, top_points
@@ -151,10 +151,8 @@ class GeoClip:
         gallery = read_table(folder / GALLERY, "gallery")
         features = None
         if (folder / FEATURES).is_file():
-            from safetensors.torch import load_file
-
-            features = load_file(str(folder / FEATURES))["features"]
-            if features.shape != (len(gallery), towers.cfg.dim):
+            features = read_tensors(folder / FEATURES, _REBUILD).get("features")
+            if features is None or features.shape != (len(gallery), towers.cfg.dim):
                 features = None  # written for another gallery: encode again
         return cls(towers, gallery, config, features)
 
@@ -200,8 +198,4 @@ def towers_from(config: dict[str, Any], state: dict[str, torch.Tensor]) -> GeoCl
 
 
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise ArtifactNotFoundError(path, f"the geoclip method's weights are missing; {_REBUILD}")
-    return load_file(str(path))
+    return read_tensors(path, f"the geoclip method's weights are damaged or missing; {_REBUILD}")
