@@ -225,3 +225,25 @@ def test_fiji_cells_straddle_the_antimeridian_with_the_right_centroids_and_areas
     assert (np.abs(cells.centroids[:, 1]) > 176).all()  # every centroid in Fiji, none near lon 0
     taveuni = cells.assign([-16.86, -16.86], [179.96, -179.86])
     assert taveuni[0] == taveuni[1]  # both sides of the line in one cell
+
+
+def test_each_cell_is_named_after_the_unit_holding_most_of_its_points():
+    """U1 (25 points) is too small alone and fuses into U0 (50 points); the fused cell is too large and is split
+    again: the piece that holds most of U1 is named U1, not after the fused cell's majority."""
+    import geopandas as gpd
+
+    from pigeon.cells import GeoCells
+
+    units = ["U0", "U1"]
+    areas = gpd.GeoDataFrame({"country": "CC", "admin1": units, "admin2": units},
+                             geometry=[shapely.box(i, 0, i + 1, 1) for i in range(2)], crs="EPSG:4326")
+    rng = np.random.default_rng(4)
+    lon = np.r_[rng.uniform(0.05, 0.95, 50), rng.uniform(1.05, 1.95, 25)]
+    lat = rng.uniform(0.05, 0.95, len(lon))
+    cells = GeoCells.build(lat, lon, min_size=MIN_SIZE, max_size=MAX_SIZE, areas=areas)
+    assert len(cells) == 2 and cells.meta["config"]["cells_across_admin1"] >= 1
+    unit = np.floor(lon).astype(int)
+    for i, name in enumerate(cells.table["admin1"]):
+        counts = np.bincount(unit[cells.train_labels == i], minlength=2)
+        assert name == units[int(np.argmax(counts))], (i, name, counts)
+    assert set(cells.table["admin1"]) == {"U0", "U1"}

@@ -284,7 +284,10 @@ def _semantic(lat, lon, areas, cfg: CellConfig, mapper):
     labels = np.empty(len(lat), dtype=np.int64)
     for i, idx in enumerate(members):
         labels[idx] = i
-    names = areas[["country", "admin1", "admin2"]].iloc[cell_area[origin]].reset_index(drop=True)
+    # a piece split off a fused cell is named after its own points' area, not after the area of the whole
+    named = majority_area(labels, point_area, len(members))
+    named = np.where(named >= 0, named, cell_area[origin])
+    names = areas[["country", "admin1", "admin2"]].iloc[named].reset_index(drop=True)
     unit = (areas["country"].fillna("") + "/" + areas["admin1"].fillna("")).to_numpy(dtype=object)[point_area]
     spans = pd.Series(unit).groupby(labels).nunique()
     return np.asarray(geoms, dtype=object), labels, names, {
@@ -317,16 +320,20 @@ def _fused_cells(lat, lon, areas, min_size, seed):
     cells, piece_label = np.unique(piece_cell[kept], return_inverse=True)
     geoms = pd.Series(pieces[kept]).groupby(piece_label).agg(lambda g: shapely.union_all(g.to_numpy())).to_numpy()
     point_cell = np.searchsorted(cells, piece_cell[point_piece])
-    # each cell is named after the area holding most of its points (ties: the first area)
-    votes = pd.DataFrame({"cell": point_cell, "area": point_area}).value_counts().reset_index()
-    named = votes.sort_values(["cell", "count", "area"], ascending=[True, False, True]).drop_duplicates("cell")
-    cell_area = named.set_index("cell")["area"].reindex(np.arange(len(cells))).to_numpy()
+    cell_area = majority_area(point_cell, point_area, len(cells))
     by_point = pd.Series(np.arange(len(lat))).groupby(point_cell).indices
     members = [by_point[i] for i in range(len(cells))]
     merges = {"empty areas attached to a cell of another admin-1 (their admin-1 holds no training point)": attached,
               **{f"small cells fused into {tier} in another admin-1 (none of their admin-1 borders them)": n
                  for tier, n in fused.items()}}
     return geoms, members, cell_area, point_area, merges
+
+
+def majority_area(point_cell: np.ndarray, point_area: np.ndarray, n_cells: int) -> np.ndarray:
+    """(n_cells,) the area holding most of each cell's points (ties: the first area); -1 for a cell without any."""
+    votes = pd.DataFrame({"cell": point_cell, "area": point_area}).value_counts().reset_index()
+    named = votes.sort_values(["cell", "count", "area"], ascending=[True, False, True]).drop_duplicates("cell")
+    return named.set_index("cell")["area"].reindex(np.arange(n_cells), fill_value=-1).to_numpy(np.int64)
 
 
 def _table(geoms: np.ndarray, labels: np.ndarray, lat: np.ndarray, lon: np.ndarray,
