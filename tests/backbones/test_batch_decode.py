@@ -51,15 +51,15 @@ def test_decode_device_is_a_recorded_config_field():
 
 @pytest.mark.parametrize("size", [(451, 300), (300, 451), (640, 480), (50, 30)])
 def test_device_path_agrees_with_pillow(tmp_path, decoder, size):
-    """Within 1 grey level on average (at most 3) of Pillow's exact path (every pixel resized, as the transformers
-    processors do), for downscaled, portrait and upscaled photos."""
+    """Within 0.1 grey level on average (at most 2) of Pillow's exact path (every pixel resized, as the
+    transformers processors do), for downscaled, portrait and upscaled photos."""
     path = tmp_path / "photo.jpg"
     path.write_bytes(jpeg(photo(*size)))
     transform = ImageTransform(CFG, ON_CPU)
     keys, pixels, failures = _device_pixels(transform, [path])
     assert keys == [0] and failures == [] and pixels.shape == (1, 3, 64, 64) and pixels.dtype == torch.float32
     diff = _grey_levels(pixels[0], ImageTransform(CFG, DecodeConfig(exact=True))(path))
-    assert diff.mean() < 1.0 and diff.max() <= 3.0
+    assert diff.mean() < 0.1 and diff.max() <= 2.0
     draft = _grey_levels(pixels[0], ImageTransform(CFG)(path))  # the default: JPEG draft mode / reduce
     assert draft.mean() < 2.0
 
@@ -80,6 +80,21 @@ def test_embeddings_agree_with_pillow(tmp_path, decoder, tiny_clip_dir):
                                                  for p in paths]))
     cos = (ours * pillow).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(pillow, axis=1)
     assert cos.min() >= 0.999
+
+
+@pytest.mark.parametrize("mode", sorted(bd.MODES))
+def test_both_resizes_agree_with_pil(mode):
+    """PIL's resize within 2 grey levels: 0.01 on average with the 8-bit kernels (the CPU's), 0.25 in float
+    (CUDA's: PIL rounds between its two passes, float does not)."""
+    img = photo(301, 203)
+    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None]
+    for size in [(64, 96), (300, 450)]:  # down and up
+        pil = np.asarray(img.resize(size[::-1], {"bicubic": Image.Resampling.BICUBIC, "bilinear":
+                                                 Image.Resampling.BILINEAR, "nearest": Image.Resampling.NEAREST}[mode]))
+        for eight_bit in (True, False):
+            got = bd.resize(x, size, bd.MODES[mode], eight_bit)[0].permute(1, 2, 0).numpy()
+            diff = np.abs(got.astype(np.float32) - pil)
+            assert diff.max() <= 2 and diff.mean() < (0.01 if eight_bit else 0.25), (mode, size, eight_bit)
 
 
 @pytest.mark.parametrize("orientation", sorted(UPRIGHT))
