@@ -23,6 +23,10 @@ target (``reducing_gap``), on 12 MP photo-like images generated from the vendore
 upscaled to 4000x3000, with and without sensor-like noise): milliseconds per image of decode + resize + crop on one
 core, and the cosine between EfficientNet-Lite0 embeddings of each way and of the exact one. A re-encode of the
 same JPEG at quality 85 gives the scale of such cosines; the demo's 128 px views are checked to embed identically.
+The JPEGs also go through pigeon's device-decoding path on the CPU (``DecodeConfig(device="cpu")``: the header
+check and hand-off a worker does, then ``torchvision.io.decode_jpeg`` of the batch, every pixel, and the torch
+resize), where torchvision's image ops load beside the installed torch; on CUDA the same path is
+``benchmarks/gpu.py``'s row.
 """
 
 from __future__ import annotations
@@ -189,6 +193,8 @@ def decode_section(n_images: int, repeats: int = 3) -> list[dict]:
     bb = load("efficientnet:lite0", device="cpu")
     ways = {"exact (every pixel)": DecodeConfig(exact=True), "draft / reduce to 1x the target":
             DecodeConfig(reducing_gap=1.0), "draft / reduce to 2x the target (default)": DecodeConfig()}
+    if _torchvision_decodes(ImageTransform(bb.cfg, DecodeConfig(device="cpu"))):
+        ways[DEVICE_CPU] = DecodeConfig(device="cpu")
     kinds = {"12 MP JPEG, smooth": [_photo_12mp(i, 0) for i in range(n_images)],
              "12 MP JPEG, noise 2": [_photo_12mp(100 + i, 2) for i in range(n_images)]}
     kinds["12 MP PNG, noise 2 (reduce)"] = [_reencode(d, "PNG", compress_level=1) for d in kinds["12 MP JPEG, noise 2"][:2]]
@@ -196,10 +202,13 @@ def decode_section(n_images: int, repeats: int = 3) -> list[dict]:
     for kind, datas in kinds.items():
         exact = None
         for way, decode in ways.items():
+            if decode.device is not None and not kind.startswith("12 MP JPEG"):
+                continue
             transform = ImageTransform(bb.cfg, decode)
-            transform(datas[0])  # warm-up
+            run = _device_batch if decode.device else lambda t, ds: [t(d) for d in ds]
+            run(transform, datas[:1])  # warm-up
             start = time.perf_counter()
-            pixels = [transform(d) for _ in range(repeats) for d in datas][-len(datas):]
+            pixels = [x for _ in range(repeats) for x in run(transform, datas)][-len(datas):]
             ms = (time.perf_counter() - start) * 1e3 / (repeats * len(datas))
             emb = bb.embed_pixels(torch.stack(pixels))
             exact = emb if exact is None else exact
@@ -214,6 +223,31 @@ def decode_section(n_images: int, repeats: int = 3) -> list[dict]:
                          "ms": float("nan"), "cos_mean": float(cos.mean()), "cos_min": float(cos.min())})
     rows.append(_demo_views_identical(bb))
     return rows
+
+
+DEVICE_CPU = "torchvision decode_jpeg on the CPU (--decode-device cpu), batched"
+
+
+def _torchvision_decodes(transform) -> bool:
+    from pigeon.errors import InputError
+
+    try:
+        transform.check_device()
+    except InputError as exc:
+        print(f"(no torchvision row: {str(exc).split(';')[0]})", file=sys.stderr)
+        return False
+    return True
+
+
+def _device_batch(transform, datas: list[bytes]) -> list:
+    """What ``embed_manifest`` does with a decode device: each image staged (header checked, left encoded) as in a
+    worker, then the batch decoded and preprocessed by ``finish``."""
+    from pigeon.backbones import StagedBatch
+
+    keys, pixels, failures = transform.finish(StagedBatch.of(list(range(len(datas))), [transform.stage(d)
+                                                                                       for d in datas]))
+    assert not failures and keys == list(range(len(datas))), failures
+    return list(pixels)
 
 
 def _demo_views_identical(bb) -> dict:
@@ -236,19 +270,19 @@ def _demo_views_identical(bb) -> dict:
 
 
 def decode_table(rows: list[dict]) -> str:
-    lines = ["| images | decoding | n | ms / image (1 core) | speed-up vs exact | embedding cosine vs exact (mean / min) |",
-             "|---|---|---:|---:|---:|---|"]
+    lines = [("| images | decoding | n | ms / image (1 core) | images/s (1 core) | speed-up vs exact | embedding "
+              "cosine vs exact (mean / min) |"), "|---|---|---:|---:|---:|---:|---|"]
     exact_ms = {}
     for r in rows:
         if r["decoding"].startswith("exact (every"):
             exact_ms[r["images"]] = r["ms"]
         if r["images"].startswith("demo"):
             same = "identical (max abs difference %g)" % r["cos_min"] if r["cos_mean"] == 1.0 else "DIFFERENT"
-            lines.append(f"| {r['images']} | {r['decoding']} | {r['n']} | - | - | {same} |")
+            lines.append(f"| {r['images']} | {r['decoding']} | {r['n']} | - | - | - | {same} |")
             continue
         speed = exact_ms[r["images"]] / r["ms"] if r["ms"] == r["ms"] else float("nan")
-        ms = f"{r['ms']:.0f}" if r["ms"] == r["ms"] else "-"
-        lines.append(f"| {r['images']} | {r['decoding']} | {r['n']} | {ms} | "
+        ms, rate = (f"{r['ms']:.0f}", f"{1e3 / r['ms']:.1f}") if r["ms"] == r["ms"] else ("-", "-")
+        lines.append(f"| {r['images']} | {r['decoding']} | {r['n']} | {ms} | {rate} | "
                      f"{f'{speed:.1f}x' if speed == speed else '-'} | {r['cos_mean']:.4f} / {r['cos_min']:.4f} |")
     return "\n".join(lines)
 

@@ -8,8 +8,10 @@ one so that a killed run keeps what it measured):
    ``Backbone.embed_pixels`` images/s in bf16 and fp32 over batch sizes; the best batch size is kept.
 2. ``pipeline``: ``pigeon.embed.embed_shards_from`` (decoding in DataLoader workers through the backbone's
    ``preprocess`` and ``pigeon.images``) from WebDataset shards of 512-px JPEGs and of 12 MP JPEGs, as a share of the
-   bare bf16 forward; and, when torchvision decodes JPEG on CUDA, the same 12 MP images decoded on the GPU by the
-   benchmark's own loop (``torchvision.io.decode_jpeg(device="cuda")`` + torch resize: pigeon has no GPU-decode path).
+   bare bf16 forward; and the same 12 MP shards with pigeon's GPU decoding (``DecodeConfig(device="cuda")``, i.e.
+   ``pigeon embed --decode-device cuda``: the workers check the headers, each batch's JPEGs are decoded by batched
+   nvJPEG through ``torchvision.io.decode_jpeg`` and resized on the GPU). At ``--smoke`` sizes that row runs pigeon's
+   same path with torchvision's CPU decoder, where torchvision's image ops load beside the installed torch.
 3. ``pretrain``: one contrastive step of ``pigeon.pretrain.ContrastiveModel`` (CLIP image + text towers, bf16 autocast,
    AdamW over all weights) against the bare vision forward + backward at the same batch.
 4. ``head``: ``pigeon.model.fit_head`` for one epoch on 5M synthetic 1024-d embeddings and 2,000 cells (haversine
@@ -247,37 +249,40 @@ def pipeline(run: Run, work: Path, sizes: Sizes, device: torch.device, workers: 
         share = f"{r / bare:.0%} of the bare bf16 forward" if bare else "no bare figure"
         run.add("pipeline", label, f"{r:,.0f} img/s", f"{share}; {n} images of {px[0]}x{px[1]}, {workers} decoding "
                 f"workers, batch {batch} (includes worker start-up)", images_s=r, workers=workers)
-    gpu_decode(run, work, sizes, device, bb, batch, bare)
+    gpu_decode(run, work, sizes, device, bb, batch, bare, workers, pattern)
 
 
-def gpu_decode(run: Run, work: Path, sizes: Sizes, device: torch.device, bb, batch: int, bare: float | None) -> None:
-    """The 12 MP JPEGs decoded by nvJPEG (torchvision) and resized on the GPU, then embedded."""
-    import torch.nn.functional as F
+def gpu_decode(run: Run, work: Path, sizes: Sizes, device: torch.device, bb, batch: int, bare: float | None,
+               workers: int, pattern: str) -> None:
+    """The 12 MP shards (``pattern``) embedded with pigeon's device decoding: nvJPEG on CUDA (torchvision's CPU
+    decoder in the smoke run), the pipeline's images/s as a share of the bare forward."""
+    from pigeon.backbones import ImageTransform
+    from pigeon.embed import Embeddings, embed_shards_from
+    from pigeon.errors import InputError
+    from pigeon.images import DecodeConfig
 
+    label = f"12 MP JPEG shards, {'GPU decode (nvJPEG)' if device.type == 'cuda' else 'torchvision CPU decode'}"
+    decode = DecodeConfig(device=str(device))
     try:
-        from torchvision.io import decode_jpeg
-    except Exception as exc:
-        run.add("pipeline", "12 MP JPEG, GPU decode", "-", f"torchvision.io unavailable ({type(exc).__name__})")
+        ImageTransform(bb.cfg, decode).check_device()
+    except InputError as exc:  # no CUDA, or torchvision's image ops do not load beside this torch
+        run.add("pipeline", label, "-", f"not run: {str(exc).split(';')[0]}")
         return
-    if device.type != "cuda":
-        run.add("pipeline", "12 MP JPEG, GPU decode", "-", "needs CUDA (not run on CPU)")
-        return
-    data = (work / f"{sizes.photo_px[0]}x{sizes.photo_px[1]}-img" / "0.jpg").read_bytes()
-    encoded = [torch.frombuffer(bytearray(data), dtype=torch.uint8)] * batch
-    size = bb.cfg.image_size
-    mean = torch.tensor(bb.cfg.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(bb.cfg.std, device=device).view(1, 3, 1, 1)
-
-    def step() -> None:
-        imgs = decode_jpeg(encoded, device=device)
-        x = torch.stack([F.interpolate(i[None].float(), size=(size, size * i.shape[2] // i.shape[1]),
-                                       mode="bicubic", antialias=True)[0, :, :, :size] for i in imgs])
-        bb.embed_pixels(((x / 255 - mean) / std))
-
-    r = rate(step, batch, device, sizes.timed_s * 2)
-    share = f"{r / bare:.0%} of the bare bf16 forward" if bare else ""
-    run.add("pipeline", "12 MP JPEG, GPU decode (nvJPEG)", f"{r:,.0f} img/s", f"{share}; the benchmark's own loop, "
-            f"batch {batch}, one image's bytes repeated", images_s=r)
+    out = work / "emb-device-decode"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    emb = embed_shards_from(pattern, bb, out, batch_size=batch, num_workers=workers, decode=decode)
+    r = len(emb) / (time.perf_counter() - t0)
+    bb.decode = DecodeConfig()
+    cpu = Embeddings.load(work / f"emb-{sizes.photo_px[0]}")  # the same shards decoded by Pillow (row above)
+    a, b = emb.get(cpu.ids), cpu.get(cpu.ids)
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    run.checks["device_decode"] = {"failed_images": emb.meta["n_failed_images"],
+                                   "cosine_vs_pillow_min": float(cos.min())}
+    share = f"{r / bare:.0%} of the bare bf16 forward" if bare else "no bare figure"
+    run.add("pipeline", label, f"{r:,.0f} img/s", f"{share}; pigeon embed --decode-device {device.type}: "
+            f"{sizes.photo_images} images of {sizes.photo_px[0]}x{sizes.photo_px[1]}, {workers} workers checking "
+            f"headers, batch {batch} (includes worker start-up)", images_s=r, workers=workers)
 
 
 # --- 3. one contrastive pretraining step -------------------------------------------------------------------------

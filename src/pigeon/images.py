@@ -8,6 +8,11 @@ its size that keeps the short side at least ``reducing_gap * target``, and other
 (``Image.reduce``) right after decoding, so what a stage holds per image is bounded by the model's input, not by
 the file (a JPEG is never decoded larger; other formats are decoded once at their size, within the pixel limit). ``DecodeConfig(exact=True)`` decodes every pixel instead (the path of the ``transformers`` processors).
 
+``DecodeConfig(device="cuda")`` (or ``"cpu"``) hands JPEGs to a batched decoder instead (torchvision's, in
+:mod:`pigeon.backbones._batch_decode`): the header is still read and checked here, and
+:meth:`PendingImage.jpeg_bytes` gives the file's bytes and :attr:`PendingImage.orientation` its EXIF orientation
+when the file is a complete 8-bit RGB or greyscale JPEG; any other image is decoded here as before.
+
 Bad files never crash a job with a traceback: a missing, unknown, corrupt, truncated, oversized or oddly shaped
 file raises a one-line :class:`~pigeon.errors.InputError` that names the file, the reason and the fix, whatever
 error Pillow's decoders raise. Whatever the input mode (CMYK, greyscale, 16-bit, palette, with or without alpha),
@@ -20,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import struct
 import warnings
 from collections.abc import Sequence
@@ -53,6 +59,12 @@ PngImagePlugin.MAX_TEXT_MEMORY = min(PngImagePlugin.MAX_TEXT_MEMORY, MAX_PNG_TEX
 MAX_EXIF_BYTES = 256 * 1024
 _max_pixels: int | None = DEFAULT_MAX_PIXELS
 _BACKGROUND = (255, 255, 255)  # transparent pixels are composited onto white
+#: JPEG modes a batched decoder (torchvision's ``decode_jpeg``, RGB output) turns into the RGB Pillow gives;
+#: CMYK / YCCK JPEGs are decoded by Pillow.
+_BATCH_JPEG_MODES = {"RGB", "L"}
+#: A JPEG file larger than this many bytes per pixel (plus 1 MB of metadata) is decoded by Pillow, which reads only
+#: what it needs: a batched decoder is handed the whole file (quality 100 with 4:4:4 colour is about 2 bytes a pixel).
+_MAX_JPEG_BYTES_PER_PIXEL = 4
 _REDUCIBLE = {"L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I", "F"}  # modes Image.reduce averages right
 #: EXIF orientation -> the transposition that makes the image upright (the EXIF 2.3 table, as ImageOps uses).
 _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -70,13 +82,22 @@ class DecodeConfig(JsonConfig):
         reducing_gap: decode down to no less than this many times the resize target, then resize (Pillow's
             ``reducing_gap``): 1 is the fastest, 2 (the default) agrees better with the exact path.
         max_aspect_ratio: refuse images whose long side is more than this many times the short side.
+        device: None (the default): every image is decoded by Pillow as above (in the embedding's DataLoader
+            workers). A torch device (``"cuda"``, ``"cuda:N"``, ``"cpu"``): JPEGs are decoded in batches by
+            ``torchvision.io.decode_jpeg`` on that device (nvJPEG on CUDA) and resized there (the whole image, as
+            with ``exact``; ``reducing_gap`` does not apply), after the workers checked their headers; other files
+            are decoded by Pillow. Used by :func:`pigeon.embed.embed_manifest` and ``embed_shards_from``.
     """
 
     exact: bool = False
     reducing_gap: float = 2.0
     max_aspect_ratio: float = DEFAULT_MAX_ASPECT_RATIO
+    device: str | None = None
 
     def __post_init__(self) -> None:
+        if self.device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", str(self.device)):
+            raise InputError(f"unknown decode device {self.device!r}; use cuda, cuda:N or cpu (torchvision's "
+                             "decoder), or none (Pillow)")
         if not self.max_aspect_ratio >= 1:
             raise InputError(f"max_aspect_ratio must be >= 1 (long side / short side), got {self.max_aspect_ratio}")
         if not self.reducing_gap >= 1:
@@ -148,8 +169,8 @@ class PendingImage:
     """
 
     def __init__(self, img: Image.Image, label, fixes: _Fixes, target: int | None, decode: DecodeConfig,
-                 from_file: bool) -> None:
-        self._img, self.label, self._fixes = img, label, fixes
+                 from_file: bool, source: str | os.PathLike | bytes | None = None) -> None:
+        self._img, self.label, self._fixes, self._source = img, label, fixes, source
         # the short side decoding must keep: reducing_gap x the caller's target
         self._target = None if decode.exact or target is None else target * decode.reducing_gap
         self._from_file = from_file
@@ -163,6 +184,37 @@ class PendingImage:
     def pixels(self) -> int:
         """Pixels that decoding allocates: what a memory budget counts."""
         return self.decoded_size[0] * self.decoded_size[1]
+
+    @property
+    def orientation(self) -> int:
+        """The EXIF orientation (1 to 8; 1: stored upright), from the header (a JPEG's EXIF precedes its pixels)."""
+        if not self.exif and self._from_file:
+            self.exif = _read_exif(self._img)
+        value = self.exif.get(ExifTags.Base.Orientation, 1)
+        return value if value in range(1, 9) else 1
+
+    def jpeg_bytes(self) -> bytes | None:
+        """The encoded file, for a batched JPEG decoder instead of :meth:`load`; None when Pillow must decode it.
+
+        Bytes only for a complete (an end-of-image marker after its last scan) 8-bit RGB or greyscale JPEG of at
+        most ``4 x pixels + 1 MB`` bytes, read from a file or bytes; the image is then closed. Its EXIF orientation
+        is :attr:`orientation`.
+        """
+        img = self._img
+        if (not self._from_file or self._source is None or not isinstance(img, JpegImagePlugin.JpegImageFile)
+                or img.mode not in _BATCH_JPEG_MODES or getattr(img, "bits", 8) != 8):
+            return None
+        limit = _MAX_JPEG_BYTES_PER_PIXEL * self.size[0] * self.size[1] + 2**20
+        if isinstance(self._source, (bytes, bytearray, memoryview)):
+            data = bytes(self._source) if len(self._source) <= limit else None
+        else:
+            data = Path(self._source).read_bytes() if os.path.getsize(self._source) <= limit else None
+        if data is None or data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):  # truncated (or data after it)
+            return None
+        if not self.exif:  # read before the file is closed
+            self.exif = _read_exif(img)
+        img.close()
+        return data
 
     def load(self) -> Image.Image:
         """Decode, shrink to the target, turn upright and convert to 8-bit RGB.
@@ -226,7 +278,8 @@ def open_image(src: str | os.PathLike | bytes | Image.Image, *, target: int | No
         img = _open(fp, label, formats, fixes)
         _check_pixels(img, label, _max_pixels if max_pixels is None else max_pixels, fixes)
     _check_shape(img, label, decode.max_aspect_ratio, fixes)
-    return PendingImage(img, label, fixes, target, decode, from_file=img is not src)
+    return PendingImage(img, label, fixes, target, decode, from_file=img is not src,
+                        source=None if isinstance(src, Image.Image) else src)
 
 
 def load_image(src: str | os.PathLike | bytes | Image.Image, *, target: int | None = None,

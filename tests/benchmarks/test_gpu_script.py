@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.jpeg import torchvision_decodes
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
 SECTIONS = {"forward", "pipeline", "pretrain", "head", "gallery"}
 
@@ -28,9 +30,17 @@ def test_smoke_run_measures_every_section_and_agrees_with_pigeon(tmp_path):
     assert {r["section"] for r in rows} == SECTIONS
     assert not [r for r in rows if r["what"] in ("(failed)", "(skipped)")], rows
     measured = [r for r in rows if r["value"] != "-"]
-    assert len(measured) == 8 and all(float(r["value"].split()[0].replace(",", "")) > 0 for r in measured)
+    device_decode = torchvision_decodes()  # pigeon's device-decoding row, on torchvision's CPU decoder
+    assert len(measured) == 8 + device_decode
+    assert all(float(r["value"].split()[0].replace(",", "")) > 0 for r in measured)
     assert report["checks"]["refine_matches_pigeon"] is True
     assert report["checks"]["knn_top1_matches_faiss"] == 1.0
+    [row] = [r for r in rows if r["what"] == "12 MP JPEG shards, torchvision CPU decode"]
+    if device_decode:
+        assert report["checks"]["device_decode"]["failed_images"] == 0
+        assert report["checks"]["device_decode"]["cosine_vs_pillow_min"] > 0.99
+    else:
+        assert row["note"].startswith("not run: decoding on cpu needs torchvision")
     assert "| pipeline | 512-px JPEG shards |" in out.stdout  # the table goes to stdout too
 
 

@@ -32,6 +32,11 @@ def embed_command(
     exact_decode: bool = typer.Option(False, "--exact-decode", help="Decode every pixel and resize the whole image "
                                       "(as the transformers processors do) instead of JPEG draft mode / reduce to "
                                       "the backbone's input; slower on large photos."),
+    decode_device: str = typer.Option(None, "--decode-device", help="Decode JPEGs in batches with torchvision on "
+                                      "this device (cuda, cuda:N: nvJPEG; cpu: its CPU decoder) and resize them "
+                                      "there, the workers only checking headers; other formats still by Pillow. "
+                                      "Needs the torchvision built for your torch. \\[default: none: Pillow in "
+                                      "the workers]"),
     engine: str = typer.Option("local", "--engine", help="local (this process) or ray (model replicas on a Ray "
                                "cluster; pip install 'pigeon-geo\\[scale]')."),
     address: str = typer.Option(None, "--address", help="Ray cluster to join (auto, ray://HOST:10001); default: "
@@ -66,8 +71,9 @@ def embed_command(
         raise InputError(f"{used} only apply to --engine ray; add --engine ray or drop them")
     if max_pixels is not None:
         set_max_pixels(max_pixels)
+    decode = DecodeConfig(exact=exact_decode, device=decode_device)
     options = dict(backbone=backbone or DEFAULT_BACKBONE, out=out, batch_size=batch_size, workers=workers,
-                   overwrite=overwrite, device=device, dtype=dtype, decode=DecodeConfig(exact=exact_decode))
+                   overwrite=overwrite, device=device, dtype=dtype, decode=decode)
     ray = dict(num_workers=num_workers, address=address, cpus_per_worker=cpus_per_worker) if engine == "ray" else None
     if looks_like_shards(source):
         if split is not None:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pigeon._io import atomic_path, provenance, read_json, write_json
 from pigeon._progress import progress
-from pigeon.backbones import Backbone, BackboneCfg, load
+from pigeon.backbones import Backbone, BackboneCfg, StagedBatch, load
 from pigeon.data.manifest import image_views, manifest_sha256, validate_manifest
 from pigeon.embed._config import BATCH_SIZE, SHARD_SIZE
 from pigeon.embed._store import (
@@ -29,9 +29,9 @@ from pigeon.errors import InputError, PigeonError
 from pigeon.images import DecodeConfig, get_max_pixels, set_max_pixels
 
 #: settings whose change makes existing shards unusable for a resumed run
-_RESUME_KEYS = ("backbone", "manifest_sha256", "shard_size", "dim", "exact_decode")
-#: what stores written before a resume key existed were made with (every pixel was decoded then)
-_BEFORE = {"exact_decode": True}
+_RESUME_KEYS = ("backbone", "manifest_sha256", "shard_size", "dim", "exact_decode", "decode_device")
+#: what stores written before a resume key existed were made with (every pixel was decoded then, by Pillow)
+_BEFORE = {"exact_decode": True, "decode_device": None}
 
 
 def default_workers() -> int:
@@ -46,16 +46,16 @@ def _init_worker(max_pixels: int | None, _worker_id: int) -> None:
 
 
 class _ViewDataset(Dataset):
-    """Flat list of image paths -> ``(index, pixels or None, error)``; bad images never raise."""
+    """Flat list of image paths -> ``(index, pixels or an encoded JPEG or None, error)``; bad images never raise."""
 
-    def __init__(self, paths: list[Path], transform: Callable[[Path], torch.Tensor]) -> None:
+    def __init__(self, paths: list[Path], transform: Callable[[Path], Any]) -> None:
         self.paths = paths
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
+    def __getitem__(self, i: int) -> tuple[int, Any, str]:
         try:
             return i, self.transform(self.paths[i]), ""
         except PigeonError as exc:
@@ -64,12 +64,11 @@ class _ViewDataset(Dataset):
             return i, None, f"{self.paths[i]}: {type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _collate(batch: list[tuple[int, torch.Tensor | None, str]]
-             ) -> tuple[list[int], torch.Tensor | None, list[tuple[int, str]]]:
-    """Stack the readable images; keep ``(index, error)`` for the others."""
+def _collate(batch: list[tuple[int, Any, str]]) -> tuple[StagedBatch, list[tuple[int, str]]]:
+    """Group the readable images (pixels stacked, JPEGs for the decode device kept encoded); keep ``(index, error)``
+    for the others."""
     ok = [(i, x) for i, x, _ in batch if x is not None]
-    pixels = torch.stack([x for _, x in ok]) if ok else None
-    return [i for i, _ in ok], pixels, [(i, err) for i, x, err in batch if x is None]
+    return StagedBatch.of([i for i, _ in ok], [x for _, x in ok]), [(i, err) for i, x, err in batch if x is None]
 
 
 def embed_manifest(
@@ -101,8 +100,9 @@ def embed_manifest(
         device: where to load ``backbone`` when given by name (None: CUDA if available).
         dtype: parameter dtype when ``backbone`` is given by name.
         decode: how images are decoded (:class:`~pigeon.images.DecodeConfig`: draft / reduce by default,
-            ``exact=True`` for every pixel); sets ``backbone.decode``. None keeps the backbone's. Recorded in
-            ``meta.json``; a store is only resumed with the same ``exact`` setting.
+            ``exact=True`` for every pixel, ``device="cuda"`` for JPEGs decoded in batches by torchvision on the
+            GPU); sets ``backbone.decode``. None keeps the backbone's. Recorded in ``meta.json``; a store is only
+            resumed with the same ``exact`` and ``device`` settings.
 
     Returns:
         The finished store, opened with :meth:`Embeddings.load`.
@@ -133,6 +133,8 @@ def local_backbone(backbone: Backbone | str, device: str | None, dtype: str | No
     backbone = load(backbone, device=device, dtype=dtype) if isinstance(backbone, str) else backbone
     if decode is not None:
         backbone.decode = decode
+    if backbone.decode.device is not None:  # torchvision and CUDA for the decode device, before any work
+        backbone.transform.check_device()
     return backbone
 
 
@@ -166,7 +168,8 @@ def embed_config(backbone: str, cfg: BackboneCfg, df: pd.DataFrame, shard_size: 
     decode = decode or DecodeConfig()
     return {"backbone": backbone, "backbone_cfg": cfg.to_dict(), "dim": cfg.embed_dim,
             "manifest_sha256": manifest_sha256(df), "shard_size": shard_size, "n_rows": len(df),
-            "dtype": "float16", "batch_size": batch_size, "exact_decode": decode.exact, "decode": decode.to_dict()}
+            "dtype": "float16", "batch_size": batch_size, "exact_decode": decode.exact, "decode_device": decode.device,
+            "decode": decode.to_dict()}
 
 
 def shard_ranges(n_rows: int, shard_size: int) -> list[range]:
@@ -180,6 +183,8 @@ def embed_shards(backbone: Backbone, out: Path, ids: list[str], views: list[list
 
     A batch never spans two shards, so a shard's vectors do not depend on which other shards are embedded with
     it (resumption, or another engine, gives the same result). ``advance(n)`` is told of every ``n`` images done.
+    With a decode device (``backbone.decode.device``) the workers only check headers and the JPEGs of each batch are
+    decoded here, on that device (``ImageTransform.stage`` / ``finish``).
     """
     items: list[tuple[int, int]] = []  # (row, view) per image to embed
     batches: list[list[int]] = []
@@ -190,19 +195,22 @@ def embed_shards(backbone: Backbone, out: Path, ids: list[str], views: list[list
         for b in range(start, len(items), batch_size):
             batches.append(list(range(b, min(b + batch_size, len(items)))))
             batch_shard.append(k)
-    dataset = _ViewDataset([views[r][v] for r, v in items], backbone.transform)
+    transform = backbone.transform
+    staged = backbone.decode.device is not None  # JPEGs left encoded by the workers, decoded in finish
+    dataset = _ViewDataset([views[r][v] for r, v in items], transform.stage if staged else transform)
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=num_workers, collate_fn=_collate,
                         worker_init_fn=partial(_init_worker, get_max_pixels()),
                         pin_memory=backbone.device.type == "cuda")
     features: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
     remaining = {k: sum(len(views[r]) for r in rows) for k, rows in shards.items()}
-    for k, (idx, pixels, failed) in zip(batch_shard, loader):
+    for k, (batch, failed) in zip(batch_shard, loader):
+        idx, pixels, late = transform.finish(batch) if staged else (batch.pixel_keys, batch.pixels, [])
         if pixels is not None:
             features.update(zip(idx, backbone.embed_pixels(pixels)))
-        errors.update(failed)
-        remaining[k] -= len(idx) + len(failed)
-        advance(len(idx) + len(failed))
+        errors.update(failed + late)
+        remaining[k] -= len(idx) + len(failed) + len(late)
+        advance(len(idx) + len(failed) + len(late))
         if remaining[k] == 0:
             _flush(out, k, shards[k], ids, views, items, features, errors, backbone.embed_dim)
 

@@ -5,8 +5,9 @@ writes the store's shard of the same number, so the input shard is the unit of w
 embeds only the shards whose store shard is missing. DataLoader workers take whole shards (WebDataset's
 ``split_by_worker`` rule) and batch inside them, so a batch never spans two shards and a shard's vectors do not
 depend on how many workers ran. Every image goes through the backbone's ``preprocess`` (its bytes are decoded by
-:mod:`pigeon.images`); an image member over the size limit, an undecodable image or a truncated shard is listed in
-``failed.csv`` with its shard and member, never a crash.
+:mod:`pigeon.images`; with a decode device the workers check the headers and the JPEGs are decoded in this process,
+batch by batch, on that device: ``ImageTransform.stage`` / ``finish``); an image member over the size limit, an
+undecodable image or a truncated shard is listed in ``failed.csv`` with its shard and member, never a crash.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from pigeon._io import atomic_path, provenance, write_json
-from pigeon.backbones import Backbone, BackboneCfg
+from pigeon.backbones import Backbone, BackboneCfg, StagedBatch
 from pigeon.data.shards import MAX_MEMBER_BYTES, Row, expand_shards, iter_shard, sample_row
 from pigeon.embed._config import BATCH_SIZE
 from pigeon.embed._extract import (
@@ -35,16 +35,16 @@ from pigeon.embed._store import MANIFEST, Embeddings, shard_path, write_shard
 from pigeon.errors import InputError, PigeonError
 from pigeon.images import DecodeConfig, get_max_pixels
 
-_Batch = tuple[str, int, Any, Any]  # ("batch", shard, pixels, [(row, view)]) or ("end", shard, rows, failed)
+_Batch = tuple[str, int, Any, Any]  # ("batch", shard, StagedBatch, None) or ("end", shard, rows, failed)
 
 
 class ShardImages(IterableDataset):
-    """Tar shards -> preprocessed batches: ``("batch", k, pixels (B, 3, S, S), [(row, view)])`` for each batch of
-    shard ``k``, then ``("end", k, rows, failed)`` once the shard is read (its rows' fields, view counts and
+    """Tar shards -> preprocessed batches: ``("batch", k, StagedBatch keyed by (row, view), None)`` for each batch
+    of shard ``k``, then ``("end", k, rows, failed)`` once the shard is read (its rows' fields, view counts and
     failures). Each DataLoader worker reads whole shards: ``shards[worker::workers]``.
     """
 
-    def __init__(self, shards: Sequence[tuple[int, str]], transform: Callable[[Any], torch.Tensor],
+    def __init__(self, shards: Sequence[tuple[int, str]], transform: Callable[..., Any],
                  batch_size: int, max_member_bytes: int = MAX_MEMBER_BYTES) -> None:
         super().__init__()
         self.shards, self.transform = list(shards), transform
@@ -59,7 +59,7 @@ class ShardImages(IterableDataset):
     def _shard(self, k: int, url: str) -> Iterator[_Batch]:
         rows: list[dict[str, Any]] = []
         failed: list[list[Any]] = []
-        pixels: list[torch.Tensor] = []
+        pixels: list[Any] = []  # float32 (3, S, S) tensors, or encoded JPEGs for the decode device
         refs: list[tuple[int, int]] = []
         for sample in iter_shard(url, self.max_member_bytes):
             row = sample_row(sample)
@@ -72,20 +72,25 @@ class ShardImages(IterableDataset):
                 pixels.append(x)
                 refs.append((len(rows), v))
                 if len(pixels) == self.batch_size:
-                    yield "batch", k, torch.stack(pixels), refs
+                    yield "batch", k, StagedBatch.of(refs, pixels), None
                     pixels, refs = [], []
             rows.append(_row_fields(row, url))
         if pixels:
-            yield "batch", k, torch.stack(pixels), refs
+            yield "batch", k, StagedBatch.of(refs, pixels), None
         yield "end", k, rows, failed
 
-    def _pixels(self, data: bytes, where: str) -> tuple[torch.Tensor | None, str]:
+    def _pixels(self, data: bytes, where: str) -> tuple[Any, str]:
         try:
             return self.transform(data), ""
-        except PigeonError as exc:  # the decoder names the bytes "image"; name the shard member instead
-            return None, f"{where}: {exc}".replace(": image: ", ": ", 1)
+        except PigeonError as exc:
+            return None, _named(str(exc), where)
         except Exception as exc:  # a decoder bug must not kill a day-long job: report and skip
             return None, f"{where}: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _named(message: str, where: str) -> str:
+    """The decoder names the bytes "image"; name the shard member instead."""
+    return f"{where}: {message}".replace(": image: ", ": ", 1)
 
 
 def _row_fields(row: Row, url: str) -> dict[str, Any]:
@@ -96,16 +101,24 @@ def embed_tar_shards(backbone: Backbone, out: Path, shards: dict[int, str], batc
                      advance: Callable[[int], None] = lambda n_images: None,
                      max_member_bytes: int = MAX_MEMBER_BYTES) -> None:
     """Embed the input shards ``shards`` (store shard number -> URL) and write each store shard when done."""
-    dataset = ShardImages(sorted(shards.items()), backbone.transform, batch_size, max_member_bytes)
+    transform = backbone.transform
+    staged = backbone.decode.device is not None  # JPEGs left encoded by the workers, decoded in finish
+    dataset = ShardImages(sorted(shards.items()), transform.stage if staged else transform, batch_size,
+                          max_member_bytes)
     loader = DataLoader(dataset, batch_size=None, num_workers=min(num_workers, len(shards)), collate_fn=_as_is,
                         worker_init_fn=partial(_init_worker, get_max_pixels()),
                         pin_memory=backbone.device.type == "cuda")
     features: dict[int, dict[tuple[int, int], np.ndarray]] = {k: {} for k in shards}
+    late: dict[int, list[tuple[tuple[int, int], str]]] = {k: [] for k in shards}  # failed on the decode device
     for kind, k, a, b in loader:
         if kind == "batch":
-            features[k].update(zip(b, backbone.embed_pixels(a)))
-            advance(len(b))
+            refs, pixels, failures = transform.finish(a) if staged else (a.pixel_keys, a.pixels, [])
+            if pixels is not None:
+                features[k].update(zip(refs, backbone.embed_pixels(pixels)))
+            late[k] += failures
+            advance(a.n_images)
             continue
+        b = b + [[a[r]["id"], v, a[r]["image"][v], _named(error, a[r]["image"][v])] for (r, v), error in late.pop(k)]
         vectors = features.pop(k)
         per_row = [[vectors[(r, v)] for v in range(len(row["image"])) if (r, v) in vectors]
                    for r, row in enumerate(a)]
