@@ -15,6 +15,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def pytest_configure(config):
+    """With several pytest-xdist workers, one thread each (and in the processes they start): the workers already
+    fill the cores, and torch's threads competing with them run slower than one."""
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 @pytest.fixture
 def cli():
     """``cli("data", "ingest", ...)`` -> CliResult(exit_code, stdout, stderr)."""

@@ -124,3 +124,26 @@ def test_demo_compares_the_guess_objectives_on_both_splits(demo):
     assert (out / "model/calibration.json").is_file() and (out / "report/reliability.png").is_file()
     card = (out / "model/README.md").read_text()
     assert "refine, guess distance" in card and "temperature" in card
+
+
+def test_an_interrupted_embedding_stage_is_finished_by_a_rerun(tmp_path):
+    """The demo's embeddings stopped half way (a shard missing, the store not complete): the next run embeds
+    what is missing instead of refusing the store."""
+    import numpy as np
+
+    from pigeon._io import read_json, write_json
+    from pigeon.demo import demo_dataset, demo_embeddings
+    from pigeon.embed._store import shard_path
+
+    from pigeon.embed import embed_manifest
+
+    df = demo_dataset(tmp_path / "data", n=12, views=1, seed=0)
+    root = tmp_path / "emb"
+    whole = embed_manifest(df, "efficientnet:lite0", root)
+    expected = whole.get(df["id"].astype(str).tolist())
+    meta = read_json(root / "meta.json")
+    write_json(root / "meta.json", {**meta, "complete": False})  # as the store is while embedding
+    shard_path(root, 0).unlink()
+    again = demo_embeddings(df, root, None)
+    np.testing.assert_allclose(again.get(df["id"].astype(str).tolist()), expected, atol=1e-3)
+    assert read_json(root / "meta.json")["complete"]

@@ -93,9 +93,10 @@ def demo_embeddings(df: pd.DataFrame, root: str | os.PathLike, backbone: str | N
     from pigeon.backbones import DEFAULT_BACKBONE
     from pigeon.embed import Embeddings, embed_manifest
 
-    if (Path(root) / "meta.json").is_file():
+    meta = Path(root) / "meta.json"
+    if meta.is_file() and read_json(meta).get("complete"):
         return Embeddings.load(root)
-    return embed_manifest(df, backbone or DEFAULT_BACKBONE, root)
+    return embed_manifest(df, backbone or DEFAULT_BACKBONE, root)  # resumes an interrupted store
 
 
 def demo_pretrained(train_df: pd.DataFrame, root: Path, seed: int) -> str:

@@ -41,8 +41,12 @@ def test_training_fits_and_stores_the_calibration(model):
 
     config = json.loads((model / "config.json").read_text())
     stored = json.loads((model / "calibration.json").read_text())
-    by_guess = stored["validation"]["mean_km_by_guess"]  # the default guess: the nearest on validation
-    assert set(by_guess) == set(GUESSES) and config["posterior"]["guess"] == min(GUESSES, key=by_guess.get)
+    by_guess = stored["validation"]["mean_km_by_guess"]  # the default guess: mode unless another is clearly nearer
+    wins = stored["validation"]["guess_wins_over_mode"]
+    clear = [g for g in GUESSES if g == "mode" or wins[g] >= 0.95]
+    assert set(by_guess) == set(GUESSES) and set(wins) == set(GUESSES) - {"mode"}
+    assert config["posterior"]["guess"] in clear and by_guess[config["posterior"]["guess"]] == min(
+        by_guess[g] for g in clear)
     assert config["calibration"]["file"] == "calibration.json"
     assert stored["temperature"] > 0 and stored["fitted_on"]["refiner"]["gallery"] == config["data"]["n_train"]
     assert stored["validation"]["nll_after"] <= stored["validation"]["nll_before"] + 1e-9
@@ -50,6 +54,20 @@ def test_training_fits_and_stores_the_calibration(model):
     geo = Geolocator.from_pretrained(model)
     assert geo.calibration.temperature == pytest.approx(stored["temperature"])
     assert geo.posterior_config.guess == config["posterior"]["guess"]
+
+
+def test_another_objective_replaces_mode_only_when_clearly_nearer():
+    from pigeon.model import pick_guess
+
+    rng = np.random.default_rng(0)
+    mode = rng.gamma(2.0, 500.0, 200)
+    noisy = mode + rng.normal(-20.0, 400.0, 200)  # 20 km better on average, but by noise
+    clear = mode * 0.6  # 40 % nearer on every row
+    assert pick_guess({"mode": mode, "distance": noisy, "score": mode + 1.0})[0] == "mode"
+    guess, wins = pick_guess({"mode": mode, "distance": noisy, "score": clear})
+    assert guess == "score" and wins["score"] == 1.0 and wins["distance"] < 0.95
+    both = pick_guess({"mode": mode, "distance": mode * 0.5, "score": clear})
+    assert both[0] == "distance"  # the nearest of the clear winners
 
 
 def test_the_default_guess_is_the_nearest_on_validation(model, work):

@@ -11,7 +11,7 @@ from pigeon._lazy import exports_of, lazy_exports
 _EXPORTS = exports_of({
     "pigeon.presets": ("TAU_PHOTOS_KM", "TAU_STREETVIEW_KM"),
     "pigeon.model._aux": ("REGRESSION_TRANSFORMS", "VALID_RANGES", "AuxTargets", "Standardiser", "aux_targets"),
-    "pigeon.model._calibrate": ("calibrate", "calibrate_manifest", "choose_guess", "recalibrate"),
+    "pigeon.model._calibrate": ("calibrate", "calibrate_manifest", "choose_guess", "pick_guess", "recalibrate"),
     "pigeon.model._config": ("DEFAULT_TOP_K", "VIEW_RULES", "AuxWeights", "FinetuneConfig", "TrainConfig"),
     "pigeon.model._finetune": ("finetune",),
     "pigeon.model._fit": ("FitResult", "GeolocatorLoss", "fit_head", "top_cell_validation"),

@@ -15,6 +15,10 @@ from pigeon.posterior import GUESSES, Calibration, fit_calibration, fit_within
 
 #: Validation rows the choice of the default guess looks at, at most (an evenly spaced subset of larger splits).
 GUESS_ROWS = 5000
+#: Another objective replaces ``mode`` (the placer's own answer) as the default only when its validation mean km is
+#: lower in at least this share of paired bootstrap resamples of the validation rows (a noisy win does not count).
+GUESS_CONFIDENCE = 0.95
+GUESS_RESAMPLES = 1000
 
 
 def calibrate(geo, X: np.ndarray, coords: np.ndarray, *, sharpen: bool | None = None, seed: int = 0) -> Calibration:
@@ -49,25 +53,40 @@ def calibrate(geo, X: np.ndarray, coords: np.ndarray, *, sharpen: bool | None = 
 
 
 def choose_guess(geo, X: np.ndarray, coords: np.ndarray) -> dict[str, float]:
-    """Set the model's default guess (``posterior.guess``) to the objective of :data:`pigeon.posterior.GUESSES`
-    whose guesses are nearest the truth on validation (mean km; a tie goes to the earlier one): the placer's own
-    answer where the model knows the ground, the posterior's where it is unsure. The same guesses fit each
-    objective's recalibration of P(within r) (:func:`pigeon.posterior.fit_within`; with a gallery). Returns each
-    objective's mean km."""
+    """Set the model's default guess (``posterior.guess``) by :func:`pick_guess` on the validation rows: the
+    placer's own answer (``mode``) unless another objective of :data:`pigeon.posterior.GUESSES` is clearly nearer
+    the truth there. The same guesses fit each objective's recalibration of P(within r)
+    (:func:`pigeon.posterior.fit_within`; with a gallery). Returns each objective's mean km; the share of resamples
+    each other objective won is in ``geo.calibration.validation["guess_wins_over_mode"]``."""
     rows = np.unique(np.linspace(0, len(X) - 1, min(len(X), GUESS_ROWS)).astype(np.int64))
     X, coords = X[rows], coords[rows]
-    errors, within = {}, {}
+    km_by, within = {}, {}
     for guess in GUESSES:
         preds = geo.predict_embeddings(X, top_k=1, guess=guess)
         lat, lon = np.array([p.lat for p in preds]), np.array([p.lon for p in preds])
-        km = haversine_km(lat, lon, coords[:, 0], coords[:, 1])
-        errors[guess] = round(float(np.mean(km)), 1)
+        km = km_by[guess] = haversine_km(lat, lon, coords[:, 0], coords[:, 1])
         if preds[0].p_within is not None:
             p = np.array([[pred.p_within[r] for r in RADII_KM] for pred in preds])
             within[guess] = fit_within(p, km[:, None] <= np.asarray(RADII_KM, np.float64)[None, :])
-    geo.posterior_config = geo.posterior_config.replace(guess=min(GUESSES, key=errors.__getitem__))
+    guess, wins = pick_guess(km_by)
+    geo.posterior_config = geo.posterior_config.replace(guess=guess)
     geo.calibration.within = within
-    return errors
+    geo.calibration.validation["guess_wins_over_mode"] = wins
+    return {g: round(float(np.mean(km)), 1) for g, km in km_by.items()}
+
+
+def pick_guess(km_by_guess: dict[str, np.ndarray], confidence: float = GUESS_CONFIDENCE,
+               resamples: int = GUESS_RESAMPLES, seed: int = 0) -> tuple[str, dict[str, float]]:
+    """The default objective from each objective's validation errors (km, the same rows for all): ``mode`` unless
+    others have a lower mean km in at least ``confidence`` of ``resamples`` paired bootstrap resamples of the rows,
+    then the one of those with the lowest mean. Returns it and each other objective's share of resamples won."""
+    base = np.asarray(km_by_guess["mode"], np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(base), (resamples, len(base)))
+    wins = {g: round(float(((np.asarray(km, np.float64) - base)[draws].mean(axis=1) < 0).mean()), 3)
+            for g, km in km_by_guess.items() if g != "mode"}
+    clear = [g for g, share in wins.items() if share >= confidence]
+    return min(clear, key=lambda g: float(np.mean(km_by_guess[g])), default="mode"), wins
 
 
 def calibrate_manifest(geo, manifest: str | os.PathLike | pd.DataFrame, embeddings=None, *, split: str = "val",

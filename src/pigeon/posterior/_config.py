@@ -33,8 +33,9 @@ class PosteriorConfig(JsonConfig):
     """The posterior of a model: its default guess and the bounds that keep its cost small.
 
     Attributes:
-        guess: the default objective (:data:`GUESSES`); a model with a validation split gets the one whose guesses
-            were nearest the truth there (``pigeon.model.choose_guess``, when its calibration is fitted).
+        guess: the default objective (:data:`GUESSES`); a model with a validation split keeps ``mode`` unless another
+            objective was clearly nearer the truth there (``pigeon.model.choose_guess``, when its calibration is
+            fitted).
         credible: default mass of the credible region.
         sharpen: let the refiner's cluster similarities sharpen the cell probabilities inside its top cells
             (``p_cell * softmax(score / T)``, the top cells' total mass kept).
