@@ -55,3 +55,17 @@ def test_a_broken_artefact_folder_fails_when_its_method_is_used(tmp_path):
     assert geo.predict_embeddings(X, method="refine")[0].method == "refine"
     with pytest.raises(PigeonError, match="weights.safetensors"):
         geo.predict_embeddings(X, method="geoclip")
+
+
+def test_damaged_weight_files_are_one_line_errors(tmp_path):
+    """A model's, a pretrained backbone's or an artefact's safetensors file that is not one: the file and the fix
+    in one line, not the safetensors library's traceback."""
+    from pigeon._io import read_tensors
+
+    bad = tmp_path / "head.safetensors"
+    bad.write_bytes(b"\x00" * 3)
+    with pytest.raises(PigeonError, match=r"head.safetensors is not a readable safetensors file.*retrain") as err:
+        read_tensors(bad, "retrain it")
+    assert "\n" not in str(err.value)
+    with pytest.raises(PigeonError, match="retrain it"):
+        read_tensors(tmp_path / "missing.safetensors", "retrain it")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pigeon._io import read_json
+from pigeon._io import read_json, read_tensors
 from pigeon.backbones._base import Backbone
 from pigeon.backbones._config import BackboneCfg
 from pigeon.backbones._registry import PRETRAINED_MARKER, load, register_backbone
@@ -36,16 +36,13 @@ def base_name(folder: str | Path, marker: dict[str, Any]) -> str:
 @register_backbone("pretrained", cfg_reader=lambda spec: BackboneCfg.from_dict(read_marker(spec)["cfg"]))
 def load_pretrained_folder(spec: str) -> Backbone:
     """``pretrained:<folder>``: the base architecture with the folder's pretrained image weights."""
-    from safetensors.torch import load_file
-
     marker = read_marker(spec)
     backbone = load(base_name(spec, marker), device="cpu")
     if marker.get("weights"):
         path = Path(spec) / marker["weights"]
-        if not path.is_file():
-            raise InputError(f"{path} is missing; the pretrained folder is incomplete: rerun 'pigeon pretrain'")
+        weights = read_tensors(path, "the pretrained folder is incomplete or damaged: rerun 'pigeon pretrain'")
         try:
-            backbone.load_state_dict(load_file(str(path)), strict=True)
+            backbone.load_state_dict(weights, strict=True)
         except RuntimeError as exc:
             raise InputError(f"{path} does not fit {marker['base']!r} ({str(exc).splitlines()[0][:100]}); "
                              "rerun 'pigeon pretrain'") from None

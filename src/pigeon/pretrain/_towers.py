@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from pigeon._io import atomic_path, read_json, write_json
+from pigeon._io import atomic_path, read_json, read_tensors, write_json
 from pigeon.backbones import PRETRAINED_MARKER, Backbone, backbone_cfg, load, split_name
 from pigeon.errors import ArtifactNotFoundError, InputError, MissingDependencyError
 
@@ -366,7 +366,7 @@ def _load_saved(folder: Path) -> Towers:
     text_model, tokenizer = _text_encoder(folder / info["text"])
     towers = EncoderTowers(load(str(folder), device="cpu"), text_model, tokenizer, info["embed_dim"],
                            info["max_tokens"], base=info["base"])
-    towers.load_state_dict(load_file(str(folder / TOWERS_WEIGHTS)), strict=False)
+    towers.load_state_dict(read_tensors(folder / TOWERS_WEIGHTS, "rerun 'pigeon pretrain'"), strict=False)
     return towers.requires_grad_(False)
 
 
