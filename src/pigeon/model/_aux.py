@@ -31,9 +31,9 @@ REGRESSION_TRANSFORMS: dict[str, tuple[float, bool]] = {
     "precip_mm": (1.0, True),
     "precip_range_mm": (1.0, True),
 }
-#: The physical range of each regression column (None: unbounded): predictions are clipped into it, in
-#: :meth:`Standardiser.inverse_transform` (elevation: the grid's floor near the Dead Sea to Everest; the coldest and
-#: hottest annual means on Earth; densities, ranges and precipitation are never negative).
+#: The physical range of each regression column, the Earth's extremes with some margin: predictions are clipped into
+#: it (and into the training range) by :meth:`Standardiser.bounds`; densities, ranges and precipitation are never
+#: negative.
 VALID_RANGES: dict[str, tuple[float, float]] = {
     "elevation_m": (-450.0, 8849.0),          # the Dead Sea shore to Everest
     "pop_density": (0.0, 100_000.0),          # the densest city districts are near 70,000 people/km²
@@ -209,17 +209,14 @@ class Standardiser:
         """Statistics from raw training values ``(N, R)`` (NaN = unknown)."""
         self = cls(tuple(columns), np.zeros(len(columns)), np.ones(len(columns)))
         t = self._forward(values)
+        raw = np.asarray(values, np.float64).reshape(-1, len(columns))
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean 0, std 1 below
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: mean 0, std 1 and no range below
             mean, std = np.nanmean(t, axis=0), np.nanstd(t, axis=0)
+            low, high = np.nanmin(raw, axis=0), np.nanmax(raw, axis=0)
         self.mean = np.nan_to_num(mean)
         self.std = np.where(np.isfinite(std) & (std > 1e-8), std, 1.0)
-        raw = np.asarray(values, np.float64).reshape(-1, len(columns))
-        known = np.isfinite(raw)
-        self.low = np.where(known, raw, np.inf).min(axis=0, initial=np.inf)  # an all-NaN column: no range
-        self.high = np.where(known, raw, -np.inf).max(axis=0, initial=-np.inf)
-        self.low[~known.any(axis=0)] = -np.inf
-        self.high[~known.any(axis=0)] = np.inf
+        self.low, self.high = np.nan_to_num(low, nan=-np.inf), np.nan_to_num(high, nan=np.inf)
         return self
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
